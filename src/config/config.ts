@@ -1,0 +1,177 @@
+import { hostname } from 'node:os';
+
+/**
+ * The one typed, validated, frozen configuration object, and the only reader of `process.env`.
+ * Every variable is declared once in `VARIABLES` below: its parser, default and meaning. The
+ * reference page docs/reference/configuration.md and the docker-compose test read the same table.
+ */
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Variable<T> {
+  readonly parse: Parser<T>;
+  readonly default: string;
+  readonly help: string;
+}
+
+const fail = (message: string): never => {
+  throw new Error(message);
+};
+
+const text: Parser<string> = (raw, name) => (raw.trim() === '' ? fail(`${name} must not be empty`) : raw.trim());
+const optionalText: Parser<string> = (raw) => raw.trim();
+
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    const value = Number(raw);
+    return Number.isInteger(value) && value >= min && value <= max
+      ? value
+      : fail(`${name} must be a whole number from ${min} to ${max}, not "${raw}"`);
+  };
+
+const hostPorts: Parser<string[]> = (raw, name) => {
+  const list = raw.split(',').map((part) => part.trim());
+  const valid = list.every((part) => /^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(part));
+  return valid && list.length > 0 ? list : fail(`${name} must be host:port[,host:port], not "${raw}"`);
+};
+
+const url =
+  (...protocols: string[]): Parser<string> =>
+  (raw, name) => {
+    try {
+      const parsed = new URL(raw);
+      if (protocols.includes(parsed.protocol)) return raw.replace(/\/+$/, '');
+    } catch {
+      // reported below
+    }
+    return fail(`${name} must be a ${protocols.join(' or ')}// URL, not "${raw}"`);
+  };
+
+const identifier: Parser<string> = (raw, name) =>
+  /^[a-z_][a-z0-9_]{0,62}$/.test(raw) ? raw : fail(`${name} must be a lower-case SQL identifier, not "${raw}"`);
+
+const topicPrefix: Parser<string> = (raw, name) =>
+  /^[A-Za-z0-9._-]*$/.test(raw) ? raw : fail(`${name} may hold only letters, digits, ".", "_" and "-", not "${raw}"`);
+
+const logLevel: Parser<LogLevel> = (raw, name) =>
+  (LOG_LEVELS as readonly string[]).includes(raw)
+    ? (raw as LogLevel)
+    : fail(`${name} must be one of ${LOG_LEVELS.join(', ')}, not "${raw}"`);
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const variable = <T>(parse: Parser<T>, defaultValue: string, help: string): Variable<T> => ({
+  parse,
+  default: defaultValue,
+  help,
+});
+
+/** Every environment variable the relay reads, with its default and meaning. */
+export const VARIABLES = {
+  RELAY_NODE_ID: variable(optionalText, '', 'Name of this node; pushes to its sockets go to a channel by this name (default: host name and pid).'),
+  RELAY_HTTP_HOST: variable(text, '0.0.0.0', 'Address the ingress listens on.'),
+  RELAY_HTTP_PORT: variable(integer(0, 65535), '8080', 'Port the ingress listens on (0: any free port).'),
+  RELAY_KAFKA_BROKERS: variable(hostPorts, '127.0.0.1:9092', 'Kafka bootstrap brokers, host:port[,host:port].'),
+  RELAY_KAFKA_CLIENT_ID: variable(text, 'relay', 'Kafka client id prefix.'),
+  RELAY_TOPIC_PREFIX: variable(topicPrefix, '', 'Prefix for every topic name (isolates tests and tenants).'),
+  RELAY_TOPIC_PARTITIONS: variable(integer(1, 10_000), '6', 'Partitions of the topics the relay creates.'),
+  RELAY_TOPIC_REPLICATION: variable(integer(1, 32), '1', 'Replication factor of the topics the relay creates.'),
+  RELAY_SCHEMA_REGISTRY_URL: variable(
+    url('http:', 'https:'),
+    'http://127.0.0.1:8081/apis/ccompat/v7',
+    'Base URL of the Confluent-compatible schema registry API.',
+  ),
+  RELAY_DATABASE_URL: variable(url('postgres:', 'postgresql:'), 'postgres://postgres@127.0.0.1:5432/relay', 'PostgreSQL connection URL.'),
+  RELAY_DATABASE_SCHEMA: variable(identifier, 'public', 'PostgreSQL schema that holds the read model.'),
+  RELAY_DATABASE_POOL: variable(integer(1, 200), '10', 'PostgreSQL connections per process.'),
+  RELAY_REDIS_URL: variable(url('redis:', 'rediss:'), 'redis://127.0.0.1:6379', 'Redis connection URL.'),
+  RELAY_REDIS_PREFIX: variable(optionalText, 'relay:', 'Prefix of every Redis key and channel.'),
+  RELAY_CONSUMER_GROUP_PREFIX: variable(text, 'relay', 'Prefix of the consumer group names (<prefix>.projector, ...).'),
+  RELAY_PRODUCER_BATCH_MAX: variable(integer(1, 100_000), '2000', 'Most records in one produce request.'),
+  RELAY_PRODUCER_LINGER_MS: variable(integer(0, 1000), '2', 'How long a produce call waits for others to share its request.'),
+  RELAY_PRODUCER_QUEUE_MAX: variable(integer(1, 10_000_000), '50000', 'Records waiting to be produced before the ingress sheds load with 503.'),
+  RELAY_PRESENCE_TTL_SECONDS: variable(integer(5, 3600), '60', 'A peer whose node stops heartbeating is offline after this long.'),
+  RELAY_LOG_LEVEL: variable(logLevel, 'info', 'Least severe log level written: debug, info, warn or error.'),
+} as const;
+
+export type VariableName = keyof typeof VARIABLES;
+
+export interface RelayConfig {
+  readonly nodeId: string;
+  readonly http: { readonly host: string; readonly port: number };
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly clientId: string;
+    readonly topicPrefix: string;
+    readonly partitions: number;
+    readonly replicationFactor: number;
+    readonly groupPrefix: string;
+  };
+  readonly registry: { readonly url: string };
+  readonly postgres: { readonly url: string; readonly schema: string; readonly poolSize: number };
+  readonly redis: { readonly url: string; readonly keyPrefix: string };
+  readonly producer: { readonly maxBatch: number; readonly lingerMs: number; readonly maxQueue: number };
+  readonly presence: { readonly ttlSeconds: number };
+  readonly logLevel: LogLevel;
+}
+
+type Values = { [K in VariableName]: ReturnType<(typeof VARIABLES)[K]['parse']> };
+
+const deepFreeze = <T>(value: T): T => {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+};
+
+/**
+ * Reads and validates the environment. Every problem is reported at once, each in a sentence that
+ * names the variable and what it must be.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): RelayConfig {
+  const problems: string[] = [];
+  const values: Partial<Record<VariableName, unknown>> = {};
+  for (const [name, spec] of Object.entries(VARIABLES) as [VariableName, Variable<unknown>][]) {
+    const raw = env[name] ?? spec.default;
+    try {
+      values[name] = spec.parse(raw, name);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const v = values as Values;
+
+  return deepFreeze({
+    nodeId: v.RELAY_NODE_ID || `${hostname()}-${process.pid}`,
+    http: { host: v.RELAY_HTTP_HOST, port: v.RELAY_HTTP_PORT },
+    kafka: {
+      brokers: v.RELAY_KAFKA_BROKERS,
+      clientId: v.RELAY_KAFKA_CLIENT_ID,
+      topicPrefix: v.RELAY_TOPIC_PREFIX,
+      partitions: v.RELAY_TOPIC_PARTITIONS,
+      replicationFactor: v.RELAY_TOPIC_REPLICATION,
+      groupPrefix: v.RELAY_CONSUMER_GROUP_PREFIX,
+    },
+    registry: { url: v.RELAY_SCHEMA_REGISTRY_URL },
+    postgres: { url: v.RELAY_DATABASE_URL, schema: v.RELAY_DATABASE_SCHEMA, poolSize: v.RELAY_DATABASE_POOL },
+    redis: { url: v.RELAY_REDIS_URL, keyPrefix: v.RELAY_REDIS_PREFIX },
+    producer: {
+      maxBatch: v.RELAY_PRODUCER_BATCH_MAX,
+      lingerMs: v.RELAY_PRODUCER_LINGER_MS,
+      maxQueue: v.RELAY_PRODUCER_QUEUE_MAX,
+    },
+    presence: { ttlSeconds: v.RELAY_PRESENCE_TTL_SECONDS },
+    logLevel: v.RELAY_LOG_LEVEL,
+  });
+}

@@ -1,0 +1,108 @@
+import confluent from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
+import { AppError } from '../errors/app-error.js';
+import { loadEventSchemas } from './schemas.js';
+import { EVENT_NAMESPACE, isEventType, subjectOf, type EventType, type RelayEvent } from './types.js';
+
+const { SchemaRegistry, SchemaType } = confluent;
+type Registry = InstanceType<typeof SchemaRegistry>;
+
+const MAGIC_BYTE = 0;
+const HEADER_BYTES = 5;
+
+interface Writer {
+  readonly id: number;
+  readonly avroType: avro.Type;
+}
+
+interface Reader {
+  readonly eventType: EventType;
+  readonly read: (body: Buffer) => unknown;
+}
+
+/**
+ * Encodes and decodes events in the Confluent wire format (magic byte, 4-byte schema id, Avro
+ * body) against the schema registry. Writers register their schemas once at start-up (registering
+ * the same schema again returns the same id); readers resolve unknown ids through the registry
+ * and cache them, so any event ever written stays readable.
+ */
+export class EventCodec {
+  private readonly writers = new Map<EventType, Writer>();
+  private readonly readers = new Map<number, Reader>();
+
+  private constructor(readonly registry: Registry) {}
+
+  static create(url: string): EventCodec {
+    return new EventCodec(new SchemaRegistry({ host: url, clientId: 'relay', retry: { retries: 3 } }));
+  }
+
+  /**
+   * Registers every event schema in schemas/ under its record name (RecordNameStrategy) with
+   * BACKWARD compatibility, and keeps the ids for writing. A schema the registry refuses as
+   * incompatible fails start-up with a message naming it.
+   */
+  async registerAll(schemas?: ReadonlyMap<EventType, string>): Promise<ReadonlyMap<EventType, number>> {
+    const texts = schemas ?? (await loadEventSchemas());
+    for (const [eventType, text] of texts) {
+      const subject = subjectOf(eventType);
+      let id: number;
+      try {
+        ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema: text }, { subject }));
+      } catch (error) {
+        throw new AppError('schema_rejected', `The registry refused schema ${subject}: ${(error as Error).message}`, {
+          cause: error,
+        });
+      }
+      const avroType = avro.Type.forSchema(JSON.parse(text) as avro.Schema);
+      this.writers.set(eventType, { id, avroType });
+      this.readers.set(id, { eventType, read: (body) => avroType.fromBuffer(body) });
+    }
+    return new Map([...this.writers].map(([type, writer]) => [type, writer.id]));
+  }
+
+  /** The wire-format bytes of an event. Synchronous: ids are known after registerAll(). */
+  encode(event: RelayEvent): Buffer {
+    const writer = this.writers.get(event.type);
+    if (!writer) throw new Error(`schema of ${event.type} is not registered; call registerAll() first`);
+    const body = writer.avroType.toBuffer(event.data);
+    const header = Buffer.allocUnsafe(HEADER_BYTES);
+    header.writeUInt8(MAGIC_BYTE, 0);
+    header.writeInt32BE(writer.id, 1);
+    return Buffer.concat([header, body], HEADER_BYTES + body.length);
+  }
+
+  /** Decodes wire-format bytes written with any registered version of an event schema. */
+  async decode(bytes: Buffer): Promise<RelayEvent> {
+    if (bytes.length < HEADER_BYTES || bytes.readUInt8(0) !== MAGIC_BYTE) {
+      throw new Error('not in the Confluent wire format (no magic byte)');
+    }
+    const reader = await this.reader(bytes.readInt32BE(1));
+    const data = reader.read(bytes.subarray(HEADER_BYTES));
+    return { type: reader.eventType, data } as RelayEvent;
+  }
+
+  /** The schema id that encode() writes for an event type. */
+  schemaIdOf(eventType: EventType): number | undefined {
+    return this.writers.get(eventType)?.id;
+  }
+
+  private async reader(id: number): Promise<Reader> {
+    const known = this.readers.get(id);
+    if (known) return known;
+    const schema = (await this.registry.getSchema(id)) as avro.Type;
+    const fullName = schema.name ?? '';
+    const eventType = fullName.startsWith(`${EVENT_NAMESPACE}.`) ? fullName.slice(EVENT_NAMESPACE.length + 1) : '';
+    if (!isEventType(eventType)) throw new Error(`schema ${id} (${fullName}) is not a relay event`);
+    // Bytes written with another version of a schema this process writes are read into the shape
+    // this process knows (Avro schema resolution), so projections see one shape per event type.
+    const current = this.writers.get(eventType);
+    let read: Reader['read'] = (body) => schema.fromBuffer(body);
+    if (current && current.id !== id) {
+      const resolver = current.avroType.createResolver(schema);
+      read = (body) => current.avroType.fromBuffer(body, resolver);
+    }
+    const reader = { eventType, read };
+    this.readers.set(id, reader);
+    return reader;
+  }
+}

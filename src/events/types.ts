@@ -1,0 +1,70 @@
+/** Every event the relay writes, as a discriminated union on `type` (the Avro record name). */
+
+interface EventBase {
+  readonly event_id: string;
+  /** Milliseconds since the epoch (Avro timestamp-millis). */
+  readonly occurred_at: number;
+}
+
+export interface MessageSent extends EventBase {
+  readonly message_id: string;
+  readonly from_address: string;
+  readonly to_address: string;
+  readonly message_type: string;
+  readonly encrypted_content: string;
+  readonly content_sha256: string;
+  readonly signature: string;
+  readonly node_id: string;
+}
+
+export interface MessageDelivered extends EventBase {
+  readonly message_id: string;
+  readonly to_address: string;
+  readonly via: 'http' | 'stream';
+}
+
+export interface MessageExpired extends EventBase {
+  readonly message_id: string;
+  readonly to_address: string;
+}
+
+export interface PeerRegistered extends EventBase {
+  readonly address: string;
+  readonly signing_key: string;
+  readonly encryption_key: string;
+  readonly connection_info: string;
+  readonly registration: string;
+}
+
+export interface PeerPresenceChanged extends EventBase {
+  readonly address: string;
+  readonly online: boolean;
+  readonly node_id: string;
+}
+
+export interface EventPayloads {
+  MessageSent: MessageSent;
+  MessageDelivered: MessageDelivered;
+  MessageExpired: MessageExpired;
+  PeerRegistered: PeerRegistered;
+  PeerPresenceChanged: PeerPresenceChanged;
+}
+
+export type EventType = keyof EventPayloads;
+
+export const EVENT_TYPES: readonly EventType[] = [
+  'MessageSent',
+  'MessageDelivered',
+  'MessageExpired',
+  'PeerRegistered',
+  'PeerPresenceChanged',
+];
+
+export type RelayEvent = { [T in EventType]: { readonly type: T; readonly data: EventPayloads[T] } }[EventType];
+
+export const EVENT_NAMESPACE = 'relay.events';
+
+/** The registry subject of an event type (RecordNameStrategy: the record's full name). */
+export const subjectOf = (type: EventType): string => `${EVENT_NAMESPACE}.${type}`;
+
+export const isEventType = (value: string): value is EventType => (EVENT_TYPES as readonly string[]).includes(value);

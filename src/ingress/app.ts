@@ -1,0 +1,28 @@
+import express, { type Express } from 'express';
+import { notFoundHandler, problemMiddleware } from '../errors/problem.js';
+import type { Resources } from '../lifecycle/resources.js';
+import { dependencyChecks } from '../observability/health.js';
+import { healthRoutes } from './health-routes.js';
+
+/** The Express application: health and metrics, the v1 API, and problem+json for every error. */
+export function createApp(resources: Resources): Express {
+  const { config, kafka, pool, redis, metrics, log } = resources;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      metrics.httpRequests.observe(
+        { route: `${req.baseUrl}${route}`, method: req.method, status: String(res.statusCode) },
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
+    });
+    next();
+  });
+  app.use(healthRoutes(dependencyChecks({ kafka, registryUrl: config.registry.url, pool, redis }), metrics));
+  app.use(notFoundHandler);
+  app.use(problemMiddleware(log));
+  return app;
+}

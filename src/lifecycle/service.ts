@@ -1,0 +1,55 @@
+import type { Logger } from '../observability/logger.js';
+import { describe } from '../errors/problem.js';
+
+/**
+ * A long-running part of the relay. `run` returns once `signal` aborts and the service has
+ * flushed what it holds; it rejects if the service fails. Start-up work happens inside `run`.
+ */
+export interface Service {
+  readonly name: string;
+  run(signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Runs services side by side until `signal` aborts or one of them fails; then every other
+ * service is asked to stop, and this resolves (or rejects with the first failure) once all have.
+ */
+export async function runServices(services: readonly Service[], signal: AbortSignal, log: Logger): Promise<void> {
+  const stopAll = new AbortController();
+  const onAbort = () => stopAll.abort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) stopAll.abort();
+  let firstFailure: unknown;
+  await Promise.all(
+    services.map(async (service) => {
+      try {
+        await service.run(stopAll.signal);
+        if (!stopAll.signal.aborted) log.warn('service ended on its own; stopping the others', { service: service.name });
+      } catch (error) {
+        log.error('service failed; stopping the others', { service: service.name, error: describe(error) });
+        firstFailure ??= error;
+      } finally {
+        stopAll.abort();
+      }
+    }),
+  );
+  signal.removeEventListener('abort', onAbort);
+  if (firstFailure !== undefined) throw firstFailure;
+}
+
+/** Resolves when the signal aborts. */
+export const untilAborted = (signal: AbortSignal): Promise<void> =>
+  signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+
+/** Waits `ms`, or less if the signal aborts first. */
+export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });

@@ -1,0 +1,32 @@
+import pg from 'pg';
+import type { RelayConfig } from '../config/config.js';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+/** A pool whose connections work in the configured schema (search_path), created if missing. */
+export function createPool(config: RelayConfig, overrides: Partial<pg.PoolConfig> = {}): Pool {
+  return new pg.Pool({
+    connectionString: config.postgres.url,
+    max: config.postgres.poolSize,
+    options: `-c search_path=${config.postgres.schema}`,
+    application_name: 'relay',
+    ...overrides,
+  });
+}
+
+/** Runs `work` in one transaction on one connection; rolls back if it throws. */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,14 @@
+import { Redis } from 'ioredis';
+import type { RelayConfig } from '../config/config.js';
+
+export type { Redis };
+
+/** A Redis connection that fails commands fast while Redis is down instead of queueing them. */
+export function createRedis(config: RelayConfig, name = 'relay'): Redis {
+  return new Redis(config.redis.url, {
+    connectionName: name,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: true,
+    lazyConnect: false,
+  });
+}
