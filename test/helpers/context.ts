@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type RelayConfig } from '../../src/config/config.js';
+import { openResources, type Resources } from '../../src/lifecycle/resources.js';
+import { prepareDependencies } from '../../src/lifecycle/setup.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+/**
+ * A configuration of its own for one test file: a random topic prefix, consumer group prefix,
+ * Postgres schema and Redis key prefix, so files run in parallel and reruns never see old data.
+ * Connection settings come from the environment (RELAY_*), as for the relay itself.
+ */
+export function testConfig(label: string, overrides: Record<string, string> = {}): RelayConfig {
+  const id = `${label.toLowerCase().replace(/[^a-z0-9]+/g, '_')}_${randomBytes(4).toString('hex')}`;
+  return loadConfig({
+    ...process.env,
+    RELAY_TOPIC_PREFIX: `test.${id}.`,
+    RELAY_CONSUMER_GROUP_PREFIX: `test.${id}`,
+    RELAY_DATABASE_SCHEMA: `t_${id}`.slice(0, 63),
+    RELAY_REDIS_PREFIX: `test:${id}:`,
+    RELAY_NODE_ID: `node-${id}`,
+    RELAY_HTTP_HOST: '127.0.0.1',
+    RELAY_HTTP_PORT: '0',
+    RELAY_LOG_LEVEL: process.env['RELAY_LOG_LEVEL'] ?? 'warn',
+    ...overrides,
+  });
+}
+
+export interface TestContext extends Resources {
+  /** Deletes what this file created: topics, the Postgres schema, the Redis keys. */
+  cleanup(): Promise<void>;
+}
+
+/** Resources for one test file, with topics created, schemas registered and the schema migrated. */
+export async function openTestContext(label: string, overrides: Record<string, string> = {}): Promise<TestContext> {
+  const config = testConfig(label, overrides);
+  const resources = openResources(config, createLogger(config.logLevel, { test: label }));
+  await prepareDependencies(resources);
+  return {
+    ...resources,
+    async cleanup() {
+      const admin = resources.kafka.admin();
+      await admin.connect();
+      const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
+      if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => undefined);
+      await admin.disconnect();
+      await resources.pool.query(`DROP SCHEMA IF EXISTS "${config.postgres.schema}" CASCADE`);
+      const keys = await resources.redis.keys(`${config.redis.keyPrefix}*`);
+      if (keys.length > 0) await resources.redis.del(...keys);
+      await resources.close();
+    },
+  };
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
