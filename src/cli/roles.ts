@@ -1,25 +1,96 @@
+import { SignatureVerifier } from '../crypto/signatures.js';
+import { openMailboxes } from '../ingress/api-routes.js';
+import { createApp } from '../ingress/app.js';
+import { IdempotencyStore } from '../ingress/idempotency.js';
+import { IngressService } from '../ingress/ingress-service.js';
+import { MailboxReader } from '../ingress/mailbox-reader.js';
+import { MessageRelay } from '../ingress/message-relay.js';
+import { PeerDirectory } from '../ingress/peer-directory.js';
+import { StreamHub } from '../ingress/stream-hub.js';
+import { BatchingProducer } from '../kafka/batching-producer.js';
+import { ConsumerService } from '../kafka/consumer-service.js';
 import type { Resources } from '../lifecycle/resources.js';
 import type { Service } from '../lifecycle/service.js';
-import { createApp } from '../ingress/app.js';
-import { IngressService } from '../ingress/ingress-service.js';
+import { presenceProjection } from '../presence/presence-projection.js';
+import { PresenceStore } from '../presence/presence-store.js';
+import { postgresProjector } from '../projections/postgres-projector.js';
+import { router } from '../routing/router.js';
 
 export const ROLES = ['ingress', 'projector', 'presence', 'router', 'all'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const isRole = (value: string): value is Role => (ROLES as readonly string[]).includes(value);
 
+/** The ingress: HTTP API and WebSocket stream, with the producer they share. */
+export function ingressServices(resources: Resources): { services: Service[]; ingress: IngressService; hub: StreamHub } {
+  const { config, log, kafka, codec, topics, pool, redis, metrics } = resources;
+  const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
+  const verifier = new SignatureVerifier();
+  const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
+  const relay = new MessageRelay({
+    verifier,
+    producer,
+    codec,
+    topics,
+    idempotency: new IdempotencyStore(redis, config.redis.keyPrefix),
+    pool,
+    redis,
+    redisPrefix: config.redis.keyPrefix,
+    nodeId: config.nodeId,
+  });
+  const peers = new PeerDirectory({ verifier, producer, codec, topics, pool, presence });
+  const mailbox = new MailboxReader(pool);
+  const hub = new StreamHub({
+    nodeId: config.nodeId,
+    presence,
+    subscriber: redis.duplicate(),
+    relay,
+    mailbox,
+    producer,
+    codec,
+    topics,
+    ttlSeconds: config.presence.ttlSeconds,
+    authorize: async () => undefined,
+    log: log.child({ service: 'stream' }),
+    metrics,
+  });
+  const app = createApp(resources, { relay, peers, mailbox, authorizeMailbox: openMailboxes });
+  const ingress = new IngressService(app, {
+    host: config.http.host,
+    port: config.http.port,
+    log,
+    onServer: (server) => hub.attach(server),
+    beforeListen: () => producer.whenReady(),
+  });
+  return { services: [producer, hub, ingress], ingress, hub };
+}
+
+/** One consuming role: the Postgres projector, the Redis presence projection, or the router. */
+export function consumerService(resources: Resources, role: 'projector' | 'presence' | 'router'): ConsumerService {
+  const { config, kafka, codec, topics, pool, redis, metrics, log } = resources;
+  const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
+  const common = { name: role, groupId: `${config.kafka.groupPrefix}.${role}`, dlqTopic: topics.dlq };
+  const roleLog = log.child({ service: role });
+  switch (role) {
+    case 'projector':
+      return new ConsumerService(kafka, codec, { ...common, topics: [topics.mailbox, topics.peers] }, postgresProjector(pool, metrics), roleLog, metrics);
+    case 'presence':
+      return new ConsumerService(kafka, codec, { ...common, topics: [topics.peers] }, presenceProjection(presence, metrics), roleLog, metrics);
+    case 'router':
+      return new ConsumerService(kafka, codec, { ...common, topics: [topics.mailbox], fromBeginning: false }, router(presence, redis), roleLog, metrics);
+  }
+}
+
 /** The services one role runs; `all` runs every role in one process. */
 export function servicesFor(role: Role, resources: Resources): Service[] {
-  const { config, log } = resources;
-  const ingress = () => [new IngressService(createApp(resources), { host: config.http.host, port: config.http.port, log })];
   switch (role) {
     case 'ingress':
-      return ingress();
+      return ingressServices(resources).services;
     case 'projector':
     case 'presence':
     case 'router':
-      return [];
+      return [consumerService(resources, role)];
     case 'all':
-      return [...ingress()];
+      return [...ingressServices(resources).services, consumerService(resources, 'projector'), consumerService(resources, 'presence'), consumerService(resources, 'router')];
   }
 }

@@ -2,10 +2,11 @@ import express, { type Express } from 'express';
 import { notFoundHandler, problemMiddleware } from '../errors/problem.js';
 import type { Resources } from '../lifecycle/resources.js';
 import { dependencyChecks } from '../observability/health.js';
+import { apiRoutes, type ApiDeps } from './api-routes.js';
 import { healthRoutes } from './health-routes.js';
 
 /** The Express application: health and metrics, the v1 API, and problem+json for every error. */
-export function createApp(resources: Resources): Express {
+export function createApp(resources: Resources, api: ApiDeps): Express {
   const { config, kafka, pool, redis, metrics, log } = resources;
   const app = express();
   app.disable('x-powered-by');
@@ -22,6 +23,7 @@ export function createApp(resources: Resources): Express {
     next();
   });
   app.use(healthRoutes(dependencyChecks({ kafka, registryUrl: config.registry.url, pool, redis }), metrics));
+  app.use('/api/v1', apiRoutes(api));
   app.use(notFoundHandler);
   app.use(problemMiddleware(log));
   return app;

@@ -13,7 +13,15 @@ export class IngressService implements Service {
 
   constructor(
     private readonly app: Express,
-    private readonly options: { host: string; port: number; log: Logger; onServer?: (server: Server) => void },
+    private readonly options: {
+      host: string;
+      port: number;
+      log: Logger;
+      /** Called with the server before it listens (the WebSocket stream attaches here). */
+      onServer?: (server: Server) => void;
+      /** Awaited before listening: nothing is accepted until the producer can take it. */
+      beforeListen?: () => Promise<void>;
+    },
   ) {
     this.listening = new Promise((resolve) => (this.resolveListening = resolve));
   }
@@ -24,6 +32,7 @@ export class IngressService implements Service {
   }
 
   async run(signal: AbortSignal): Promise<void> {
+    await this.options.beforeListen?.();
     const server = createServer({ keepAliveTimeout: 65_000 }, this.app);
     this.server = server;
     this.options.onServer?.(server);

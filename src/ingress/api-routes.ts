@@ -1,0 +1,86 @@
+import express, { Router, type Request, type RequestHandler } from 'express';
+import { AppError } from '../errors/app-error.js';
+import { problemOf } from '../errors/problem.js';
+import type { MailboxReader } from './mailbox-reader.js';
+import { MAX_ACK_IDS, MAX_BATCH, MAX_CONTENT_BYTES, type MessageRelay } from './message-relay.js';
+import type { PeerDirectory } from './peer-directory.js';
+import { addressAt, arrayAt, integerParam, objectAt, optionalParam } from './validation.js';
+
+/**
+ * Decides whether a request may read or acknowledge `address`'s mailbox, throwing an AppError if
+ * not. The security layer supplies the real check; the read path calls it in every place it must.
+ */
+export type MailboxGuard = (req: Request, address: string) => Promise<void>;
+
+export const openMailboxes: MailboxGuard = async () => undefined;
+
+export interface ApiDeps {
+  readonly relay: MessageRelay;
+  readonly peers: PeerDirectory;
+  readonly mailbox: MailboxReader;
+  readonly authorizeMailbox: MailboxGuard;
+}
+
+// A single message is at most 64 KiB of content plus its envelope; a batch is 500 of them.
+const SINGLE_LIMIT = MAX_CONTENT_BYTES * 2;
+const BATCH_LIMIT = MAX_BATCH * (MAX_CONTENT_BYTES + 12_288);
+const SMALL_LIMIT = 64 * 1024;
+
+const json = (limit: number): RequestHandler[] => [
+  (req, _res, next) => {
+    next(req.is('application/json') ? undefined : new AppError('unsupported_media_type', 'Send the body as application/json.'));
+  },
+  express.json({ limit, strict: true }),
+];
+
+/** The v1 HTTP API (docs/reference/api.md). */
+export function apiRoutes(deps: ApiDeps): Router {
+  const router = Router();
+
+  router.post('/peer/register', ...json(SMALL_LIMIT), async (req, res) => {
+    res.status(202).json(await deps.peers.register(req.body));
+  });
+
+  router.get('/peers/discover', async (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    const address = addressAt(query, 'address');
+    const limit = integerParam(query, 'limit', 1, 200, 50);
+    res.json(await deps.peers.discover(address, limit, optionalParam(query, 'cursor')));
+  });
+
+  router.get('/peers/:address', async (req, res) => {
+    const address = addressAt(req.params, 'address');
+    res.json(await deps.peers.get(address));
+  });
+
+  router.post('/message/relay', ...json(SINGLE_LIMIT), async (req, res) => {
+    const [result] = await deps.relay.relay([objectAt(req.body, 'body')]);
+    if (result instanceof AppError) throw result;
+    res.status(202).json(result);
+  });
+
+  router.post('/message/relay/batch', ...json(BATCH_LIMIT), async (req, res) => {
+    const messages = arrayAt(objectAt(req.body, 'body'), 'messages', MAX_BATCH);
+    const results = await deps.relay.relay(messages);
+    res.json({ results: results.map((r) => (r instanceof AppError ? problemOf(r) : r)) });
+  });
+
+  router.get('/messages', async (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    const address = addressAt(query, 'address');
+    const limit = integerParam(query, 'limit', 1, 500, 100);
+    const after = optionalParam(query, 'after');
+    await deps.authorizeMailbox(req, address);
+    res.json(await deps.mailbox.undelivered(address, after, limit));
+  });
+
+  router.post('/messages/ack', ...json(SMALL_LIMIT), async (req, res) => {
+    const body = objectAt(req.body, 'body');
+    const address = addressAt(body, 'address');
+    const ids = arrayAt(body, 'message_ids', MAX_ACK_IDS);
+    await deps.authorizeMailbox(req, address);
+    res.json({ acknowledged: await deps.relay.acknowledge(address, ids, 'http') });
+  });
+
+  return router;
+}

@@ -1,0 +1,52 @@
+import type { Pool } from '../postgres/pool.js';
+import type { MessageView } from '../routing/stream-message.js';
+import { invalid } from './validation.js';
+
+/** A mailbox cursor: the log position (partition, offset) of the last message returned. */
+const encodeCursor = (partition: number, offset: string) => Buffer.from(`${partition}:${offset}`).toString('base64url');
+
+function decodeCursor(cursor: string): [number, string] {
+  const match = /^(\d{1,6}):(\d{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw invalid('after', 'after must be a next_cursor returned by this endpoint.');
+  return [Number(match[1]), match[2] as string];
+}
+
+/** Reads a recipient's undelivered messages from the read model, in the order they were accepted. */
+export class MailboxReader {
+  constructor(private readonly pool: Pool) {}
+
+  async undelivered(address: string, after: string | undefined, limit: number): Promise<{ messages: MessageView[]; next_cursor: string | null }> {
+    const [partition, offset] = after === undefined ? [-1, '-1'] : decodeCursor(after);
+    const { rows } = await this.pool.query<{
+      id: string;
+      sender_address: string;
+      encrypted_content: string;
+      message_type: string;
+      signature: string;
+      accepted_at: Date;
+      kafka_partition: number;
+      kafka_offset: string;
+    }>(
+      `SELECT id, sender_address, encrypted_content, message_type, signature, accepted_at, kafka_partition, kafka_offset
+         FROM messages
+        WHERE receiver_address = $1 AND NOT delivered AND NOT expired
+          AND (kafka_partition, kafka_offset) > ($2::int, $3::bigint)
+        ORDER BY kafka_partition, kafka_offset
+        LIMIT $4`,
+      [address, partition, offset, limit],
+    );
+    const last = rows[rows.length - 1];
+    return {
+      messages: rows.map((r) => ({
+        message_id: r.id,
+        from_address: r.sender_address,
+        to_address: address,
+        message_type: r.message_type,
+        encrypted_content: r.encrypted_content,
+        signature: r.signature,
+        accepted_at: r.accepted_at.toISOString(),
+      })),
+      next_cursor: last && rows.length === limit ? encodeCursor(last.kafka_partition, last.kafka_offset) : null,
+    };
+  }
+}

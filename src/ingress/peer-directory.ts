@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import { AppError } from '../errors/app-error.js';
+import type { SignatureVerifier } from '../crypto/signatures.js';
+import type { EventCodec } from '../events/codec.js';
+import type { Topics } from '../events/topics.js';
+import type { BatchingProducer } from '../kafka/batching-producer.js';
+import type { Pool } from '../postgres/pool.js';
+import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
+import { invalid, objectAt, stringAt, type Fields } from './validation.js';
+
+export const MAX_CONNECTION_INFO_BYTES = 4096;
+const MIN_RSA_BITS = 2048;
+
+/** Checks a public encryption key: RSA of 2048 bits or more (RSA-OAEP-256), or X25519 (ECDH-ES). */
+export function checkEncryptionKey(value: unknown): Fields {
+  const jwk = objectAt(value, 'encryption_key');
+  if ('d' in jwk || 'p' in jwk) throw invalid('encryption_key', 'encryption_key must be a public key; it holds a private part.');
+  if (jwk['kty'] === 'RSA') {
+    const n = stringAt(jwk, 'n', { maxLength: 4096, pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' });
+    stringAt(jwk, 'e', { maxLength: 16, pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' });
+    const bits = Buffer.from(n, 'base64url').length * 8;
+    if (bits < MIN_RSA_BITS) throw invalid('encryption_key', `An RSA encryption_key must have at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
+    if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256') throw invalid('encryption_key', 'An RSA encryption_key is for RSA-OAEP-256.');
+    return jwk;
+  }
+  if (jwk['kty'] === 'OKP' && jwk['crv'] === 'X25519') {
+    const x = stringAt(jwk, 'x', { maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' });
+    if (Buffer.from(x, 'base64url').length !== 32) throw invalid('encryption_key', 'An X25519 encryption_key has a 32-byte "x".');
+    return jwk;
+  }
+  throw invalid('encryption_key', 'encryption_key must be an RSA (RSA-OAEP-256) or an X25519 (ECDH-ES) public JWK.');
+}
+
+export interface PeerView {
+  readonly address: string;
+  readonly signing_key: unknown;
+  readonly encryption_key: unknown;
+  readonly connection_info: unknown;
+  readonly last_seen: string | null;
+  readonly online: boolean;
+  readonly registered_at: string;
+}
+
+/** Registering peers, and looking them up. */
+export class PeerDirectory {
+  constructor(
+    private readonly deps: {
+      readonly verifier: SignatureVerifier;
+      readonly producer: BatchingProducer;
+      readonly codec: EventCodec;
+      readonly topics: Topics;
+      readonly pool: Pool;
+      readonly presence: PresenceStore;
+    },
+  ) {}
+
+  /** Verifies a signed registration and produces PeerRegistered; resolves once acknowledged. */
+  async register(body: unknown): Promise<{ address: string; status: 'registered' }> {
+    const registration = stringAt(objectAt(body, 'body'), 'registration', { maxLength: 16_384 });
+    const verified = this.deps.verifier.verify(registration);
+    const payload = verified.payload;
+    if (payload['address'] !== verified.address) {
+      throw new AppError('bad_signature', 'The registered "address" is not the thumbprint of the signing key.');
+    }
+    this.deps.verifier.checkFreshness(payload);
+    const encryptionKey = checkEncryptionKey(payload['encryption_key']);
+    const connectionInfo = objectAt(payload['connection_info'] ?? {}, 'connection_info');
+    const connectionJson = JSON.stringify(connectionInfo);
+    if (Buffer.byteLength(connectionJson) > MAX_CONNECTION_INFO_BYTES) {
+      throw invalid('connection_info', `connection_info must be at most ${MAX_CONNECTION_INFO_BYTES} bytes as JSON.`);
+    }
+    await this.deps.producer.sendOne({
+      topic: this.deps.topics.peers,
+      key: verified.address,
+      value: this.deps.codec.encode({
+        type: 'PeerRegistered',
+        data: {
+          event_id: randomUUID(),
+          occurred_at: Date.now(),
+          address: verified.address,
+          signing_key: JSON.stringify(verified.jwk),
+          encryption_key: JSON.stringify(encryptionKey),
+          connection_info: connectionJson,
+          registration,
+        },
+      }),
+    });
+    return { address: verified.address, status: 'registered' };
+  }
+
+  /** The registered peer, from the read model, with whether it is online now. */
+  async get(address: string): Promise<PeerView> {
+    const { rows } = await this.deps.pool.query<{
+      public_key: string;
+      encryption_key: unknown;
+      connection_info: unknown;
+      last_seen: Date | null;
+      registered_at: Date;
+    }>(
+      `SELECT public_key, encryption_key, connection_info, last_seen AT TIME ZONE 'UTC' AS last_seen, registered_at
+         FROM peers WHERE address = $1`,
+      [address],
+    );
+    const row = rows[0];
+    if (!row) throw new AppError('peer_not_found', `No peer is registered at ${address}.`);
+    const seen = await this.deps.presence.onlineSince(address);
+    const lastSeen = Math.max(seen ?? 0, row.last_seen?.getTime() ?? 0);
+    return {
+      address,
+      signing_key: JSON.parse(row.public_key) as unknown,
+      encryption_key: row.encryption_key,
+      connection_info: row.connection_info,
+      last_seen: lastSeen > 0 ? new Date(lastSeen).toISOString() : null,
+      online: seen !== undefined,
+      registered_at: row.registered_at.toISOString(),
+    };
+  }
+
+  async discover(excluding: string, limit: number, cursor: string | undefined): Promise<{ peers: PeerRecord[]; next_cursor: string | null }> {
+    let offset = 0;
+    if (cursor !== undefined) {
+      offset = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
+      if (!Number.isInteger(offset) || offset < 0) throw invalid('cursor', 'cursor must be a next_cursor this endpoint returned.');
+    }
+    const page = await this.deps.presence.discover(excluding, limit, offset);
+    return { peers: page.peers, next_cursor: page.next === undefined ? null : Buffer.from(String(page.next)).toString('base64url') };
+  }
+}

@@ -1,0 +1,187 @@
+import kafkajs from 'kafkajs';
+import { AppError } from '../errors/app-error.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { sleep, type Service } from '../lifecycle/service.js';
+import { partitionCounts } from './admin.js';
+import type { KafkaClient } from './client.js';
+
+const { Partitioners } = kafkajs;
+
+export interface OutgoingRecord {
+  readonly topic: string;
+  readonly key: string;
+  readonly value: Buffer;
+}
+
+/** Where Kafka stored a record once every in-sync replica has it. */
+export interface RecordPosition {
+  readonly partition: number;
+  readonly offset: string;
+}
+
+interface Pending extends OutgoingRecord {
+  readonly partition: number;
+  readonly resolve: (position: RecordPosition) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export interface BatchingOptions {
+  /** Most records in one produce request. */
+  readonly maxBatch: number;
+  /** How long the first record of a request waits for others. */
+  readonly lingerMs: number;
+  /** Records waiting beyond this are refused with `overloaded` (503). */
+  readonly maxQueue: number;
+}
+
+/**
+ * kafkajs has no linger, and an idempotent producer sends one request at a time, so this class
+ * gathers concurrent send() calls into one `sendBatch` (up to maxBatch records, or what arrived
+ * within lingerMs) and resolves each call with its partition and offset once the request is
+ * acknowledged by all in-sync replicas (acks = -1, idempotent). A full queue refuses new records
+ * at once instead of letting latency grow without bound.
+ *
+ * Partitions are computed here with kafkajs's default (Java-compatible murmur2) partitioner, so
+ * each record's offset is known from the response: base offset + its place in its partition.
+ */
+export class BatchingProducer implements Service {
+  readonly name = 'producer';
+  private readonly producer;
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private readonly partitionMetadata = new Map<string, kafkajs.PartitionMetadata[]>();
+  private queue: Pending[] = [];
+  private wake: (() => void) | undefined;
+  private ready: Promise<void>;
+  private markReady!: () => void;
+  private failStart!: (error: unknown) => void;
+
+  constructor(
+    private readonly kafka: KafkaClient,
+    private readonly topics: readonly string[],
+    private readonly options: BatchingOptions,
+    private readonly log: Logger,
+    private readonly metrics?: Metrics,
+  ) {
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = resolve;
+      this.failStart = reject;
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  /** Resolves once the producer is connected and knows the partition counts. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** Queues records for the next produce request; resolves once all in-sync replicas have them. */
+  send(records: readonly OutgoingRecord[]): Promise<RecordPosition>[] {
+    if (this.queue.length + records.length > this.options.maxQueue) {
+      this.metrics?.loadShed.inc();
+      const error = new AppError('overloaded', 'The relay is at capacity; retry after the given delay.', {
+        extensions: { retry_after: 1 },
+      });
+      return records.map(() => Promise.reject(error));
+    }
+    const promises = records.map(
+      (record) =>
+        new Promise<RecordPosition>((resolve, reject) => {
+          this.queue.push({ ...record, partition: this.partitionOf(record), resolve, reject });
+        }),
+    );
+    this.metrics?.producerQueueDepth.set(this.queue.length);
+    this.wake?.();
+    return promises;
+  }
+
+  /** Queues one record; see send(). */
+  sendOne(record: OutgoingRecord): Promise<RecordPosition> {
+    return this.send([record])[0] as Promise<RecordPosition>;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    try {
+      await this.producer.connect();
+      const counts = await partitionCounts(this.kafka, this.topics);
+      for (const topic of this.topics) {
+        const count = counts.get(topic);
+        if (!count) throw new Error(`topic ${topic} does not exist; run \`relay setup\``);
+        this.partitionMetadata.set(topic, Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] })));
+      }
+    } catch (error) {
+      this.failStart(error);
+      throw error;
+    }
+    this.markReady();
+
+    // Drain until aborted, then flush what is queued: nothing accepted is dropped on shutdown.
+    while (!signal.aborted || this.queue.length > 0) {
+      if (this.queue.length === 0) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            signal.removeEventListener('abort', done);
+            resolve();
+          };
+          this.wake = done;
+          signal.addEventListener('abort', done, { once: true });
+        });
+        this.wake = undefined;
+        continue;
+      }
+      if (this.queue.length < this.options.maxBatch && this.options.lingerMs > 0 && !signal.aborted) {
+        await sleep(this.options.lingerMs, signal);
+      }
+      const batch = this.queue.splice(0, this.options.maxBatch);
+      this.metrics?.producerQueueDepth.set(this.queue.length);
+      await this.produce(batch);
+    }
+    await this.producer.disconnect();
+  }
+
+  private partitionOf(record: OutgoingRecord): number {
+    const partitionMetadata = this.partitionMetadata.get(record.topic);
+    if (!partitionMetadata) throw new Error(`the producer does not write to ${record.topic}`);
+    return this.partitioner({ topic: record.topic, partitionMetadata, message: { key: record.key, value: record.value } });
+  }
+
+  private async produce(batch: Pending[]): Promise<void> {
+    const byTopic = new Map<string, Pending[]>();
+    for (const record of batch) {
+      const list = byTopic.get(record.topic);
+      if (list) list.push(record);
+      else byTopic.set(record.topic, [record]);
+    }
+    try {
+      const results = await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, records]) => ({
+          topic,
+          messages: records.map((r) => ({ key: r.key, value: r.value, partition: r.partition })),
+        })),
+      });
+      const baseOffsets = new Map(results.map((r) => [`${r.topicName}/${r.partition}`, BigInt(r.baseOffset ?? '0')]));
+      const nextIndex = new Map<string, bigint>();
+      for (const record of batch) {
+        const slot = `${record.topic}/${record.partition}`;
+        const index = nextIndex.get(slot) ?? 0n;
+        nextIndex.set(slot, index + 1n);
+        record.resolve({ partition: record.partition, offset: String((baseOffsets.get(slot) ?? 0n) + index) });
+      }
+      this.metrics?.produceBatchSize.observe(batch.length);
+      for (const [topic, records] of byTopic) this.metrics?.eventsProduced.inc({ topic }, records.length);
+    } catch (error) {
+      this.log.error('produce request failed', { records: batch.length, error: (error as Error).message });
+      const failure = new AppError('dependency_unavailable', 'Kafka did not acknowledge the event; retry with the same message id.', {
+        cause: error,
+        extensions: { retry_after: 1 },
+      });
+      for (const record of batch) record.reject(failure);
+    }
+  }
+}

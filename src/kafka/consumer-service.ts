@@ -1,0 +1,174 @@
+import kafkajs from 'kafkajs';
+import type { EventCodec } from '../events/codec.js';
+import type { RelayEvent } from '../events/types.js';
+import { describe } from '../errors/problem.js';
+import { sleep, untilAborted, type Service } from '../lifecycle/service.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { KafkaClient } from './client.js';
+
+const { Partitioners } = kafkajs;
+
+/** One record of a batch. `event` is absent when the record could not be decoded or applied and went to the dead-letter topic: a handler must still count it as consumed. */
+export interface ConsumedRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: string | null;
+  readonly event?: RelayEvent;
+}
+
+/** Thrown by a handler for an event it can never apply (rather than a passing failure). */
+export class UnapplicableEventError extends Error {
+  override readonly name = 'UnapplicableEventError';
+}
+
+/**
+ * Whether a failure is the event's fault (dead-letter it) rather than a passing one (retry later):
+ * the handler said so, or Postgres refused the data (SQLSTATE classes 22 and 23).
+ */
+export const isPoison = (error: unknown): boolean =>
+  error instanceof UnapplicableEventError ||
+  (typeof (error as { code?: unknown }).code === 'string' && /^2[23]/.test((error as { code: string }).code));
+
+/** Applies the records of one partition, in order. Must be idempotent per record: after a crash, records since the last commit come again. */
+export type BatchHandler = (records: readonly ConsumedRecord[], topic: string, partition: number) => Promise<void>;
+
+export interface ConsumerOptions {
+  readonly name: string;
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  readonly dlqTopic: string;
+  /** Attempts per apply before the batch is split and the failing record dead-lettered. */
+  readonly attempts?: number;
+  /** Where a new group starts: the earliest offset (projections) or only new records (router). */
+  readonly fromBeginning?: boolean;
+}
+
+/**
+ * Runs a consumer group: decodes each batch through the registry, hands it to the handler, and
+ * commits once the handler has applied it. A record that cannot be decoded, or that the handler
+ * still fails on after retries (applied alone), goes to the dead-letter topic with the error in
+ * its headers, and the partition moves on.
+ */
+export class ConsumerService implements Service {
+  readonly name: string;
+  private readonly consumer;
+  private readonly dlq;
+  private readonly joinedGroup: Promise<void>;
+
+  constructor(
+    kafka: KafkaClient,
+    private readonly codec: EventCodec,
+    private readonly options: ConsumerOptions,
+    private readonly handler: BatchHandler,
+    private readonly log: Logger,
+    private readonly metrics?: Metrics,
+  ) {
+    this.name = options.name;
+    this.consumer = kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 100, sessionTimeout: 30_000, heartbeatInterval: 3_000 });
+    this.joinedGroup = new Promise((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
+    this.dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  }
+
+  /** Resolves once the consumer has joined its group and holds partitions. */
+  joined(): Promise<void> {
+    return this.joinedGroup;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.dlq.connect();
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [...this.options.topics], fromBeginning: this.options.fromBeginning ?? true });
+    const crashed = new Promise<never>((_, reject) => {
+      this.consumer.on(this.consumer.events.CRASH, (event) => {
+        if (!event.payload.restart) reject(event.payload.error);
+      });
+    });
+    await this.consumer.run({
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const records = await Promise.all(
+          batch.messages.map(async (message): Promise<ConsumedRecord> => {
+            const base = { topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key?.toString() ?? null };
+            try {
+              if (!message.value) throw new Error('the record has no value');
+              return { ...base, event: await this.codec.decode(message.value) };
+            } catch (error) {
+              await this.deadLetter(base, message.value, message.headers, error);
+              return base;
+            }
+          }),
+        );
+        await this.apply(records, batch.topic, batch.partition);
+        const last = records[records.length - 1];
+        if (last) resolveOffset(last.offset);
+        await commitOffsetsIfNecessary();
+        await heartbeat();
+      },
+    });
+    await Promise.race([untilAborted(signal), crashed]);
+    await this.consumer.disconnect();
+    await this.dlq.disconnect();
+  }
+
+  private async apply(records: readonly ConsumedRecord[], topic: string, partition: number): Promise<void> {
+    const attempts = this.options.attempts ?? 3;
+    const tryApply = async (slice: readonly ConsumedRecord[]): Promise<unknown> => {
+      let failure: unknown;
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        try {
+          await this.handler(slice, topic, partition);
+          return undefined;
+        } catch (error) {
+          failure = error;
+          this.log.warn('apply failed; retrying', { consumer: this.name, topic, partition, attempt, error: (error as Error).message });
+          await sleep(100 * 2 ** attempt);
+        }
+      }
+      return failure;
+    };
+    const failure = await tryApply(records);
+    if (failure === undefined) return;
+    // A passing failure (a dependency down) is not the events' fault: fail the batch, uncommitted,
+    // and kafkajs retries it. Otherwise find the culprits one record at a time.
+    if (!isPoison(failure)) throw failure;
+    for (const record of records) {
+      const failure = await tryApply([record]);
+      if (failure === undefined) continue;
+      if (!isPoison(failure)) throw failure;
+      await this.deadLetter(record, record.event ? this.codec.encode(record.event) : null, {}, failure);
+      await this.handler([{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }], topic, partition);
+    }
+  }
+
+  private async deadLetter(
+    record: Omit<ConsumedRecord, 'event'>,
+    value: Buffer | null,
+    headers: kafkajs.IHeaders | undefined,
+    error: unknown,
+  ): Promise<void> {
+    this.metrics?.deadLettered.inc({ consumer: this.name });
+    this.log.error('event dead-lettered', { consumer: this.name, topic: record.topic, partition: record.partition, offset: record.offset, error: (error as Error).message });
+    await this.dlq.send({
+      topic: this.options.dlqTopic,
+      acks: -1,
+      messages: [
+        {
+          key: record.key,
+          value,
+          headers: {
+            ...headers,
+            'relay.dlq.consumer': this.name,
+            'relay.dlq.topic': record.topic,
+            'relay.dlq.partition': String(record.partition),
+            'relay.dlq.offset': record.offset,
+            'relay.dlq.error': describe(error).slice(0, 4000),
+            'relay.dlq.at': new Date().toISOString(),
+          },
+        },
+      ],
+    });
+  }
+}

@@ -1,0 +1,125 @@
+import type { Redis } from './redis.js';
+
+export interface PeerRecord {
+  readonly address: string;
+  readonly signing_key: unknown;
+  readonly encryption_key: unknown;
+  readonly connection_info: unknown;
+  readonly last_seen: string | null;
+}
+
+// Removes an address from the online set only if its score is not newer than the event.
+const GO_OFFLINE = `
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1`;
+
+// Forgets which node holds a socket only if it is still the given node.
+const RELEASE_SOCKET = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end
+return 0`;
+
+/**
+ * Presence in Redis, under the configured key prefix:
+ * - `online`: sorted set of addresses scored by last-seen time (ms); a peer counts as online while
+ *   its score is within the TTL, so a node that dies without closing its sockets stops vouching
+ *   for its peers after at most one TTL;
+ * - `sockets`: hash address -> id of the ingress node that holds its stream;
+ * - `peer:<address>`: the peer's registered keys and connection info.
+ */
+export class PresenceStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  private get onlineKey() {
+    return `${this.prefix}online`;
+  }
+  private get socketsKey() {
+    return `${this.prefix}sockets`;
+  }
+  private peerKey(address: string) {
+    return `${this.prefix}peer:${address}`;
+  }
+  /** The pub/sub channel of one ingress node. */
+  nodeChannel(nodeId: string) {
+    return `${this.prefix}node:${nodeId}`;
+  }
+
+  /** A stream opened on `nodeId`: route pushes there and count the peer online from `at`. */
+  async connected(address: string, nodeId: string, at: number): Promise<void> {
+    await this.redis.multi().zadd(this.onlineKey, 'GT', at, address).hset(this.socketsKey, address, nodeId).exec();
+  }
+
+  /** The last stream of `address` on `nodeId` closed at `at`. */
+  async disconnected(address: string, nodeId: string, at: number): Promise<void> {
+    await this.redis
+      .multi()
+      .eval(RELEASE_SOCKET, 1, this.socketsKey, address, nodeId)
+      .eval(GO_OFFLINE, 1, this.onlineKey, address, at)
+      .exec();
+  }
+
+  /** Refreshes the last-seen time of peers whose streams are open on this node. */
+  async heartbeat(addresses: readonly string[], at: number, nodeId: string): Promise<void> {
+    if (addresses.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    pipeline.zadd(this.onlineKey, 'GT', ...addresses.flatMap((a) => [at, a]));
+    pipeline.hset(this.socketsKey, Object.fromEntries(addresses.map((a) => [a, nodeId])));
+    await pipeline.exec();
+  }
+
+  /** Applies a presence event from the log (idempotent; an older event never undoes a newer one). */
+  async applyPresence(address: string, online: boolean, at: number): Promise<void> {
+    if (online) await this.redis.zadd(this.onlineKey, 'GT', at, address);
+    else await this.redis.eval(GO_OFFLINE, 1, this.onlineKey, address, at);
+  }
+
+  async savePeer(address: string, fields: { signing_key: string; encryption_key: string; connection_info: string; registered_at: number }): Promise<void> {
+    await this.redis.hset(this.peerKey(address), { ...fields, registered_at: String(fields.registered_at) });
+  }
+
+  /** Which node holds each address's stream (undefined: none). */
+  async holders(addresses: readonly string[]): Promise<(string | undefined)[]> {
+    if (addresses.length === 0) return [];
+    const nodes = await this.redis.hmget(this.socketsKey, ...addresses);
+    return nodes.map((n) => n ?? undefined);
+  }
+
+  /** Last-seen time (ms) if the peer is online now. */
+  async onlineSince(address: string, now = Date.now()): Promise<number | undefined> {
+    const score = await this.redis.zscore(this.onlineKey, address);
+    return score !== null && Number(score) >= now - this.ttlSeconds * 1000 ? Number(score) : undefined;
+  }
+
+  /**
+   * Registered peers online now, most recently seen first, without `excluding`; `offset` pages
+   * through the online set. Returns the page and the offset of the next one, if any.
+   */
+  async discover(excluding: string, limit: number, offset: number, now = Date.now()): Promise<{ peers: PeerRecord[]; next: number | undefined }> {
+    const floor = now - this.ttlSeconds * 1000;
+    const raw = await this.redis.zrevrangebyscore(this.onlineKey, '+inf', floor, 'WITHSCORES', 'LIMIT', offset, limit + 1);
+    const entries: { address: string; seen: number }[] = [];
+    for (let i = 0; i < raw.length; i += 2) entries.push({ address: raw[i] as string, seen: Number(raw[i + 1]) });
+    const more = entries.length > limit;
+    const page = entries.slice(0, limit);
+    const pipeline = this.redis.pipeline();
+    for (const { address } of page) pipeline.hgetall(this.peerKey(address));
+    const records = (await pipeline.exec()) ?? [];
+    const peers: PeerRecord[] = [];
+    page.forEach(({ address, seen }, i) => {
+      const fields = records[i]?.[1] as Record<string, string> | undefined;
+      if (address === excluding || !fields?.['signing_key']) return;
+      peers.push({
+        address,
+        signing_key: JSON.parse(fields['signing_key']) as unknown,
+        encryption_key: JSON.parse(fields['encryption_key'] ?? 'null') as unknown,
+        connection_info: JSON.parse(fields['connection_info'] ?? '{}') as unknown,
+        last_seen: new Date(seen).toISOString(),
+      });
+    });
+    return { peers, next: more ? offset + limit : undefined };
+  }
+}

@@ -1,0 +1,115 @@
+import type { BatchHandler } from '../kafka/consumer-service.js';
+import type { Metrics } from '../observability/metrics.js';
+import { inTransaction, type Pool, type PoolClient } from '../postgres/pool.js';
+import { planBatch, type ReadModelPlan } from './read-model.js';
+
+export const PROJECTION_NAME = 'read_model';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Applies batches to the Postgres read model exactly once: the rows and the partition's
+ * checkpoint are written in one transaction, and records below the checkpoint are skipped, so a
+ * crash at any point neither loses nor doubles an event.
+ */
+export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PROJECTION_NAME): BatchHandler {
+  return async (records, topic, partition) => {
+    if (records.length === 0) return;
+    await inTransaction(pool, async (client) => {
+      await client.query(
+        `INSERT INTO projection_checkpoints (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
+         ON CONFLICT DO NOTHING`,
+        [projection, topic, partition],
+      );
+      const { rows } = await client.query<{ next_offset: string }>(
+        'SELECT next_offset FROM projection_checkpoints WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE',
+        [projection, topic, partition],
+      );
+      const next = BigInt(rows[0]?.next_offset ?? '0');
+      const fresh = records.filter((r) => BigInt(r.offset) >= next);
+      const last = fresh[fresh.length - 1];
+      if (!last) return;
+      await writePlan(client, planBatch(fresh));
+      await client.query(
+        'UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3',
+        [projection, topic, partition, String(BigInt(last.offset) + 1n)],
+      );
+      if (metrics) for (const r of fresh) if (r.event) metrics.eventsProjected.inc({ projection, type: r.event.type });
+    });
+  };
+}
+
+async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void> {
+  if (plan.messages.length > 0) {
+    const m = plan.messages;
+    await client.query(
+      `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
+                             content_sha256, signature, accepted_at, kafka_partition, kafka_offset)
+       SELECT id, sender, receiver, content, type, accepted_at AT TIME ZONE 'UTC', sha, sig, accepted_at, part, off
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[], $9::int[], $10::bigint[])
+           AS t(id, sender, receiver, content, type, sha, sig, accepted_at, part, off)
+       ON CONFLICT (id) DO NOTHING`,
+      [
+        m.map((r) => r.id),
+        m.map((r) => r.sender),
+        m.map((r) => r.receiver),
+        m.map((r) => r.content),
+        m.map((r) => r.type),
+        m.map((r) => r.contentSha256),
+        m.map((r) => r.signature),
+        m.map((r) => iso(r.acceptedAt)),
+        m.map((r) => r.partition),
+        m.map((r) => r.offset),
+      ],
+    );
+  }
+  if (plan.deliveries.length > 0) {
+    await client.query(
+      `UPDATE messages SET delivered = TRUE, delivered_at = d.at
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
+        WHERE messages.id = d.id AND NOT messages.delivered`,
+      [plan.deliveries.map((d) => d.key), plan.deliveries.map((d) => iso(d.at))],
+    );
+  }
+  if (plan.expiries.length > 0) {
+    await client.query(
+      `UPDATE messages SET expired = TRUE, expires_at = d.at
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
+        WHERE messages.id = d.id AND NOT messages.delivered AND NOT messages.expired`,
+      [plan.expiries.map((d) => d.key), plan.expiries.map((d) => iso(d.at))],
+    );
+  }
+  if (plan.peers.length > 0) {
+    const p = plan.peers;
+    await client.query(
+      `INSERT INTO peers (address, public_key, connection_info, encryption_key, registration, registered_at, updated_at,
+                          kafka_partition, kafka_offset)
+       SELECT address, signing_key, info::jsonb, enc::jsonb, registration, at, at, part, off
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int[], $8::bigint[])
+           AS t(address, signing_key, info, enc, registration, at, part, off)
+       ON CONFLICT (address) DO UPDATE SET
+         public_key = EXCLUDED.public_key, connection_info = EXCLUDED.connection_info,
+         encryption_key = EXCLUDED.encryption_key, registration = EXCLUDED.registration,
+         updated_at = EXCLUDED.updated_at, kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset`,
+      [
+        p.map((r) => r.address),
+        p.map((r) => r.signingKey),
+        p.map((r) => r.connectionInfo),
+        p.map((r) => r.encryptionKey),
+        p.map((r) => r.registration),
+        p.map((r) => iso(r.at)),
+        p.map((r) => r.partition),
+        p.map((r) => r.offset),
+      ],
+    );
+  }
+  if (plan.presence.length > 0) {
+    await client.query(
+      `UPDATE peers SET is_online = x.online, last_seen = x.at AT TIME ZONE 'UTC'
+         FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS x(address, online, at)
+        WHERE peers.address = x.address AND (peers.last_seen IS NULL OR peers.last_seen <= x.at AT TIME ZONE 'UTC')`,
+      [plan.presence.map((x) => x.key), plan.presence.map((x) => x.online), plan.presence.map((x) => iso(x.at))],
+    );
+  }
+}

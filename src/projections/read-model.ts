@@ -1,0 +1,117 @@
+import type { ConsumedRecord } from '../kafka/consumer-service.js';
+import type { EventType } from '../events/types.js';
+
+/**
+ * The Postgres read model as a pure function of the events: `planBatch` folds one partition's
+ * records, in log order, into the rows and updates they imply. The writer
+ * (postgres-projector.ts) turns a plan into a few multi-row statements.
+ */
+
+export const HANDLED_EVENTS: readonly EventType[] = [
+  'MessageSent',
+  'MessageDelivered',
+  'MessageExpired',
+  'PeerRegistered',
+  'PeerPresenceChanged',
+];
+
+export interface MessageRow {
+  readonly id: string;
+  readonly sender: string;
+  readonly receiver: string;
+  readonly type: string;
+  readonly content: string;
+  readonly contentSha256: string;
+  readonly signature: string;
+  readonly acceptedAt: number;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+export interface PeerRow {
+  readonly address: string;
+  readonly signingKey: string;
+  readonly encryptionKey: string;
+  readonly connectionInfo: string;
+  readonly registration: string;
+  readonly at: number;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+export interface Stamp {
+  readonly key: string;
+  readonly at: number;
+}
+
+export interface ReadModelPlan {
+  /** New messages; a message id seen again keeps its first row. */
+  readonly messages: readonly MessageRow[];
+  readonly deliveries: readonly Stamp[];
+  readonly expiries: readonly Stamp[];
+  /** The latest registration of each peer in the batch. */
+  readonly peers: readonly PeerRow[];
+  /** The latest presence of each peer in the batch (key: address). */
+  readonly presence: readonly (Stamp & { readonly online: boolean })[];
+}
+
+export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
+  const messages = new Map<string, MessageRow>();
+  const deliveries = new Map<string, Stamp>();
+  const expiries = new Map<string, Stamp>();
+  const peers = new Map<string, PeerRow>();
+  const presence = new Map<string, Stamp & { online: boolean }>();
+
+  for (const { event, partition, offset } of records) {
+    if (!event) continue; // dead-lettered: counted as consumed, changes nothing
+    switch (event.type) {
+      case 'MessageSent': {
+        const e = event.data;
+        if (messages.has(e.message_id)) break;
+        messages.set(e.message_id, {
+          id: e.message_id,
+          sender: e.from_address,
+          receiver: e.to_address,
+          type: e.message_type,
+          content: e.encrypted_content,
+          contentSha256: e.content_sha256,
+          signature: e.signature,
+          acceptedAt: e.occurred_at,
+          partition,
+          offset,
+        });
+        break;
+      }
+      case 'MessageDelivered':
+        if (!deliveries.has(event.data.message_id)) deliveries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
+        break;
+      case 'MessageExpired':
+        if (!expiries.has(event.data.message_id)) expiries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
+        break;
+      case 'PeerRegistered': {
+        const e = event.data;
+        peers.set(e.address, {
+          address: e.address,
+          signingKey: e.signing_key,
+          encryptionKey: e.encryption_key,
+          connectionInfo: e.connection_info,
+          registration: e.registration,
+          at: e.occurred_at,
+          partition,
+          offset,
+        });
+        break;
+      }
+      case 'PeerPresenceChanged':
+        presence.set(event.data.address, { key: event.data.address, at: event.data.occurred_at, online: event.data.online });
+        break;
+    }
+  }
+  return {
+    messages: [...messages.values()],
+    deliveries: [...deliveries.values()],
+    expiries: [...expiries.values()],
+    peers: [...peers.values()],
+    presence: [...presence.values()],
+  };
+}

@@ -1,0 +1,35 @@
+import type { BatchHandler } from '../kafka/consumer-service.js';
+import type { MessageSent } from '../events/types.js';
+import type { PresenceStore } from '../presence/presence-store.js';
+import type { Redis } from '../presence/redis.js';
+import { toStreamMessage } from './stream-message.js';
+
+/** Older messages are not pushed live: the recipient gets them from its backlog on connect. */
+const MAX_PUSH_AGE_MS = 60_000;
+
+/**
+ * Pushes each new MessageSent to the ingress node that holds its recipient's stream, through that
+ * node's Redis channel. One HMGET and one PUBLISH per node per batch.
+ */
+export function router(store: PresenceStore, redis: Redis, now: () => number = Date.now): BatchHandler {
+  return async (records) => {
+    const fresh: MessageSent[] = [];
+    for (const { event } of records) {
+      if (event?.type === 'MessageSent' && now() - event.data.occurred_at <= MAX_PUSH_AGE_MS) fresh.push(event.data);
+    }
+    if (fresh.length === 0) return;
+    const holders = await store.holders(fresh.map((m) => m.to_address));
+    const byNode = new Map<string, unknown[]>();
+    fresh.forEach((message, i) => {
+      const node = holders[i];
+      if (!node) return;
+      const list = byNode.get(node) ?? [];
+      list.push(toStreamMessage(message));
+      byNode.set(node, list);
+    });
+    if (byNode.size === 0) return;
+    const pipeline = redis.pipeline();
+    for (const [node, messages] of byNode) pipeline.publish(store.nodeChannel(node), JSON.stringify(messages));
+    await pipeline.exec();
+  };
+}

@@ -1,0 +1,22 @@
+import type { MessageSent } from '../events/types.js';
+
+/** A message as the API returns it: GET /api/v1/messages and the stream's `message` frames. */
+export interface MessageView {
+  readonly message_id: string;
+  readonly from_address: string;
+  readonly to_address: string;
+  readonly message_type: string;
+  readonly encrypted_content: string;
+  readonly signature: string;
+  readonly accepted_at: string;
+}
+
+export const toStreamMessage = (m: MessageSent): MessageView => ({
+  message_id: m.message_id,
+  from_address: m.from_address,
+  to_address: m.to_address,
+  message_type: m.message_type,
+  encrypted_content: m.encrypted_content,
+  signature: m.signature,
+  accepted_at: new Date(m.occurred_at).toISOString(),
+});

@@ -1,0 +1,63 @@
+import { consumerService, ingressServices } from '../../src/cli/roles.js';
+import { runServices } from '../../src/lifecycle/service.js';
+import { openTestContext, type TestContext } from './context.js';
+
+export interface RunningRelay {
+  readonly ctx: TestContext;
+  readonly baseUrl: string;
+  readonly wsUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Every role of the relay in this process, on its own topics, schema and keys, against the real stack. */
+export async function startRelay(label: string, overrides: Record<string, string> = {}): Promise<RunningRelay> {
+  const ctx = await openTestContext(label, overrides);
+  const { services, ingress } = ingressServices(ctx);
+  const consumers = (['projector', 'presence', 'router'] as const).map((role) => consumerService(ctx, role));
+  const controller = new AbortController();
+  const running = runServices([...services, ...consumers], controller.signal, ctx.log);
+  running.catch(() => undefined);
+  const { port } = await ingress.address();
+  await Promise.all(consumers.map((c) => c.joined()));
+  return {
+    ctx,
+    baseUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    async stop() {
+      controller.abort();
+      await running.catch(() => undefined);
+      await ctx.cleanup();
+    },
+  };
+}
+
+export interface Answer<T = Record<string, unknown>> {
+  readonly status: number;
+  readonly contentType: string;
+  readonly headers: Headers;
+  readonly body: T;
+}
+
+/** One HTTP call; a JSON body is parsed, anything else is returned as text. */
+export async function call<T = Record<string, unknown>>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const response = await fetch(`${baseUrl}${path}`, init);
+  const text = await response.text();
+  const contentType = response.headers.get('content-type') ?? '';
+  return {
+    status: response.status,
+    contentType,
+    headers: response.headers,
+    body: (contentType.includes('json') && text ? JSON.parse(text) : text) as T,
+  };
+}
