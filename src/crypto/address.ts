@@ -22,7 +22,7 @@ export const ADDRESS_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 /** The RFC 7638 JWK thumbprint, SHA-256, base64url without padding (43 characters). */
 export function jwkThumbprint(jwk: PublicJwk): string {
-  const members = REQUIRED_MEMBERS[jwk.kty];
+  const members = Object.hasOwn(REQUIRED_MEMBERS, jwk.kty) ? REQUIRED_MEMBERS[jwk.kty] : undefined;
   if (!members) throw new Error(`unsupported key type "${String(jwk.kty)}"`);
   const canonical: Record<string, string> = {};
   for (const member of members) {

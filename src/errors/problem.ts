@@ -27,7 +27,7 @@ export const problemOf = (error: AppError): Problem => ({
 /** Maps what body-parser and the like throw onto the relay's codes; anything else is internal. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  const e = error as { type?: string; status?: number; limit?: number; message?: string };
+  const e = (error ?? {}) as { type?: string; status?: number; limit?: number; message?: string };
   switch (e.type) {
     case 'entity.parse.failed':
       return new AppError('malformed_json', `The body is not valid JSON: ${e.message ?? 'parse error'}.`);

@@ -9,10 +9,11 @@ import { createLogger } from '../../src/observability/logger.js';
  * Postgres schema and Redis key prefix, so files run in parallel and reruns never see old data.
  * Connection settings come from the environment (RELAY_*), as for the relay itself.
  */
-export function testConfig(label: string, overrides: Record<string, string> = {}): RelayConfig {
+export function testEnv(label: string, overrides: Record<string, string> = {}): Record<string, string> {
   const id = `${label.toLowerCase().replace(/[^a-z0-9]+/g, '_')}_${randomBytes(4).toString('hex')}`;
-  return loadConfig({
-    ...process.env,
+  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  return {
+    ...inherited,
     RELAY_TOPIC_PREFIX: `test.${id}.`,
     RELAY_CONSUMER_GROUP_PREFIX: `test.${id}`,
     RELAY_DATABASE_SCHEMA: `t_${id}`.slice(0, 63),
@@ -22,21 +23,29 @@ export function testConfig(label: string, overrides: Record<string, string> = {}
     RELAY_HTTP_PORT: '0',
     RELAY_LOG_LEVEL: process.env['RELAY_LOG_LEVEL'] ?? 'warn',
     ...overrides,
-  });
+  };
+}
+
+export function testConfig(label: string, overrides: Record<string, string> = {}): RelayConfig {
+  return loadConfig(testEnv(label, overrides));
 }
 
 export interface TestContext extends Resources {
+  /** The environment that configures a relay process to use this context's topics, schema and keys. */
+  readonly env: Readonly<Record<string, string>>;
   /** Deletes what this file created: topics, the Postgres schema, the Redis keys. */
   cleanup(): Promise<void>;
 }
 
 /** Resources for one test file, with topics created, schemas registered and the schema migrated. */
 export async function openTestContext(label: string, overrides: Record<string, string> = {}): Promise<TestContext> {
-  const config = testConfig(label, overrides);
+  const env = testEnv(label, overrides);
+  const config = loadConfig(env);
   const resources = openResources(config, createLogger(config.logLevel, { test: label }));
   await prepareDependencies(resources);
   return {
     ...resources,
+    env,
     async cleanup() {
       const admin = resources.kafka.admin();
       await admin.connect();

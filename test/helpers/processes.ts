@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../src/config/paths.js';
 
@@ -13,3 +13,20 @@ export async function stack(args: readonly string[], env: Record<string, string>
   });
   return stdout;
 }
+
+/** Starts `relay <role>` from the compiled CLI as a child process with the given environment. */
+export function spawnRelay(role: string, env: Readonly<Record<string, string>>): ChildProcess {
+  const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/main.js`, role], { env: { ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let tail = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    tail = (tail + chunk.toString()).slice(-4000);
+  });
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal === null) process.stderr.write(`relay ${role} exited with ${code}:\n${tail}\n`);
+  });
+  return child;
+}
+
+/** Resolves when the child has exited. */
+export const exited = (child: ChildProcess): Promise<void> =>
+  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
