@@ -24,11 +24,30 @@ export const problemOf = (error: AppError): Problem => ({
   ...error.extensions,
 });
 
-/** Maps what body-parser and the like throw onto the relay's codes; anything else is internal. */
+// Network failures, and Postgres's "connection exception" (08) and "operator intervention" (57)
+// classes: the relay's dependency is away, not the request at fault.
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
+const isDependencyFailure = (e: { code?: unknown; name?: unknown; message?: unknown }): boolean =>
+  (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^(08|57)/.test(e.code))) ||
+  e.name === 'MaxRetriesPerRequestError' ||
+  (typeof e.message === 'string' && /Connection is closed|Connection terminated|timeout exceeded when trying to connect/i.test(e.message));
+
+/**
+ * Maps what body-parser, pg and ioredis throw onto the relay's codes; anything else is internal.
+ */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  const e = (error ?? {}) as { type?: string; status?: number; limit?: number; message?: string };
+  const e = (error ?? {}) as { type?: string; status?: number; limit?: number; message?: string; code?: unknown; name?: unknown };
+  if (isDependencyFailure(e)) {
+    return new AppError('dependency_unavailable', 'A service the relay needs does not answer; retry shortly.', {
+      cause: error,
+      extensions: { retry_after: 1 },
+    });
+  }
   switch (e.type) {
+    case 'request.size.invalid':
+    case 'request.aborted':
+      return new AppError('invalid_request', 'The body ended before its declared Content-Length.');
     case 'entity.parse.failed':
       return new AppError('malformed_json', `The body is not valid JSON: ${e.message ?? 'parse error'}.`);
     case 'entity.too.large':
@@ -51,7 +70,7 @@ export function problemMiddleware(log: Logger): ErrorRequestHandler {
       return;
     }
     const appError = toAppError(error);
-    if (appError.code === 'internal_error') {
+    if (appError.code === 'internal_error' || appError.code === 'dependency_unavailable') {
       log.error('request failed', { method: req.method, path: req.path, error: describe(appError.cause) });
     }
     if (appError.status === 503) res.setHeader('Retry-After', String(appError.extensions['retry_after'] ?? 1));

@@ -7,6 +7,11 @@ import { EVENT_NAMESPACE, isEventType, subjectOf, type EventType, type RelayEven
 const { SchemaRegistry, SchemaType } = confluent;
 type Registry = InstanceType<typeof SchemaRegistry>;
 
+/** Bytes that no registered schema can read: the record itself is at fault, not the registry. */
+export class UndecodableEventError extends Error {
+  override readonly name = 'UndecodableEventError';
+}
+
 const MAGIC_BYTE = 0;
 const HEADER_BYTES = 5;
 
@@ -74,10 +79,15 @@ export class EventCodec {
   /** Decodes wire-format bytes written with any registered version of an event schema. */
   async decode(bytes: Buffer): Promise<RelayEvent> {
     if (bytes.length < HEADER_BYTES || bytes.readUInt8(0) !== MAGIC_BYTE) {
-      throw new Error('not in the Confluent wire format (no magic byte)');
+      throw new UndecodableEventError('not in the Confluent wire format (no magic byte)');
     }
     const reader = await this.reader(bytes.readInt32BE(1));
-    const data = reader.read(bytes.subarray(HEADER_BYTES));
+    let data: unknown;
+    try {
+      data = reader.read(bytes.subarray(HEADER_BYTES));
+    } catch (error) {
+      throw new UndecodableEventError(`the Avro body does not match ${reader.eventType}'s schema: ${(error as Error).message}`);
+    }
     return { type: reader.eventType, data } as RelayEvent;
   }
 
@@ -89,10 +99,19 @@ export class EventCodec {
   private async reader(id: number): Promise<Reader> {
     const known = this.readers.get(id);
     if (known) return known;
-    const schema = (await this.registry.getSchema(id)) as avro.Type;
+    let schema: avro.Type;
+    try {
+      schema = (await this.registry.getSchema(id)) as avro.Type;
+    } catch (error) {
+      // An id the registry does not know can never be read; a registry that does not answer can.
+      if ((error as { status?: number }).status === 404 || /not found/i.test((error as Error).message)) {
+        throw new UndecodableEventError(`schema id ${id} is not in the registry`);
+      }
+      throw error;
+    }
     const fullName = schema.name ?? '';
     const eventType = fullName.startsWith(`${EVENT_NAMESPACE}.`) ? fullName.slice(EVENT_NAMESPACE.length + 1) : '';
-    if (!isEventType(eventType)) throw new Error(`schema ${id} (${fullName}) is not a relay event`);
+    if (!isEventType(eventType)) throw new UndecodableEventError(`schema ${id} (${fullName}) is not a relay event`);
     // Bytes written with another version of a schema this process writes are read into the shape
     // this process knows (Avro schema resolution), so projections see one shape per event type.
     const current = this.writers.get(eventType);

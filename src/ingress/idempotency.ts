@@ -15,7 +15,8 @@ const parse = (value: string | null): Claim => {
 
 /**
  * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>` while the event is being
- * produced and `A|<fingerprint>|<partition>|<offset>` once Kafka acknowledged it. The claim is
+ * produced (for a minute at most, so a crashed ingress does not lock the id) and
+ * `A|<fingerprint>|<partition>|<offset>` for a week once Kafka acknowledged it. The claim is
  * one atomic SET NX GET per id, pipelined for a batch. The projector also ignores a second
  * MessageSent for an id, so the read model stays right even if Redis forgets.
  */
@@ -24,6 +25,8 @@ export class IdempotencyStore {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlSeconds = 7 * 24 * 3600,
+    /** A claim whose producer died before answering frees the id after this long. */
+    private readonly pendingSeconds = 60,
   ) {}
 
   private key(id: string) {
@@ -32,7 +35,7 @@ export class IdempotencyStore {
 
   async claim(entries: readonly { id: string; fingerprint: string }[]): Promise<Claim[]> {
     const pipeline = this.redis.pipeline();
-    for (const { id, fingerprint } of entries) pipeline.call('SET', this.key(id), `P|${fingerprint}`, 'NX', 'GET', 'EX', this.ttlSeconds);
+    for (const { id, fingerprint } of entries) pipeline.call('SET', this.key(id), `P|${fingerprint}`, 'NX', 'GET', 'EX', this.pendingSeconds);
     const results = (await pipeline.exec()) ?? [];
     return results.map(([error, value]) => {
       if (error) throw error;

@@ -1,5 +1,5 @@
 import kafkajs from 'kafkajs';
-import type { EventCodec } from '../events/codec.js';
+import { UndecodableEventError, type EventCodec } from '../events/codec.js';
 import type { RelayEvent } from '../events/types.js';
 import { describe } from '../errors/problem.js';
 import { sleep, untilAborted, type Service } from '../lifecycle/service.js';
@@ -96,6 +96,8 @@ export class ConsumerService implements Service {
               if (!message.value) throw new Error('the record has no value');
               return { ...base, event: await this.codec.decode(message.value) };
             } catch (error) {
+              // A registry that does not answer is a passing failure: fail the batch, retry later.
+              if (message.value && !(error instanceof UndecodableEventError)) throw error;
               await this.deadLetter(base, message.value, message.headers, error);
               return base;
             }

@@ -14,17 +14,22 @@ local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 1`;
 
-// Forgets which node holds a socket only if it is still the given node.
-const RELEASE_SOCKET = `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end
-return 0`;
+// A node's last stream for an address closed: forget the node, and take the address out of the
+// online set unless another node still holds a stream for it or a newer sighting exists.
+const CLOSE_STREAM = `
+redis.call('SREM', KEYS[1], ARGV[2])
+if redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[3]) then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1`;
 
 /**
  * Presence in Redis, under the configured key prefix:
  * - `online`: sorted set of addresses scored by last-seen time (ms); a peer counts as online while
  *   its score is within the TTL, so a node that dies without closing its sockets stops vouching
  *   for its peers after at most one TTL;
- * - `sockets`: hash address -> id of the ingress node that holds its stream;
+ * - `sockets:<address>`: set of the ingress nodes that hold a stream for it, expiring one TTL
+ *   after the last heartbeat, so a dead node's entries go away on their own;
  * - `peer:<address>`: the peer's registered keys and connection info.
  */
 export class PresenceStore {
@@ -37,8 +42,8 @@ export class PresenceStore {
   private get onlineKey() {
     return `${this.prefix}online`;
   }
-  private get socketsKey() {
-    return `${this.prefix}sockets`;
+  private socketsKey(address: string) {
+    return `${this.prefix}sockets:${address}`;
   }
   private peerKey(address: string) {
     return `${this.prefix}peer:${address}`;
@@ -50,16 +55,17 @@ export class PresenceStore {
 
   /** A stream opened on `nodeId`: route pushes there and count the peer online from `at`. */
   async connected(address: string, nodeId: string, at: number): Promise<void> {
-    await this.redis.multi().zadd(this.onlineKey, 'GT', at, address).hset(this.socketsKey, address, nodeId).exec();
+    await this.redis
+      .multi()
+      .zadd(this.onlineKey, 'GT', at, address)
+      .sadd(this.socketsKey(address), nodeId)
+      .expire(this.socketsKey(address), this.ttlSeconds)
+      .exec();
   }
 
   /** The last stream of `address` on `nodeId` closed at `at`. */
   async disconnected(address: string, nodeId: string, at: number): Promise<void> {
-    await this.redis
-      .multi()
-      .eval(RELEASE_SOCKET, 1, this.socketsKey, address, nodeId)
-      .eval(GO_OFFLINE, 1, this.onlineKey, address, at)
-      .exec();
+    await this.redis.eval(CLOSE_STREAM, 2, this.socketsKey(address), this.onlineKey, address, nodeId, at);
   }
 
   /** Refreshes the last-seen time of peers whose streams are open on this node. */
@@ -67,7 +73,7 @@ export class PresenceStore {
     if (addresses.length === 0) return;
     const pipeline = this.redis.pipeline();
     pipeline.zadd(this.onlineKey, 'GT', ...addresses.flatMap((a) => [at, a]));
-    pipeline.hset(this.socketsKey, Object.fromEntries(addresses.map((a) => [a, nodeId])));
+    for (const address of addresses) pipeline.sadd(this.socketsKey(address), nodeId).expire(this.socketsKey(address), this.ttlSeconds);
     await pipeline.exec();
   }
 
@@ -81,11 +87,16 @@ export class PresenceStore {
     await this.redis.hset(this.peerKey(address), { ...fields, registered_at: String(fields.registered_at) });
   }
 
-  /** Which node holds each address's stream (undefined: none). */
-  async holders(addresses: readonly string[]): Promise<(string | undefined)[]> {
+  /** The nodes that hold a stream for each address (empty: none). */
+  async holders(addresses: readonly string[]): Promise<string[][]> {
     if (addresses.length === 0) return [];
-    const nodes = await this.redis.hmget(this.socketsKey, ...addresses);
-    return nodes.map((n) => n ?? undefined);
+    const pipeline = this.redis.pipeline();
+    for (const address of addresses) pipeline.smembers(this.socketsKey(address));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, nodes]) => {
+      if (error) throw error;
+      return nodes as string[];
+    });
   }
 
   /** Last-seen time (ms) if the peer is online now. */

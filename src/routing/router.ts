@@ -8,8 +8,8 @@ import { toStreamMessage } from './stream-message.js';
 const MAX_PUSH_AGE_MS = 60_000;
 
 /**
- * Pushes each new MessageSent to the ingress node that holds its recipient's stream, through that
- * node's Redis channel. One HMGET and one PUBLISH per node per batch.
+ * Pushes each new MessageSent to every ingress node that holds a stream for its recipient,
+ * through that node's Redis channel: one pipelined lookup and one PUBLISH per node per batch.
  */
 export function router(store: PresenceStore, redis: Redis, now: () => number = Date.now): BatchHandler {
   return async (records) => {
@@ -21,11 +21,11 @@ export function router(store: PresenceStore, redis: Redis, now: () => number = D
     const holders = await store.holders(fresh.map((m) => m.to_address));
     const byNode = new Map<string, unknown[]>();
     fresh.forEach((message, i) => {
-      const node = holders[i];
-      if (!node) return;
-      const list = byNode.get(node) ?? [];
-      list.push(toStreamMessage(message));
-      byNode.set(node, list);
+      for (const node of holders[i] ?? []) {
+        const list = byNode.get(node) ?? [];
+        list.push(toStreamMessage(message));
+        byNode.set(node, list);
+      }
     });
     if (byNode.size === 0) return;
     const pipeline = redis.pipeline();

@@ -35,7 +35,7 @@ describe('an ingress node that dies with open streams', () => {
     );
     ws.on('error', () => undefined);
     await eventually(async () => (await presence.onlineSince(peer.address)) ?? undefined, 10_000, 'the peer online');
-    expect((await presence.holders([peer.address]))[0]).toBe('doomed-node');
+    expect((await presence.holders([peer.address]))[0]).toEqual(['doomed-node']);
 
     node.kill('SIGKILL');
     await exited(node);

@@ -88,3 +88,21 @@ describe('toAppError', () => {
     expect(error.cause).toBe(original);
   });
 });
+
+describe('toAppError for a dependency that does not answer', () => {
+  it.each([
+    ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
+    ['Postgres shutting down (57P01)', Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })],
+    ['a Postgres connection exception (08006)', Object.assign(new Error('connection failure'), { code: '08006' })],
+    ['ioredis giving up', Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' })],
+  ])('maps %s to 503 dependency_unavailable', (_name, error) => {
+    const mapped = toAppError(error);
+    expect(mapped.code).toBe('dependency_unavailable');
+    expect(mapped.status).toBe(503);
+    expect(mapped.retriable).toBe(true);
+  });
+
+  it('keeps a data error (22P02) internal rather than blaming a dependency', () => {
+    expect(toAppError(Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' })).code).toBe('internal_error');
+  });
+});
