@@ -1,10 +1,15 @@
 #!/usr/bin/env node
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../config/config.js';
+import { PROJECT_ROOT } from '../config/paths.js';
+import { AppError } from '../errors/app-error.js';
 import { describe } from '../errors/problem.js';
-import { openResources } from '../lifecycle/resources.js';
+import { openResources, type Resources } from '../lifecycle/resources.js';
 import { runServices } from '../lifecycle/service.js';
 import { prepareDependencies } from '../lifecycle/setup.js';
 import { createLogger } from '../observability/logger.js';
+import { runApiKeyCommand, runTokenKeyCommand, UsageError } from './admin-commands.js';
+import { makeDevCerts } from './dev-certs.js';
 import { isRole, ROLES, servicesFor } from './roles.js';
 
 const USAGE = `usage: relay <command>
@@ -17,18 +22,38 @@ Roles (run until SIGINT or SIGTERM, then stop cleanly):
   router      pushes new messages to the node that holds the recipient's socket
 
 Operations:
-  setup       create topics, register event schemas, migrate the database; then exit
-  help        this text
+  setup                     create topics, register event schemas, migrate the database
+  apikey create|list|revoke manage API keys (relay apikey for details)
+  token-key rotate          start signing access tokens with a new key
+  dev-certs [--out DIR]     make a local CA and a certificate for localhost (default .relay/certs)
+  help                      this text
 
 Configuration comes from RELAY_* environment variables: docs/reference/configuration.md.`;
 
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Commands that need the dependencies prepared, then run against them and exit. */
+const OPERATIONS: Record<string, (args: readonly string[], resources: Resources) => Promise<number>> = {
+  setup: async () => 0,
+  apikey: (args, resources) => runApiKeyCommand(args, resources, print),
+  'token-key': (args, resources) => runTokenKeyCommand(args, resources, print),
+};
+
 async function main(argv: readonly string[]): Promise<number> {
-  const command = argv[0] ?? 'help';
+  const [command = 'help', ...args] = argv;
   if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(`${USAGE}\n`);
+    print(USAGE);
     return 0;
   }
-  if (command !== 'setup' && !isRole(command)) {
+  if (command === 'dev-certs') {
+    const outIndex = args.indexOf('--out');
+    const dir = outIndex >= 0 ? (args[outIndex + 1] ?? '') : join(PROJECT_ROOT, '.relay', 'certs');
+    const certs = await makeDevCerts(dir, args.includes('--force'));
+    print(`${certs.created ? 'made' : 'kept'} development certificates in ${dir}\n  CA:          ${certs.ca}\n  certificate: ${certs.cert}\n  key:         ${certs.key}`);
+    return 0;
+  }
+  const operation = OPERATIONS[command];
+  if (!operation && !isRole(command)) {
     process.stderr.write(`relay: unknown command "${command}"; roles are ${ROLES.join(', ')}\n\n${USAGE}\n`);
     return 2;
   }
@@ -38,7 +63,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const resources = openResources(config, log);
   try {
     await prepareDependencies(resources);
-    if (command === 'setup') return 0;
+    if (operation) return await operation(args, resources);
+    if (!isRole(command)) return 2;
 
     const stop = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
@@ -62,9 +88,14 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
       process.stderr.write(`relay: ${error.message}\n`);
       process.exitCode = 2;
+      return;
+    }
+    if (error instanceof AppError) {
+      process.stderr.write(`relay: ${error.message}\n`);
+      process.exitCode = 1;
       return;
     }
     process.stderr.write(`relay: ${describe(error)}\n`);

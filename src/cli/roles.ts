@@ -1,5 +1,10 @@
 import { SignatureVerifier } from '../crypto/signatures.js';
-import { openMailboxes } from '../ingress/api-routes.js';
+import { AppError } from '../errors/app-error.js';
+import { ApiKeyStore } from '../ingress/api-keys.js';
+import { openMailboxes, type MailboxGuard } from '../ingress/api-routes.js';
+import { RateLimiter } from '../ingress/rate-limit.js';
+import { authorizeAddress, bearerToken, TokenService } from '../ingress/tokens.js';
+import type { StreamGuard } from '../ingress/stream-hub.js';
 import { createApp } from '../ingress/app.js';
 import { IdempotencyStore } from '../ingress/idempotency.js';
 import { IngressService } from '../ingress/ingress-service.js';
@@ -27,6 +32,20 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
   const verifier = new SignatureVerifier();
   const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
+  const limiter = new RateLimiter(redis, config.redis.keyPrefix);
+  const apiKeys = new ApiKeyStore(pool);
+  const tokens = new TokenService({ pool, redis, redisPrefix: config.redis.keyPrefix, verifier, ttlSeconds: config.auth.tokenTtlSeconds });
+  const required = config.auth.required;
+  const authorizeMailbox: MailboxGuard = required ? (req, address) => authorizeAddress(tokens, bearerToken(req), address) : openMailboxes;
+  const authorizeStream: StreamGuard = required
+    ? async (req, address, url) => {
+        // Browsers cannot set headers on a WebSocket upgrade; the query string carries both then.
+        const header = req.headers['x-api-key'];
+        const key = await apiKeys.verify((Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('api_key') ?? undefined);
+        if (!key.scopes.includes('messages:read')) throw new AppError('insufficient_scope', 'Opening a stream needs the "messages:read" scope.');
+        await authorizeAddress(tokens, bearerToken(req, url), address);
+      }
+    : async () => undefined;
   const relay = new MessageRelay({
     verifier,
     producer,
@@ -37,6 +56,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     redis,
     redisPrefix: config.redis.keyPrefix,
     nodeId: config.nodeId,
+    senderLimit: { limiter, rate: config.auth.senderRate },
   });
   const peers = new PeerDirectory({ verifier, producer, codec, topics, pool, presence });
   const mailbox = new MailboxReader(pool);
@@ -50,15 +70,23 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     codec,
     topics,
     ttlSeconds: config.presence.ttlSeconds,
-    authorize: async () => undefined,
+    authorize: authorizeStream,
     log: log.child({ service: 'stream' }),
     metrics,
   });
-  const app = createApp(resources, { relay, peers, mailbox, authorizeMailbox: openMailboxes });
+  const app = createApp(resources, {
+    relay,
+    peers,
+    mailbox,
+    tokens,
+    authorizeMailbox,
+    gate: required ? { apiKeys, limiter, keyRate: config.auth.keyRate } : undefined,
+  });
   const ingress = new IngressService(app, {
     host: config.http.host,
     port: config.http.port,
     log,
+    tls: config.tls,
     onServer: (server) => hub.attach(server),
     beforeListen: () => producer.whenReady(),
   });

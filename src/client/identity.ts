@@ -17,8 +17,6 @@ export const KEY_WRAP_ALGORITHMS: readonly KeyWrapAlgorithm[] = ['RSA-OAEP-256',
 /** The relay refuses smaller RSA keys, so the client never makes or encrypts to one. */
 export const MIN_RSA_BITS = 2048;
 
-const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-
 const invalidKey = (detail: string, cause?: unknown) => new EnvelopeError('invalid_key', detail, undefined, cause === undefined ? undefined : { cause });
 
 const base64urlString = (jwk: Readonly<Record<string, unknown>>, member: string, what: string): string => {

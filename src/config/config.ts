@@ -61,6 +61,14 @@ const identifier: Parser<string> = (raw, name) =>
 const topicPrefix: Parser<string> = (raw, name) =>
   /^[A-Za-z0-9._-]*$/.test(raw) ? raw : fail(`${name} may hold only letters, digits, ".", "_" and "-", not "${raw}"`);
 
+const oneOf =
+  <T extends string>(...choices: T[]): Parser<T> =>
+  (raw, name) =>
+    (choices as string[]).includes(raw) ? (raw as T) : fail(`${name} must be one of ${choices.join(', ')}, not "${raw}"`);
+
+const flag: Parser<boolean> = (raw, name) =>
+  raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' || raw === '' ? false : fail(`${name} must be true or false, not "${raw}"`);
+
 const logLevel: Parser<LogLevel> = (raw, name) =>
   (LOG_LEVELS as readonly string[]).includes(raw)
     ? (raw as LogLevel)
@@ -101,6 +109,22 @@ export const VARIABLES = {
   RELAY_PRODUCER_QUEUE_MAX: variable(integer(1, 10_000_000), '50000', 'Records waiting to be produced before the ingress sheds load with 503.'),
   RELAY_PRESENCE_TTL_SECONDS: variable(integer(5, 3600), '60', 'A peer whose node stops heartbeating is offline after this long.'),
   RELAY_LOG_LEVEL: variable(logLevel, 'info', 'Least severe log level written: debug, info, warn or error.'),
+  RELAY_TLS_CERT: variable(optionalText, '', 'PEM certificate chain file: with RELAY_TLS_KEY, the ingress serves HTTPS and WSS with TLS 1.3 only.'),
+  RELAY_TLS_KEY: variable(optionalText, '', 'PEM private key file for RELAY_TLS_CERT.'),
+  RELAY_LOCAL_HTTP_PORT: variable(integer(0, 65535), '0', 'With TLS on, also serve plain HTTP on 127.0.0.1 at this port for local probes and tools (0: off).'),
+  RELAY_AUTH: variable(oneOf('required', 'off'), 'required', 'required: every /api/v1 call needs an API key and mailbox access a bearer token; off: neither (development and trusted networks only).'),
+  RELAY_TOKEN_TTL_SECONDS: variable(integer(60, 900), '900', 'Lifetime of the address-bound access tokens (at most 15 minutes).'),
+  RELAY_RATE_KEY_PER_SECOND: variable(integer(1, 10_000_000), '20000', 'Sustained requests per second allowed per API key.'),
+  RELAY_RATE_KEY_BURST: variable(integer(1, 10_000_000), '40000', 'Requests an API key may make at once above its rate.'),
+  RELAY_RATE_SENDER_PER_SECOND: variable(integer(1, 1_000_000), '200', 'Sustained messages per second allowed per sender address.'),
+  RELAY_RATE_SENDER_BURST: variable(integer(1, 1_000_000), '1000', 'Messages a sender may send at once above its rate.'),
+  RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),
+  RELAY_KAFKA_SSL_CA: variable(optionalText, '', 'PEM file of the CA that signed the brokers\' certificates (default: the system CAs).'),
+  RELAY_KAFKA_SASL_MECHANISM: variable(oneOf('', 'plain', 'scram-sha-256', 'scram-sha-512'), '', 'SASL mechanism for Kafka: plain, scram-sha-256 or scram-sha-512 (empty: none).'),
+  RELAY_KAFKA_SASL_USERNAME: variable(optionalText, '', 'SASL user name for Kafka.'),
+  RELAY_KAFKA_SASL_PASSWORD: variable(optionalText, '', 'SASL password for Kafka.'),
+  RELAY_DATABASE_SSL_CA: variable(optionalText, '', 'PEM file of the CA for PostgreSQL TLS; TLS itself is chosen by sslmode in RELAY_DATABASE_URL.'),
+  RELAY_REDIS_TLS_CA: variable(optionalText, '', 'PEM file of the CA for Redis TLS (use a rediss:// URL).'),
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -122,6 +146,20 @@ export interface RelayConfig {
   readonly producer: { readonly maxBatch: number; readonly lingerMs: number; readonly maxQueue: number };
   readonly presence: { readonly ttlSeconds: number };
   readonly logLevel: LogLevel;
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly localHttpPort: number } | undefined;
+  readonly auth: {
+    readonly required: boolean;
+    readonly tokenTtlSeconds: number;
+    readonly keyRate: { readonly perSecond: number; readonly burst: number };
+    readonly senderRate: { readonly perSecond: number; readonly burst: number };
+  };
+  readonly kafkaSecurity: {
+    readonly ssl: boolean;
+    readonly caFile: string;
+    readonly sasl: { readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; readonly username: string; readonly password: string } | undefined;
+  };
+  readonly databaseCaFile: string;
+  readonly redisCaFile: string;
 }
 
 type Values = { [K in VariableName]: ReturnType<(typeof VARIABLES)[K]['parse']> };
@@ -149,8 +187,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       problems.push((error as Error).message);
     }
   }
-  if (problems.length > 0) throw new ConfigError(problems);
   const v = values as Values;
+  if ((v.RELAY_TLS_CERT === '') !== (v.RELAY_TLS_KEY === '')) problems.push('RELAY_TLS_CERT and RELAY_TLS_KEY must be set together');
+  if (v.RELAY_KAFKA_SASL_MECHANISM && (!v.RELAY_KAFKA_SASL_USERNAME || !v.RELAY_KAFKA_SASL_PASSWORD)) {
+    problems.push('RELAY_KAFKA_SASL_MECHANISM needs RELAY_KAFKA_SASL_USERNAME and RELAY_KAFKA_SASL_PASSWORD');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze({
     nodeId: v.RELAY_NODE_ID || `${hostname()}-${process.pid}`,
@@ -173,5 +215,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     presence: { ttlSeconds: v.RELAY_PRESENCE_TTL_SECONDS },
     logLevel: v.RELAY_LOG_LEVEL,
+    tls: v.RELAY_TLS_CERT ? { certFile: v.RELAY_TLS_CERT, keyFile: v.RELAY_TLS_KEY, localHttpPort: v.RELAY_LOCAL_HTTP_PORT } : undefined,
+    auth: {
+      required: v.RELAY_AUTH === 'required',
+      tokenTtlSeconds: v.RELAY_TOKEN_TTL_SECONDS,
+      keyRate: { perSecond: v.RELAY_RATE_KEY_PER_SECOND, burst: v.RELAY_RATE_KEY_BURST },
+      senderRate: { perSecond: v.RELAY_RATE_SENDER_PER_SECOND, burst: v.RELAY_RATE_SENDER_BURST },
+    },
+    kafkaSecurity: {
+      ssl: v.RELAY_KAFKA_SSL,
+      caFile: v.RELAY_KAFKA_SSL_CA,
+      sasl: v.RELAY_KAFKA_SASL_MECHANISM
+        ? { mechanism: v.RELAY_KAFKA_SASL_MECHANISM, username: v.RELAY_KAFKA_SASL_USERNAME, password: v.RELAY_KAFKA_SASL_PASSWORD }
+        : undefined,
+    },
+    databaseCaFile: v.RELAY_DATABASE_SSL_CA,
+    redisCaFile: v.RELAY_REDIS_TLS_CA,
   });
 }

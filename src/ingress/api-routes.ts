@@ -4,7 +4,10 @@ import { problemOf } from '../errors/problem.js';
 import type { MailboxReader } from './mailbox-reader.js';
 import { MAX_ACK_IDS, MAX_BATCH, MAX_CONTENT_BYTES, type MessageRelay } from './message-relay.js';
 import type { PeerDirectory } from './peer-directory.js';
-import { addressAt, arrayAt, integerParam, objectAt, optionalParam } from './validation.js';
+import { apiKeyMiddleware, requireScope, type ApiKeyInfo, type ApiKeyStore } from './api-keys.js';
+import { rateLimitHeaders, type Rate, type RateLimiter } from './rate-limit.js';
+import type { TokenService } from './tokens.js';
+import { addressAt, arrayAt, integerParam, invalid, objectAt, optionalParam } from './validation.js';
 
 /**
  * Decides whether a request may read or acknowledge `address`'s mailbox, throwing an AppError if
@@ -18,7 +21,23 @@ export interface ApiDeps {
   readonly relay: MessageRelay;
   readonly peers: PeerDirectory;
   readonly mailbox: MailboxReader;
+  readonly tokens: TokenService;
   readonly authorizeMailbox: MailboxGuard;
+  /** With auth required: API keys for every call, and a rate limit per key. */
+  readonly gate?: { readonly apiKeys: ApiKeyStore; readonly limiter: RateLimiter; readonly keyRate: Rate };
+}
+
+/** How deep a JSON body may nest; the API's deepest documents are a JWK inside a batch. */
+export const MAX_JSON_DEPTH = 16;
+
+function depthOf(value: unknown, limit: number, depth = 0): number {
+  if (depth > limit || typeof value !== 'object' || value === null) return depth;
+  let deepest = depth;
+  for (const inner of Object.values(value)) {
+    deepest = Math.max(deepest, depthOf(inner, limit, depth + 1));
+    if (deepest > limit) break;
+  }
+  return deepest;
 }
 
 // A single message is at most 64 KiB of content plus its envelope; a batch is 500 of them.
@@ -31,41 +50,66 @@ const json = (limit: number): RequestHandler[] => [
     next(req.is('application/json') ? undefined : new AppError('unsupported_media_type', 'Send the body as application/json.'));
   },
   express.json({ limit, strict: true }),
+  (req, _res, next) => {
+    next(depthOf(req.body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH ? invalid('body', `JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`) : undefined);
+  },
 ];
 
 /** The v1 HTTP API (docs/reference/api.md). */
 export function apiRoutes(deps: ApiDeps): Router {
   const router = Router();
+  const { gate } = deps;
+  if (gate) {
+    router.use(apiKeyMiddleware(gate.apiKeys));
+    router.use(async (_req, res, next) => {
+      const key = res.locals['apiKey'] as ApiKeyInfo;
+      const [decision] = await gate.limiter.check([{ key: `key:${key.id}`, rate: gate.keyRate }]);
+      if (!decision) return next();
+      res.set(rateLimitHeaders(decision));
+      next(decision.allowed ? undefined : new AppError('rate_limited', `This API key is over its rate of ${gate.keyRate.perSecond} requests/s.`, {
+        extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) },
+      }));
+    });
+  }
+  const scope = gate ? requireScope : () => ((_req: unknown, _res: unknown, next: () => void) => next()) as RequestHandler;
 
-  router.post('/peer/register', ...json(SMALL_LIMIT), async (req, res) => {
+  router.post('/auth/challenge', ...json(SMALL_LIMIT), async (req, res) => {
+    res.json(await deps.tokens.challenge(req.body));
+  });
+
+  router.post('/auth/token', ...json(SMALL_LIMIT), async (req, res) => {
+    res.json(await deps.tokens.issue(req.body));
+  });
+
+  router.post('/peer/register', scope('peers:write'), ...json(SMALL_LIMIT), async (req, res) => {
     res.status(202).json(await deps.peers.register(req.body));
   });
 
-  router.get('/peers/discover', async (req, res) => {
+  router.get('/peers/discover', scope('peers:read'), async (req, res) => {
     const query = req.query as Record<string, unknown>;
     const address = addressAt(query, 'address');
     const limit = integerParam(query, 'limit', 1, 200, 50);
     res.json(await deps.peers.discover(address, limit, optionalParam(query, 'cursor')));
   });
 
-  router.get('/peers/:address', async (req, res) => {
+  router.get('/peers/:address', scope('peers:read'), async (req, res) => {
     const address = addressAt(req.params, 'address');
     res.json(await deps.peers.get(address));
   });
 
-  router.post('/message/relay', ...json(SINGLE_LIMIT), async (req, res) => {
+  router.post('/message/relay', scope('messages:write'), ...json(SINGLE_LIMIT), async (req, res) => {
     const [result] = await deps.relay.relay([objectAt(req.body, 'body')]);
     if (result instanceof AppError) throw result;
     res.status(202).json(result);
   });
 
-  router.post('/message/relay/batch', ...json(BATCH_LIMIT), async (req, res) => {
+  router.post('/message/relay/batch', scope('messages:write'), ...json(BATCH_LIMIT), async (req, res) => {
     const messages = arrayAt(objectAt(req.body, 'body'), 'messages', MAX_BATCH);
     const results = await deps.relay.relay(messages);
     res.json({ results: results.map((r) => (r instanceof AppError ? problemOf(r) : r)) });
   });
 
-  router.get('/messages', async (req, res) => {
+  router.get('/messages', scope('messages:read'), async (req, res) => {
     const query = req.query as Record<string, unknown>;
     const address = addressAt(query, 'address');
     const limit = integerParam(query, 'limit', 1, 500, 100);
@@ -74,7 +118,7 @@ export function apiRoutes(deps: ApiDeps): Router {
     res.json(await deps.mailbox.undelivered(address, after, limit));
   });
 
-  router.post('/messages/ack', ...json(SMALL_LIMIT), async (req, res) => {
+  router.post('/messages/ack', scope('messages:read'), ...json(SMALL_LIMIT), async (req, res) => {
     const body = objectAt(req.body, 'body');
     const address = addressAt(body, 'address');
     const ids = arrayAt(body, 'message_ids', MAX_ACK_IDS);

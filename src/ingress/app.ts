@@ -23,6 +23,9 @@ export function createApp(resources: Resources, api: ApiDeps): Express {
     next();
   });
   app.use(healthRoutes(dependencyChecks({ kafka, registryUrl: config.registry.url, pool, redis }), metrics));
+  app.get('/.well-known/jwks.json', async (_req, res) => {
+    res.set('Cache-Control', 'max-age=60').json(await api.tokens.jwks());
+  });
   app.use('/api/v1', apiRoutes(api));
   app.use(notFoundHandler);
   app.use(problemMiddleware(log));

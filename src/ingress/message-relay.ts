@@ -9,6 +9,7 @@ import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
 import { sleep } from '../lifecycle/service.js';
 import type { IdempotencyStore } from './idempotency.js';
+import type { Rate, RateLimiter } from './rate-limit.js';
 import { addressAt, invalid, isUuid, objectAt, stringAt, uuidAt, type Fields } from './validation.js';
 
 export const MAX_CONTENT_BYTES = 65_536;
@@ -61,6 +62,8 @@ export class MessageRelay {
       readonly redis: Redis;
       readonly redisPrefix: string;
       readonly nodeId: string;
+      /** Messages per second per sender address, decided in Redis for the whole batch at once. */
+      readonly senderLimit?: { readonly limiter: RateLimiter; readonly rate: Rate };
     },
   ) {}
 
@@ -75,6 +78,11 @@ export class MessageRelay {
         results[index] = error instanceof AppError ? error : new AppError('internal_error', 'The message could not be checked.', { cause: error });
       }
     });
+
+    await this.limitSenders(checked, results);
+    const allowed = checked.filter(({ index }) => results[index] === undefined);
+    checked.length = 0;
+    checked.push(...allowed);
 
     const claims = await this.deps.idempotency.claim(checked.map(({ message }) => ({ id: message.messageId, fingerprint: message.fingerprint })));
     const fresh: { index: number; message: Checked }[] = [];
@@ -159,6 +167,20 @@ export class MessageRelay {
       throw error;
     }
     return mine.length;
+  }
+
+  /** Refuses the messages whose sender is over its rate (the signature was checked first, so nobody spends another's budget). */
+  private async limitSenders(checked: readonly { index: number; message: Checked }[], results: (Accepted | AppError | undefined)[]): Promise<void> {
+    const limit = this.deps.senderLimit;
+    if (!limit || checked.length === 0) return;
+    const decisions = await limit.limiter.check(checked.map(({ message }) => ({ key: `sender:${message.from}`, rate: limit.rate })));
+    decisions.forEach((decision, i) => {
+      const entry = checked[i];
+      if (!entry || decision.allowed) return;
+      results[entry.index] = new AppError('rate_limited', `Sender ${entry.message.from} is over its rate of ${limit.rate.perSecond} messages/s.`, {
+        extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: entry.message.messageId },
+      });
+    });
   }
 
   private check(input: unknown): Checked {

@@ -25,7 +25,7 @@ const CATCH_UP_DELAY_MS = 1500;
 const MAX_REMEMBERED_IDS = 10_000;
 
 /** Decides whether an upgrade request may open `address`'s stream (the security layer's check). */
-export type StreamGuard = (req: IncomingMessage, address: string) => Promise<void>;
+export type StreamGuard = (req: IncomingMessage, address: string, url: URL) => Promise<void>;
 
 interface Connection {
   readonly ws: WebSocket;
@@ -100,7 +100,7 @@ export class StreamHub implements Service {
     const url = new URL(req.url ?? '/', 'http://relay');
     if (url.pathname !== STREAM_PATH) throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
     const address = addressAt(Object.fromEntries(url.searchParams), 'address');
-    await this.deps.authorize(req, address);
+    await this.deps.authorize(req, address, url);
     this.wss.handleUpgrade(req, socket, head, (ws) => void this.opened(ws, address));
   }
 

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import kafkajs from 'kafkajs';
 import type { RelayConfig } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
@@ -13,6 +14,8 @@ export function createKafka(config: RelayConfig, log: Logger, clientSuffix = '')
     brokers: [...config.kafka.brokers],
     logLevel: config.logLevel === 'debug' ? KafkaLogLevel.INFO : KafkaLogLevel.WARN,
     retry: { initialRetryTime: 100, retries: 8 },
+    ssl: config.kafkaSecurity.caFile ? { ca: [readFileSync(config.kafkaSecurity.caFile, 'utf8')] } : config.kafkaSecurity.ssl,
+    ...(config.kafkaSecurity.sasl ? { sasl: { ...config.kafkaSecurity.sasl } as kafkajs.SASLOptions } : {}),
     logCreator:
       () =>
       ({ level, log: entry }) => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { RelayConfig } from '../config/config.js';
 
@@ -11,6 +12,8 @@ export function createPool(config: RelayConfig, overrides: Partial<pg.PoolConfig
     max: config.postgres.poolSize,
     options: `-c search_path=${config.postgres.schema}`,
     application_name: 'relay',
+    // TLS is chosen by sslmode in the URL; a private CA can be named here.
+    ...(config.databaseCaFile ? { ssl: { ca: readFileSync(config.databaseCaFile, 'utf8'), rejectUnauthorized: true } } : {}),
     ...overrides,
   });
 }

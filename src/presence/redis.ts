@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import type { RelayConfig } from '../config/config.js';
 
@@ -10,5 +11,7 @@ export function createRedis(config: RelayConfig, name = 'relay'): Redis {
     maxRetriesPerRequest: 2,
     enableOfflineQueue: true,
     lazyConnect: false,
+    // rediss:// URLs turn TLS on; a private CA can be named.
+    ...(config.redisCaFile ? { tls: { ca: readFileSync(config.redisCaFile, 'utf8') } } : {}),
   });
 }

@@ -22,6 +22,8 @@ export function testEnv(label: string, overrides: Record<string, string> = {}): 
     RELAY_HTTP_HOST: '127.0.0.1',
     RELAY_HTTP_PORT: '0',
     RELAY_LOG_LEVEL: process.env['RELAY_LOG_LEVEL'] ?? 'warn',
+    // Most files test the relay's behaviour, not its gate; the security tests turn it on.
+    RELAY_AUTH: 'off',
     ...overrides,
   };
 }

@@ -1,3 +1,4 @@
+import { request as httpsRequest } from 'node:https';
 import { consumerService, ingressServices } from '../../src/cli/roles.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { openTestContext, type TestContext } from './context.js';
@@ -21,8 +22,8 @@ export async function startRelay(label: string, overrides: Record<string, string
   await Promise.all(consumers.map((c) => c.joined()));
   return {
     ctx,
-    baseUrl: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}`,
+    baseUrl: `${ctx.config.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    wsUrl: `${ctx.config.tls ? 'wss' : 'ws'}://127.0.0.1:${port}`,
     async stop() {
       controller.abort();
       await running.catch(() => undefined);
@@ -36,6 +37,41 @@ export interface Answer<T = Record<string, unknown>> {
   readonly contentType: string;
   readonly headers: Headers;
   readonly body: T;
+}
+
+/**
+ * One HTTP(S) call; a JSON body is parsed, anything else is returned as text. Over HTTPS it
+ * trusts `ca` (node's fetch cannot be given a CA per call, so this uses node:https).
+ */
+export async function callTls<T = Record<string, unknown>>(
+  baseUrl: string,
+  ca: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer<T>> {
+  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      `${baseUrl}${path}`,
+      { method, ca, headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const contentType = String(response.headers['content-type'] ?? '');
+          const fetchHeaders = new Headers();
+          for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') fetchHeaders.set(name, value);
+          resolve({ status: response.statusCode ?? 0, contentType, headers: fetchHeaders, body: (contentType.includes('json') && text ? JSON.parse(text) : text) as T });
+        });
+      },
+    );
+    request.on('error', reject);
+    if (payload !== undefined) request.write(payload);
+    request.end();
+  });
 }
 
 /** One HTTP call; a JSON body is parsed, anything else is returned as text. */

@@ -1,0 +1,293 @@
+import type { IncomingMessage } from 'node:http';
+import WebSocket from 'ws';
+import { asRelayedMessage, openMessage } from './envelope.js';
+import { EnvelopeError, RelayClientError, isProblemDocument } from './errors.js';
+import type { PeerIdentity } from './identity.js';
+import type { OpenedMessage, RelayedMessage } from './types.js';
+
+export interface StreamOptions {
+  /**
+   * Called with each message once its signature verified and it decrypted, one at a time in
+   * arrival order. With `autoAck` the message is acknowledged after this resolves, so a message
+   * is only ever acknowledged once the application has it. Without a handler, read messages with
+   * `next()` and acknowledge them with `ack()`.
+   */
+  readonly onMessage?: (message: OpenedMessage) => void | Promise<void>;
+  /** A message this client refused (bad signature, not decryptable). It is not acknowledged. */
+  readonly onRejected?: (error: EnvelopeError, message: RelayedMessage) => void;
+  /** Anything else that went wrong on the open stream: a handler threw, an ack failed, a socket error. */
+  readonly onError?: (error: Error) => void;
+  /** Acknowledge each message after `onMessage` resolves; default true. Ignored without `onMessage`. */
+  readonly autoAck?: boolean;
+  /** How long to wait for the upgrade; default 15 s. */
+  readonly handshakeTimeoutMs?: number;
+}
+
+export interface StreamClosed {
+  readonly code: number;
+  readonly reason: string;
+}
+
+type Received = { readonly message: OpenedMessage } | { readonly error: EnvelopeError; readonly raw: RelayedMessage };
+
+interface Waiter {
+  resolve(message: OpenedMessage): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The relay can push a message before its projection lands in the read model, and an ack of such
+ * a message counts 0 (docs/reference/api.md). These are the delays before asking again.
+ */
+const ACK_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
+const MAX_ERROR_BODY = 16 * 1024;
+
+const streamClosed = (detail: string) => new RelayClientError({ status: 0, code: 'stream_closed', detail });
+
+/**
+ * An open `GET /api/v1/stream` WebSocket for one identity. Every message frame is verified end to
+ * end and decrypted before anyone sees it. Acknowledgements go over the same socket, one at a
+ * time, because the relay's `ack_result` frames do not say which `ack` they answer.
+ */
+export class MessageStream {
+  /** Resolves when the socket has closed, for whatever reason. */
+  readonly closed: Promise<StreamClosed>;
+  private readonly received: Received[] = [];
+  private readonly waiters: Waiter[] = [];
+  private processing: Promise<void> = Promise.resolve();
+  private acking: Promise<unknown> = Promise.resolve();
+  private answer: { resolve(count: number): void; reject(error: Error): void } | undefined;
+  private isClosed = false;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    private readonly identity: PeerIdentity,
+    private readonly options: StreamOptions,
+  ) {
+    this.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        this.isClosed = true;
+        const closed = streamClosed(`The stream closed (${code}${reason.length ? ` ${reason.toString()}` : ''}).`);
+        this.answer?.reject(closed);
+        this.answer = undefined;
+        for (const waiter of this.waiters.splice(0)) waiter.reject(closed);
+        resolve({ code, reason: reason.toString() });
+      });
+    });
+    // Frames can arrive right after the upgrade (the backlog), so listen before `open` resolves.
+    ws.on('message', (data, isBinary) => this.frame(data.toString(), isBinary));
+  }
+
+  /** Opens the stream; rejects with the relay's problem (as RelayClientError) if the upgrade is refused. */
+  static async open(url: string, headers: Record<string, string>, identity: PeerIdentity, options: StreamOptions = {}): Promise<MessageStream> {
+    const ws = new WebSocket(url, { headers, handshakeTimeout: options.handshakeTimeoutMs ?? 15_000 });
+    const stream = new MessageStream(ws, identity, options);
+    await new Promise<void>((resolve, reject) => {
+      let state: 'connecting' | 'open' | 'refused' = 'connecting';
+      ws.once('open', () => {
+        state = 'open';
+        resolve();
+      });
+      // Always listening: an 'error' event without a listener would crash the process.
+      ws.on('error', (error) => {
+        if (state === 'open') options.onError?.(error);
+        else if (state === 'connecting') {
+          reject(new RelayClientError({ status: 0, code: 'network_error', detail: `The stream could not be opened: ${error.message}`, cause: error }));
+        }
+      });
+      ws.once('unexpected-response', (_request, response: IncomingMessage) => {
+        state = 'refused';
+        // Read the refusal before tearing the handshake down: terminating first would lose the body.
+        void readRefusal(response).then((error) => {
+          reject(error);
+          ws.terminate();
+        });
+      });
+    });
+    return stream;
+  }
+
+  /** The next message, for pull-style reading (no `onMessage`). A refused message rejects with its EnvelopeError. */
+  next(timeoutMs = 30_000): Promise<OpenedMessage> {
+    const item = this.received.shift();
+    if (item) return 'message' in item ? Promise.resolve(item.message) : Promise.reject(item.error);
+    if (this.isClosed) return Promise.reject(streamClosed('The stream is closed.'));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const index = this.waiters.indexOf(waiter);
+        if (index >= 0) this.waiters.splice(index, 1);
+        reject(new Error(`no message arrived on the stream within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        resolve: (message) => {
+          clearTimeout(timer);
+          resolve(message);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Acknowledges messages over the stream; resolves with how many this ack newly acknowledged. */
+  ack(messageIds: readonly string[]): Promise<number> {
+    const run = () =>
+      new Promise<number>((resolve, reject) => {
+        if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) {
+          reject(streamClosed('The stream is closed; acknowledge over HTTP instead.'));
+          return;
+        }
+        this.answer = { resolve, reject };
+        this.ws.send(JSON.stringify({ type: 'ack', message_ids: messageIds }), (error) => {
+          if (error) reject(streamClosed(`The ack could not be sent: ${error.message}`));
+        });
+      });
+    const result = this.acking.then(run, run);
+    this.acking = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Closes the socket normally and waits until it is closed. */
+  async close(): Promise<StreamClosed> {
+    if (this.ws.readyState === WebSocket.CONNECTING || this.ws.readyState === WebSocket.OPEN) this.ws.close(1000, 'client closing');
+    return this.closed;
+  }
+
+  private frame(text: string, isBinary: boolean): void {
+    if (isBinary) return;
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'The relay sent a stream frame that is not JSON.' }));
+      return;
+    }
+    if (typeof frame !== 'object' || frame === null) return;
+    const fields = frame as Record<string, unknown>;
+    switch (fields['type']) {
+      case 'message': {
+        const message = asRelayedMessage(fields);
+        if (!message) {
+          this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'A message frame lacks a member.' }));
+          return;
+        }
+        // One at a time and in order, while ack answers (below) are handled at once: a handler
+        // that awaits its ack must not wait behind itself.
+        this.processing = this.processing.then(() => this.deliver(message));
+        return;
+      }
+      case 'ack_result': {
+        const count = fields['acknowledged'];
+        this.answer?.resolve(typeof count === 'number' ? count : 0);
+        this.answer = undefined;
+        return;
+      }
+      case 'error': {
+        const problem = fields['problem'];
+        const error = isProblemDocument(problem)
+          ? RelayClientError.fromProblem(problem)
+          : new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'The relay sent an error frame without a problem document.' });
+        // The client sends nothing but acks, so an error frame answers the ack in flight.
+        if (this.answer) {
+          this.answer.reject(error);
+          this.answer = undefined;
+        } else {
+          this.options.onError?.(error);
+        }
+        return;
+      }
+      default:
+        // Frame types added later are not for this client version.
+        return;
+    }
+  }
+
+  private async deliver(raw: RelayedMessage): Promise<void> {
+    let message: OpenedMessage;
+    try {
+      message = await openMessage(this.identity, raw);
+    } catch (error) {
+      const refused = error instanceof EnvelopeError ? error : new EnvelopeError('decryption_failed', (error as Error).message, raw.message_id, { cause: error });
+      if (this.options.onMessage) {
+        if (this.options.onRejected) this.options.onRejected(refused, raw);
+        else this.options.onError?.(refused);
+      } else {
+        this.enqueue({ error: refused, raw });
+      }
+      return;
+    }
+    if (!this.options.onMessage) {
+      this.enqueue({ message });
+      return;
+    }
+    try {
+      await this.options.onMessage(message);
+    } catch (error) {
+      // Not acknowledged: the relay sends it again with the next connection's backlog.
+      this.options.onError?.(error as Error);
+      return;
+    }
+    if (this.options.autoAck ?? true) await this.ackOnce(message.message_id);
+  }
+
+  /** Acks one message, asking again a few times while the read model has not caught up with it. */
+  private async ackOnce(messageId: string, attempt = 0): Promise<void> {
+    try {
+      if ((await this.ack([messageId])) > 0) return;
+    } catch (error) {
+      this.options.onError?.(error as Error);
+      return;
+    }
+    const delay = ACK_RETRY_DELAYS_MS[attempt];
+    if (delay === undefined || this.isClosed) return;
+    // In the background, so later messages are not held up; a count of 0 can also mean that
+    // the message was acknowledged already, and asking again is then harmless.
+    setTimeout(() => void this.ackOnce(messageId, attempt + 1), delay).unref();
+  }
+
+  private enqueue(item: Received): void {
+    const waiter = this.waiters.shift();
+    if (!waiter) {
+      this.received.push(item);
+      return;
+    }
+    if ('message' in item) waiter.resolve(item.message);
+    else waiter.reject(item.error);
+  }
+}
+
+/** The relay refuses an upgrade with a problem document over plain HTTP; this reads it. */
+function readRefusal(response: IncomingMessage): Promise<RelayClientError> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      const text = Buffer.concat(chunks).toString('utf8');
+      const status = response.statusCode ?? 0;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
+      }
+      resolve(
+        isProblemDocument(parsed)
+          ? RelayClientError.fromProblem(parsed, typeof response.headers['retry-after'] === 'string' ? response.headers['retry-after'] : null)
+          : new RelayClientError({ status, code: 'unexpected_response', detail: `The stream upgrade was refused with ${status}: ${text.slice(0, 200)}` }),
+      );
+    };
+    response.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_ERROR_BODY) chunks.push(chunk);
+    });
+    response.on('end', finish);
+    response.on('error', finish);
+    response.on('close', finish);
+  });
+}

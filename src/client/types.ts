@@ -1,0 +1,86 @@
+import type { PublicJwk } from '../crypto/address.js';
+import type { SigningAlgorithm } from './identity.js';
+
+// Shapes on the wire keep the API's snake_case names (docs/reference/api.md), so a value can be
+// compared with, logged as, or sent as what the relay sees without translation.
+
+/** The body of `POST /api/v1/message/relay`: a sealed, signed message. */
+export interface OutgoingMessage {
+  readonly message_id: string;
+  readonly from_address: string;
+  readonly to_address: string;
+  readonly message_type: string;
+  /** The compact JWE. */
+  readonly encrypted_content: string;
+  /** The sender's compact JWS over the message claims. */
+  readonly signature: string;
+}
+
+/** A message as the relay hands it over: `GET /api/v1/messages` items and stream `message` frames. */
+export interface RelayedMessage extends OutgoingMessage {
+  readonly accepted_at: string;
+}
+
+/** The payload the sender signs for each message. */
+export interface MessageClaims {
+  readonly message_id: string;
+  readonly from: string;
+  readonly to: string;
+  readonly type: string;
+  /** base64url SHA-256 of the UTF-8 bytes of `encrypted_content`. */
+  readonly sha256: string;
+  /** Signing time, seconds since the epoch. */
+  readonly iat: number;
+}
+
+/** A received message whose signature verified end to end and whose content decrypted. */
+export interface OpenedMessage extends RelayedMessage {
+  readonly plaintext: Uint8Array;
+  /** `plaintext` decoded as UTF-8 (invalid sequences become U+FFFD). */
+  readonly text: string;
+  /** The sender's public signing key, whose thumbprint is `from_address`. */
+  readonly sender_key: PublicJwk;
+  readonly sender_alg: SigningAlgorithm;
+  /** The `iat` of the sender's signature, in seconds. */
+  readonly signed_at: number;
+}
+
+/** The `202` answer for an accepted message: where its event is in the mailbox topic. */
+export interface Accepted {
+  readonly message_id: string;
+  readonly status: 'accepted';
+  readonly partition: number;
+  /** A decimal string: Kafka offsets can exceed 2^53. */
+  readonly offset: string;
+}
+
+export interface Registered {
+  readonly address: string;
+  readonly status: 'registered';
+}
+
+/** Who to encrypt to: an address and its public encryption key. */
+export interface Recipient {
+  readonly address: string;
+  readonly encryption_key: PublicJwk;
+}
+
+/** `GET /api/v1/peers/:address`, after the client checked that the record proves itself. */
+export interface PeerRecord extends Recipient {
+  readonly signing_key: PublicJwk;
+  readonly connection_info: Readonly<Record<string, unknown>>;
+  readonly last_seen: string | null;
+  readonly online: boolean;
+  readonly registered_at: string;
+  /**
+   * Whether the encryption key was checked against the peer's own signed registration. False
+   * while the relay does not return the registration JWS: the key is then only as trustworthy as
+   * the relay.
+   */
+  readonly encryption_key_attested: boolean;
+}
+
+export interface MailboxPage {
+  readonly messages: RelayedMessage[];
+  readonly next_cursor: string | null;
+}

@@ -1,0 +1,106 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import { AppError } from '../errors/app-error.js';
+import type { Pool } from '../postgres/pool.js';
+
+export const SCOPES = ['peers:write', 'peers:read', 'messages:write', 'messages:read'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiKeyInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly scopes: readonly Scope[];
+  readonly created_at: string;
+  readonly revoked_at: string | null;
+}
+
+/** The key a caller presents: `rk_<id>_<secret>`; the id is public, the secret is 256 random bits. */
+const KEY_FORMAT = /^rk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+const CACHE_MS = 5_000;
+
+const sha256 = (secret: string) => createHash('sha256').update(secret).digest();
+
+/**
+ * API keys for service authentication, stored hashed in Postgres. A verified key is cached for
+ * 5 s per process, so a revocation takes effect everywhere within that time.
+ */
+export class ApiKeyStore {
+  private readonly cache = new Map<string, { digest: Buffer; info: ApiKeyInfo | undefined; until: number }>();
+
+  constructor(private readonly pool: Pool) {}
+
+  /** Creates a key; the returned `key` is shown once and never stored. */
+  async create(name: string, scopes: readonly Scope[] = SCOPES): Promise<{ key: string; info: ApiKeyInfo }> {
+    const id = randomBytes(9).toString('base64url').replace(/[-_]/g, 'x').slice(0, 12);
+    const secret = randomBytes(32).toString('base64url');
+    const { rows } = await this.pool.query<{ created_at: Date }>(
+      'INSERT INTO api_keys (id, name, secret_sha256, scopes) VALUES ($1, $2, $3, $4) RETURNING created_at',
+      [id, name, sha256(secret), scopes],
+    );
+    return {
+      key: `rk_${id}_${secret}`,
+      info: { id, name, scopes: [...scopes], created_at: (rows[0]?.created_at ?? new Date()).toISOString(), revoked_at: null },
+    };
+  }
+
+  async list(): Promise<ApiKeyInfo[]> {
+    const { rows } = await this.pool.query<{ id: string; name: string; scopes: Scope[]; created_at: Date; revoked_at: Date | null }>(
+      'SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at',
+    );
+    return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString(), revoked_at: r.revoked_at?.toISOString() ?? null }));
+  }
+
+  /** Revokes a key by id; false if there is no such key. */
+  async revoke(id: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+    this.cache.delete(id);
+    return (rowCount ?? 0) > 0 || (await this.pool.query('SELECT 1 FROM api_keys WHERE id = $1', [id])).rowCount === 1;
+  }
+
+  /** The key's record if `presented` is a valid, unrevoked key; throws the matching 401 otherwise. */
+  async verify(presented: string | undefined): Promise<ApiKeyInfo> {
+    if (!presented) throw new AppError('missing_api_key', 'Send an API key in the X-API-Key header.');
+    const match = KEY_FORMAT.exec(presented);
+    if (!match) throw new AppError('invalid_api_key', 'The API key is not one this relay issued.');
+    const [, id, secret] = match as unknown as [string, string, string];
+    const now = Date.now();
+    let entry = this.cache.get(id);
+    if (!entry || entry.until < now) {
+      const { rows } = await this.pool.query<{ name: string; secret_sha256: Buffer; scopes: Scope[]; created_at: Date; revoked_at: Date | null }>(
+        'SELECT name, secret_sha256, scopes, created_at, revoked_at FROM api_keys WHERE id = $1',
+        [id],
+      );
+      const row = rows[0];
+      entry = {
+        digest: row?.secret_sha256 ?? Buffer.alloc(32),
+        info: row && !row.revoked_at ? { id, name: row.name, scopes: row.scopes, created_at: row.created_at.toISOString(), revoked_at: null } : undefined,
+        until: now + CACHE_MS,
+      };
+      this.cache.set(id, entry);
+    }
+    if (!entry.info || !timingSafeEqual(entry.digest, sha256(secret))) {
+      throw new AppError('invalid_api_key', 'The API key is unknown or revoked.');
+    }
+    return entry.info;
+  }
+}
+
+/** Requires a valid API key on every request it guards, and records it for rate limits and metrics. */
+export function apiKeyMiddleware(store: ApiKeyStore): RequestHandler {
+  return async (req, res, next) => {
+    try {
+      res.locals['apiKey'] = await store.verify(req.get('x-api-key'));
+      next();
+    } catch (error) {
+      next(error);
+    }
+  };
+}
+
+/** Refuses a request whose API key lacks `scope` (403). With auth off there is no key to check. */
+export const requireScope =
+  (scope: Scope): RequestHandler =>
+  (_req, res, next) => {
+    const key = res.locals['apiKey'] as ApiKeyInfo | undefined;
+    next(key && !key.scopes.includes(scope) ? new AppError('insufficient_scope', `This API key lacks the "${scope}" scope.`) : undefined);
+  };

@@ -1,0 +1,68 @@
+import type { Redis } from '../presence/redis.js';
+
+export interface Rate {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly remaining: number;
+  /** Milliseconds until a request would be allowed (0 if allowed now). */
+  readonly retryAfterMs: number;
+  /** Milliseconds until the bucket is full again. */
+  readonly resetMs: number;
+}
+
+// GCRA (the generic cell rate algorithm): one key holds the theoretical arrival time, in
+// microseconds of the Redis server's clock, so every node shares one clock and one decision
+// costs one round trip. ARGV: emission interval (us), burst, cost.
+const GCRA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tolerance = interval * burst
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval * tonumber(ARGV[3])
+local allow_at = new_tat - tolerance
+if allow_at > now then
+  return {0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+return {1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000)}`;
+
+/** Rate limits in Redis, atomic per decision; several decisions share one pipelined round trip. */
+export class RateLimiter {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  async check(requests: readonly { key: string; rate: Rate; cost?: number }[]): Promise<Decision[]> {
+    if (requests.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const { key, rate, cost } of requests) {
+      pipeline.eval(GCRA, 1, `${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, value], i) => {
+      if (error) throw error;
+      const [allowed, retryAfterMs, remaining, resetMs] = value as [number, number, number, number];
+      return { allowed: allowed === 1, limit: requests[i]?.rate.burst ?? 0, remaining: Math.max(0, remaining), retryAfterMs, resetMs };
+    });
+  }
+}
+
+/** The RateLimit-* and Retry-After headers for a decision. */
+export function rateLimitHeaders(decision: Decision): Record<string, string> {
+  const headers: Record<string, string> = {
+    'RateLimit-Limit': String(decision.limit),
+    'RateLimit-Remaining': String(decision.remaining),
+    'RateLimit-Reset': String(Math.ceil(decision.resetMs / 1000)),
+  };
+  if (!decision.allowed) headers['Retry-After'] = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+  return headers;
+}

@@ -1,0 +1,251 @@
+import { connect as tlsConnect } from 'node:tls';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importJWK, SignJWT, type JWK } from 'jose';
+import WebSocket from 'ws';
+import { makeDevCerts } from '../../src/cli/dev-certs.js';
+import { ApiKeyStore } from '../../src/ingress/api-keys.js';
+import { TokenService } from '../../src/ingress/tokens.js';
+import { SignatureVerifier } from '../../src/crypto/signatures.js';
+import { eventually } from '../helpers/context.js';
+import { TestPeer } from '../helpers/peer.js';
+import { callTls, startRelay, type RunningRelay } from '../helpers/relay.js';
+import { recordCount } from '../helpers/topic-reader.js';
+
+// The security list of the specification, against a relay with TLS and auth on.
+describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () => {
+  let relay: RunningRelay;
+  let ca: string;
+  let apiKey: string;
+  const alice = TestPeer.create('ES256');
+  const bob = TestPeer.create('EdDSA');
+
+  const api = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+    callTls(relay.baseUrl, ca, method, path, body, { 'x-api-key': apiKey, ...headers });
+
+  const tokenFor = async (peer: TestPeer): Promise<string> => {
+    const challenge = await api('POST', '/api/v1/auth/challenge', { address: peer.address });
+    expect(challenge.status).toBe(200);
+    const proof = await peer.sign({ address: peer.address, nonce: challenge.body['nonce'], iat: Math.floor(Date.now() / 1000) });
+    const token = await api('POST', '/api/v1/auth/token', { proof });
+    expect(token.status).toBe(200);
+    expect(token.body).toMatchObject({ token_type: 'Bearer', expires_in: 900 });
+    return token.body['access_token'] as string;
+  };
+
+  beforeAll(async () => {
+    const certs = await makeDevCerts(await mkdtemp(join(tmpdir(), 'relay-certs-')));
+    ca = await readFile(certs.ca, 'utf8');
+    relay = await startRelay('security', { RELAY_AUTH: 'required', RELAY_TLS_CERT: certs.cert, RELAY_TLS_KEY: certs.key });
+    apiKey = (await new ApiKeyStore(relay.ctx.pool).create('test')).key;
+    for (const peer of [alice, bob]) expect((await api('POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+  }, 90_000);
+
+  afterAll(async () => {
+    await relay.stop();
+  });
+
+  const port = () => Number(new URL(relay.baseUrl).port);
+
+  describe('TLS', () => {
+    const handshake = (maxVersion: 'TLSv1.2' | 'TLSv1.3') =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ host: '127.0.0.1', port: port(), ca, servername: 'localhost', maxVersion }, () => {
+          resolve(socket.getProtocol() ?? '');
+          socket.end();
+        });
+        socket.once('error', reject);
+      });
+
+    it('accepts TLS 1.3 and refuses a TLS 1.2 client over HTTPS', async () => {
+      expect(await handshake('TLSv1.3')).toBe('TLSv1.3');
+      await expect(handshake('TLSv1.2')).rejects.toThrow(/protocol version|alert/i);
+      expect((await api('GET', '/healthz')).status).toBe(200);
+    });
+
+    it('accepts TLS 1.3 and refuses TLS 1.2 over WSS', async () => {
+      const token = await tokenFor(bob);
+      const open = (maxVersion: 'TLSv1.2' | 'TLSv1.3') =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(`${relay.wsUrl}/api/v1/stream?address=${bob.address}`, {
+            ca,
+            maxVersion,
+            headers: { 'x-api-key': apiKey, authorization: `Bearer ${token}` },
+          });
+          ws.once('open', () => resolve(ws));
+          ws.once('error', reject);
+        });
+      const ws = await open('TLSv1.3');
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+      ws.close();
+      await expect(open('TLSv1.2')).rejects.toThrow(/protocol version|alert/i);
+    });
+  });
+
+  describe('API keys', () => {
+    it('refuses a call without a key, with an unknown key, and with a revoked key', async () => {
+      const noKey = await callTls(relay.baseUrl, ca, 'GET', `/api/v1/peers/${alice.address}`);
+      expect(noKey.status).toBe(401);
+      expect(noKey.body).toMatchObject({ code: 'missing_api_key' });
+      const unknown = await api('GET', `/api/v1/peers/${alice.address}`, undefined, { 'x-api-key': 'rk_AAAAAAAAAAAA_' + 'A'.repeat(43) });
+      expect(unknown.body).toMatchObject({ code: 'invalid_api_key', status: 401 });
+
+      const store = new ApiKeyStore(relay.ctx.pool);
+      const doomed = await store.create('doomed');
+      expect((await api('GET', `/api/v1/peers/${alice.address}`, undefined, { 'x-api-key': doomed.key })).status).toBe(200);
+      expect(await store.revoke(doomed.info.id)).toBe(true);
+      const refused = await eventually(async () => {
+        const answer = await api('GET', `/api/v1/peers/${alice.address}`, undefined, { 'x-api-key': doomed.key });
+        return answer.status === 401 ? answer : undefined;
+      }, 15_000, 'the revoked key refused');
+      expect(refused.body).toMatchObject({ code: 'invalid_api_key' });
+      const [row] = (await relay.ctx.pool.query('SELECT secret_sha256, revoked_at FROM api_keys WHERE id = $1', [doomed.info.id])).rows;
+      expect(row.revoked_at).toBeInstanceOf(Date);
+      expect(Buffer.from(row.secret_sha256).toString('utf8')).not.toContain(doomed.key.split('_')[2]);
+    }, 30_000);
+
+    it('refuses a call outside the key\'s scopes', async () => {
+      const readOnly = await new ApiKeyStore(relay.ctx.pool).create('reader', ['peers:read']);
+      const before = await recordCount(relay.ctx, relay.ctx.topics.mailbox);
+      const answer = await api('POST', '/api/v1/message/relay', await alice.message(bob.address), { 'x-api-key': readOnly.key });
+      expect(answer.status).toBe(403);
+      expect(answer.body).toMatchObject({ code: 'insufficient_scope' });
+      expect(await recordCount(relay.ctx, relay.ctx.topics.mailbox)).toBe(before);
+    });
+  });
+
+  describe('address-bound tokens', () => {
+    it('lets only a token for that address read and ack a mailbox', async () => {
+      const message = await alice.message(bob.address);
+      expect((await api('POST', '/api/v1/message/relay', message)).status).toBe(202);
+      await eventually(async () => (await relay.ctx.pool.query('SELECT 1 FROM messages WHERE id = $1', [message['message_id']])).rows[0], 15_000, 'projected');
+      const before = await recordCount(relay.ctx, relay.ctx.topics.mailbox);
+
+      const none = await api('GET', `/api/v1/messages?address=${bob.address}`);
+      expect(none.status).toBe(401);
+      expect(none.body).toMatchObject({ code: 'missing_token' });
+      const aliceToken = await tokenFor(alice);
+      const other = await api('POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [message['message_id']] }, { authorization: `Bearer ${aliceToken}` });
+      expect(other.status).toBe(403);
+      expect(other.body).toMatchObject({ code: 'address_mismatch' });
+      expect(await recordCount(relay.ctx, relay.ctx.topics.mailbox)).toBe(before);
+
+      const bobToken = await tokenFor(bob);
+      const read = await api('GET', `/api/v1/messages?address=${bob.address}`, undefined, { authorization: `Bearer ${bobToken}` });
+      expect(read.status).toBe(200);
+      expect((read.body['messages'] as { message_id: string }[]).map((m) => m.message_id)).toContain(message['message_id']);
+    });
+
+    it('refuses a stream for another address, and a reused nonce', async () => {
+      const aliceToken = await tokenFor(alice);
+      const refused = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${relay.wsUrl}/api/v1/stream?address=${bob.address}`, { ca, headers: { 'x-api-key': apiKey, authorization: `Bearer ${aliceToken}` } });
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => resolve(101));
+        ws.once('error', () => undefined);
+      });
+      expect(refused).toBe(403);
+
+      const challenge = await api('POST', '/api/v1/auth/challenge', { address: alice.address });
+      const proof = await alice.sign({ address: alice.address, nonce: challenge.body['nonce'], iat: Math.floor(Date.now() / 1000) });
+      expect((await api('POST', '/api/v1/auth/token', { proof })).status).toBe(200);
+      const again = await api('POST', '/api/v1/auth/token', { proof });
+      expect(again.status).toBe(401);
+      expect(again.body).toMatchObject({ code: 'invalid_nonce' });
+      // A nonce issued for one address cannot be spent by another.
+      const forBob = await api('POST', '/api/v1/auth/challenge', { address: bob.address });
+      const stolen = await alice.sign({ address: alice.address, nonce: forBob.body['nonce'], iat: Math.floor(Date.now() / 1000) });
+      expect((await api('POST', '/api/v1/auth/token', { proof: stolen })).body).toMatchObject({ code: 'invalid_nonce' });
+    });
+
+    it('refuses an expired token', async () => {
+      await tokenFor(bob); // makes sure a signing key exists
+      const [key] = (await relay.ctx.pool.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM token_signing_keys LIMIT 1')).rows;
+      const expired = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA', kid: key?.kid ?? '' })
+        .setIssuer('relay')
+        .setSubject(bob.address)
+        .setIssuedAt(Math.floor(Date.now() / 1000) - 1000)
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+        .sign(await importJWK(key?.private_jwk as JWK, 'EdDSA'));
+      const answer = await api('GET', `/api/v1/messages?address=${bob.address}`, undefined, { authorization: `Bearer ${expired}` });
+      expect(answer.status).toBe(401);
+      expect(answer.body).toMatchObject({ code: 'invalid_token' });
+    });
+
+    it('keeps earlier tokens valid across a key rotation and publishes both keys', async () => {
+      const before = await tokenFor(bob);
+      const tokens = new TokenService({ pool: relay.ctx.pool, redis: relay.ctx.redis, redisPrefix: relay.ctx.config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: 900 });
+      const newKid = await tokens.rotate();
+      const jwks = await api('GET', '/.well-known/jwks.json');
+      const kids = (jwks.body['keys'] as { kid: string }[]).map((k) => k.kid);
+      expect(kids).toContain(newKid);
+      expect(kids.length).toBeGreaterThanOrEqual(2);
+      const read = await api('GET', `/api/v1/messages?address=${bob.address}`, undefined, { authorization: `Bearer ${before}` });
+      expect(read.status).toBe(200);
+    });
+  });
+
+  describe('rate limits', () => {
+    let limited: RunningRelay;
+    let key: string;
+    beforeAll(async () => {
+      limited = await startRelay('ratelimit', {
+        RELAY_AUTH: 'required',
+        RELAY_RATE_KEY_PER_SECOND: '2',
+        RELAY_RATE_KEY_BURST: '4',
+        RELAY_RATE_SENDER_PER_SECOND: '5',
+        RELAY_RATE_SENDER_BURST: '10',
+      });
+      key = (await new ApiKeyStore(limited.ctx.pool).create('limited')).key;
+    }, 90_000);
+    afterAll(async () => {
+      await limited.stop();
+    });
+
+    it('answers a burst over the limit with 429 and Retry-After, then lets requests through again', async () => {
+      const get = () => fetch(`${limited.baseUrl}/api/v1/peers/discover?address=${alice.address}`, { headers: { 'x-api-key': key } });
+      const answers = await Promise.all(Array.from({ length: 10 }, get));
+      const refused = answers.filter((a) => a.status === 429);
+      expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(1);
+      expect(refused.length).toBeGreaterThanOrEqual(5);
+      const first = refused[0] as Response;
+      expect(first.headers.get('content-type')).toContain('application/problem+json');
+      expect(((await first.json()) as { code: string }).code).toBe('rate_limited');
+      const retryAfter = Number(first.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(first.headers.get('ratelimit-limit')).toBe('4');
+      expect(first.headers.get('ratelimit-remaining')).toBe('0');
+      await new Promise((resolve) => setTimeout(resolve, retryAfter * 1000 + 200));
+      expect((await get()).status).toBe(200);
+    }, 30_000);
+
+    it('limits each sender address, message by message, without touching other senders', async () => {
+      const noisy = TestPeer.create();
+      const quiet = TestPeer.create();
+      const messages = [
+        ...(await Promise.all(Array.from({ length: 30 }, () => noisy.message(bob.address, 'x')))),
+        await quiet.message(bob.address, 'y'),
+      ];
+      const before = await recordCount(limited.ctx, limited.ctx.topics.mailbox);
+      const answer = await fetch(`${limited.baseUrl}/api/v1/message/relay/batch`, {
+        method: 'POST',
+        headers: { 'x-api-key': key, 'content-type': 'application/json' },
+        body: JSON.stringify({ messages }),
+      });
+      const { results } = (await answer.json()) as { results: { status: string | number; code?: string; retry_after?: number }[] };
+      const noisyResults = results.slice(0, 30);
+      const accepted = noisyResults.filter((r) => r.status === 'accepted').length;
+      // A burst of 10 at 5/s: ten pass at once, the rest wait their turn.
+      expect(accepted).toBeGreaterThanOrEqual(10);
+      expect(accepted).toBeLessThanOrEqual(11);
+      for (const refused of noisyResults.filter((r) => r.status !== 'accepted')) {
+        expect(refused).toMatchObject({ code: 'rate_limited', status: 429 });
+        expect(refused.retry_after).toBeGreaterThanOrEqual(1);
+      }
+      expect(results[30]).toMatchObject({ status: 'accepted' });
+      expect(await recordCount(limited.ctx, limited.ctx.topics.mailbox)).toBe(before + accepted + 1);
+    }, 60_000);
+  });
+});
