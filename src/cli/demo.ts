@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { decodeProtectedHeader } from 'jose';
 import {
   EnvelopeError,
@@ -10,7 +11,7 @@ import {
   type RelayedMessage,
 } from '../client/index.js';
 
-export const DEMO_USAGE = `usage: relay demo [--url <base url>] [--api-key <key>] [--tokens] [--message <text>]
+export const DEMO_USAGE = `usage: relay demo [--url <base url>] [--api-key <key>] [--ca <pem file>] [--tokens | --no-tokens] [--message <text>]
 
 Two peers, alice and bob, exchange end-to-end-encrypted messages through a running relay and
 print each step: keys, addresses, registration, encryption, sending, receipt over the stream and
@@ -18,13 +19,17 @@ by polling, signature verification, decryption, and acknowledgement. It also rea
 own copy back to show that the relay holds only ciphertext.
 
   --url <base url>   the relay (default http://127.0.0.1:8080)
-  --api-key <key>    send X-API-Key on every request (for relays that require one)
-  --tokens           read mailboxes and open streams with address-bound bearer tokens
+  --api-key <key>    send X-API-Key on every request (npm start prints one, kept in .relay/dev-api-key);
+                     implies --tokens, since a relay that wants API keys also wants mailbox tokens
+  --ca <pem file>    trust this CA for https:// and wss:// (e.g. .relay/certs/ca.pem)
+  --tokens           read mailboxes, ack and open streams with address-bound bearer tokens
+  --no-tokens        do not, even with --api-key
   --message <text>   what alice sends to bob`;
 
 interface DemoOptions {
   readonly url: string;
   readonly apiKey: string | undefined;
+  readonly caFile: string | undefined;
   readonly tokens: boolean;
   readonly message: string;
 }
@@ -32,10 +37,11 @@ interface DemoOptions {
 const DEFAULT_MESSAGE = 'Hello Bob! This is Alice; the relay only ever sees ciphertext.';
 
 function parseArgs(args: readonly string[]): DemoOptions | string {
-  const values: { url: string; apiKey: string | undefined; tokens: boolean; message: string } = {
+  const values: { url: string; apiKey: string | undefined; caFile: string | undefined; tokens: boolean | undefined; message: string } = {
     url: 'http://127.0.0.1:8080',
     apiKey: undefined,
-    tokens: false,
+    caFile: undefined,
+    tokens: undefined,
     message: DEFAULT_MESSAGE,
   };
   for (let i = 0; i < args.length; i += 1) {
@@ -56,8 +62,14 @@ function parseArgs(args: readonly string[]): DemoOptions | string {
       case '--message':
         values.message = value();
         break;
+      case '--ca':
+        values.caFile = value();
+        break;
       case '--tokens':
         values.tokens = true;
+        break;
+      case '--no-tokens':
+        values.tokens = false;
         break;
       case '--help':
       case '-h':
@@ -66,7 +78,7 @@ function parseArgs(args: readonly string[]): DemoOptions | string {
         throw new Error(`unknown option "${arg}"`);
     }
   }
-  return values;
+  return { ...values, tokens: values.tokens ?? values.apiKey !== undefined };
 }
 
 const short = (text: string, max = 72): string => (text.length <= max ? text : `${text.slice(0, max - 3)}...`);
@@ -109,7 +121,8 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
   };
   let stream: MessageStream | undefined;
   try {
-    out(`relay demo: alice and bob talk through ${options.url}`);
+    const auth = [options.apiKey === undefined ? undefined : 'an API key', options.tokens ? 'address-bound bearer tokens' : undefined].filter(Boolean);
+    out(`relay demo: alice and bob talk through ${options.url}${auth.length > 0 ? ` with ${auth.join(' and ')}` : ''}`);
 
     // Different algorithms on each side, so one run exercises both key wrappings and both signatures.
     const [aliceKeys, bobKeys] = await Promise.all([
@@ -121,7 +134,8 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
     say('address', `alice = ${aliceKeys.address} (RFC 7638 SHA-256 thumbprint of her signing JWK)`);
     say('address', `bob   = ${bobKeys.address}`);
 
-    const common = { baseUrl: options.url, apiKey: options.apiKey, useTokens: options.tokens };
+    const ca = options.caFile === undefined ? undefined : await readFile(options.caFile);
+    const common = { baseUrl: options.url, apiKey: options.apiKey, useTokens: options.tokens, ca };
     const alice = new RelayClient({ ...common, identity: aliceKeys, connectionInfo: { app: 'relay-demo', peer: 'alice' } });
     const bob = new RelayClient({ ...common, identity: bobKeys, connectionInfo: { app: 'relay-demo', peer: 'bob' } });
 
@@ -137,7 +151,7 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
 
     step = 'stream';
     stream = await bob.openStream();
-    say('stream', 'bob opened the WebSocket stream (GET /api/v1/stream)');
+    say('stream', `bob opened the WebSocket stream (GET /api/v1/stream)${options.tokens ? ' with a bearer token bound to his address (challenge, signed proof, token)' : ''}`);
 
     step = 'encrypt';
     const sealed = await alice.seal(bobRecord, options.message);
@@ -217,6 +231,8 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
     if (error instanceof RelayClientError) {
       out(`demo failed at "${step}": the relay answered ${error.code} (${error.status}): ${error.detail}`);
       if (error.code === 'network_error') out(`is a relay running at ${options.url}? (npm start)`);
+      if (error.code === 'missing_api_key' || error.code === 'invalid_api_key') out('pass --api-key; npm start prints one and keeps it in .relay/dev-api-key');
+      if (error.code === 'missing_token') out('pass --tokens: this relay wants address-bound tokens for mailboxes');
     } else if (error instanceof EnvelopeError) {
       out(`demo failed at "${step}": refused by the client: ${error.message}`);
     } else {

@@ -9,6 +9,7 @@ import { runServices } from '../lifecycle/service.js';
 import { prepareDependencies } from '../lifecycle/setup.js';
 import { createLogger } from '../observability/logger.js';
 import { runApiKeyCommand, runTokenKeyCommand, UsageError } from './admin-commands.js';
+import { runDemo } from './demo.js';
 import { makeDevCerts } from './dev-certs.js';
 import { isRole, ROLES, servicesFor } from './roles.js';
 
@@ -26,6 +27,8 @@ Operations:
   apikey create|list|revoke manage API keys (relay apikey for details)
   token-key rotate          start signing access tokens with a new key
   dev-certs [--out DIR]     make a local CA and a certificate for localhost (default .relay/certs)
+  demo [--url URL] [--api-key KEY] [--ca FILE]
+                            two peers exchange encrypted messages through a running relay
   help                      this text
 
 Configuration comes from RELAY_* environment variables: docs/reference/configuration.md.`;
@@ -52,6 +55,7 @@ async function main(argv: readonly string[]): Promise<number> {
     print(`${certs.created ? 'made' : 'kept'} development certificates in ${dir}\n  CA:          ${certs.ca}\n  certificate: ${certs.cert}\n  key:         ${certs.key}`);
     return 0;
   }
+  if (command === 'demo') return runDemo(args, print);
   const operation = OPERATIONS[command];
   if (!operation && !isRole(command)) {
     process.stderr.write(`relay: unknown command "${command}"; roles are ${ROLES.join(', ')}\n\n${USAGE}\n`);

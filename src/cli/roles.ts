@@ -36,6 +36,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const apiKeys = new ApiKeyStore(pool);
   const tokens = new TokenService({ pool, redis, redisPrefix: config.redis.keyPrefix, verifier, ttlSeconds: config.auth.tokenTtlSeconds });
   const required = config.auth.required;
+  if (!required) log.warn('RELAY_AUTH=off: no API keys or tokens are checked; for development and trusted networks only');
   const authorizeMailbox: MailboxGuard = required ? (req, address) => authorizeAddress(tokens, bearerToken(req), address) : openMailboxes;
   const authorizeStream: StreamGuard = required
     ? async (req, address, url) => {

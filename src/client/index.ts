@@ -65,5 +65,6 @@ export {
   type SendTarget,
   type SentMessage,
 } from './relay-client.js';
+export { fetchTrusting } from './tls-fetch.js';
 export type { Accepted, MailboxPage, MessageClaims, OpenedMessage, OutgoingMessage, PeerRecord, Recipient, Registered, RelayedMessage } from './types.js';
 export { deriveAddress, type PublicJwk } from '../crypto/address.js';

@@ -79,8 +79,17 @@ export class MessageStream {
   }
 
   /** Opens the stream; rejects with the relay's problem (as RelayClientError) if the upgrade is refused. */
-  static async open(url: string, headers: Record<string, string>, identity: PeerIdentity, options: StreamOptions = {}): Promise<MessageStream> {
-    const ws = new WebSocket(url, { headers, handshakeTimeout: options.handshakeTimeoutMs ?? 15_000 });
+  static async open(
+    url: string,
+    connection: { readonly headers: Record<string, string>; readonly ca?: string | Buffer | undefined },
+    identity: PeerIdentity,
+    options: StreamOptions = {},
+  ): Promise<MessageStream> {
+    const ws = new WebSocket(url, {
+      headers: connection.headers,
+      handshakeTimeout: options.handshakeTimeoutMs ?? 15_000,
+      ...(connection.ca === undefined ? {} : { ca: connection.ca }),
+    });
     const stream = new MessageStream(ws, identity, options);
     await new Promise<void>((resolve, reject) => {
       let state: 'connecting' | 'open' | 'refused' = 'connecting';
@@ -176,7 +185,7 @@ export class MessageStream {
         }
         // One at a time and in order, while ack answers (below) are handled at once: a handler
         // that awaits its ack must not wait behind itself.
-        this.processing = this.processing.then(() => this.deliver(message));
+        this.processing = this.processing.then(() => this.deliver(message)).catch((error: unknown) => this.options.onError?.(error as Error));
         return;
       }
       case 'ack_result': {

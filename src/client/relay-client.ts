@@ -14,6 +14,7 @@ import { EnvelopeError, RelayClientError, isProblemDocument } from './errors.js'
 import { HttpTransport } from './http-transport.js';
 import { publicEncryptionJwk, publicSigningJwk, type PeerIdentity } from './identity.js';
 import { MessageStream, type StreamOptions } from './message-stream.js';
+import { fetchTrusting } from './tls-fetch.js';
 import type { Accepted, MailboxPage, OpenedMessage, OutgoingMessage, PeerRecord, Recipient, Registered, RelayedMessage } from './types.js';
 
 export interface RelayClientOptions {
@@ -26,7 +27,8 @@ export interface RelayClientOptions {
   /**
    * Obtain an address-bound access token (challenge, signed proof, token) and send it as
    * `Authorization: Bearer` when reading the mailbox, acknowledging and opening the stream.
-   * Off by default: only relays with the security layer serve /api/v1/auth.
+   * Off by default, as a relay with RELAY_AUTH=off does not need it; a relay with
+   * RELAY_AUTH=required (its default) refuses those three calls without it.
    */
   readonly useTokens?: boolean | undefined;
   /** Refresh a token this many seconds before it expires; default 60 (at most half its lifetime). */
@@ -35,6 +37,12 @@ export interface RelayClientOptions {
   readonly connectionInfo?: Readonly<Record<string, unknown>> | undefined;
   /** Per-request time limit; default 30 s. */
   readonly requestTimeoutMs?: number | undefined;
+  /**
+   * PEM of the CA that signed the relay's certificate, when it is not one the system trusts
+   * (e.g. `.relay/certs/ca.pem` from `relay dev-certs`). Used for HTTPS and for WSS.
+   */
+  readonly ca?: string | Buffer | undefined;
+  /** Defaults to the global fetch (or, with `ca`, a node:https fetch that trusts it). */
   readonly fetch?: typeof fetch | undefined;
 }
 
@@ -89,7 +97,7 @@ export class RelayClient {
       baseUrl: options.baseUrl,
       apiKey: options.apiKey,
       timeoutMs: options.requestTimeoutMs,
-      fetch: options.fetch,
+      fetch: options.fetch ?? (options.ca === undefined ? undefined : fetchTrusting(options.ca)),
     });
     this.tokens = options.useTokens
       ? new AccessTokens(this.transport, options.identity, { refreshMarginSeconds: options.tokenRefreshMarginSeconds })
@@ -313,7 +321,7 @@ export class RelayClient {
    */
   async openStream(options: StreamOptions = {}): Promise<MessageStream> {
     const url = this.transport.webSocketUrl('/stream', { address: this.address });
-    return this.withBearer(async (bearer) => MessageStream.open(url, this.transport.headers(bearer), this.identity, options));
+    return this.withBearer(async (bearer) => MessageStream.open(url, { headers: this.transport.headers(bearer), ca: this.options.ca }, this.identity, options));
   }
 
   /**

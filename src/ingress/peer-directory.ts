@@ -39,6 +39,8 @@ export interface PeerView {
   readonly last_seen: string | null;
   readonly online: boolean;
   readonly registered_at: string;
+  /** The JWS the peer signed, so a client can check the encryption key without trusting the relay. */
+  readonly registration: string;
 }
 
 /** Registering peers, and looking them up. */
@@ -96,8 +98,9 @@ export class PeerDirectory {
       connection_info: unknown;
       last_seen: Date | null;
       registered_at: Date;
+      registration: string;
     }>(
-      `SELECT public_key, encryption_key, connection_info, last_seen AT TIME ZONE 'UTC' AS last_seen, registered_at
+      `SELECT public_key, encryption_key, connection_info, last_seen AT TIME ZONE 'UTC' AS last_seen, registered_at, registration
          FROM peers WHERE address = $1`,
       [address],
     );
@@ -113,6 +116,7 @@ export class PeerDirectory {
       last_seen: lastSeen > 0 ? new Date(lastSeen).toISOString() : null,
       online: seen !== undefined,
       registered_at: row.registered_at.toISOString(),
+      registration: row.registration,
     };
   }
 

@@ -88,7 +88,7 @@ export class TokenService {
 
   /** The public keys tokens may be verified with (/.well-known/jwks.json). */
   async jwks(): Promise<{ keys: JWK[] }> {
-    await this.load(true);
+    await this.load(false);
     return { keys: this.keys.map((k) => k.publicJwk) };
   }
 

@@ -12,7 +12,8 @@ export function createPool(config: RelayConfig, overrides: Partial<pg.PoolConfig
     max: config.postgres.poolSize,
     options: `-c search_path=${config.postgres.schema}`,
     application_name: 'relay',
-    // TLS is chosen by sslmode in the URL; a private CA can be named here.
+    // A private CA for TLS. node-postgres lets an sslmode in the URL replace this setting, so
+    // with a CA file leave sslmode out of the URL (or name the CA with sslrootcert= there).
     ...(config.databaseCaFile ? { ssl: { ca: readFileSync(config.databaseCaFile, 'utf8'), rejectUnauthorized: true } } : {}),
     ...overrides,
   });
