@@ -10,6 +10,7 @@ import { addressAt, objectAt, stringAt } from './validation.js';
 const NONCE_SECONDS = 300;
 const ISSUER = 'relay';
 const KEY_RELOAD_MS = 60_000;
+const JWKS_RELOAD_MS = 5_000;
 
 type JoseKey = Awaited<ReturnType<typeof importJWK>>;
 
@@ -88,7 +89,8 @@ export class TokenService {
 
   /** The public keys tokens may be verified with (/.well-known/jwks.json). */
   async jwks(): Promise<{ keys: JWK[] }> {
-    await this.load(false);
+    // Fresher than the signing cache, so a rotation is published within seconds.
+    if (Date.now() - this.loadedAt > JWKS_RELOAD_MS) await this.load(true);
     return { keys: this.keys.map((k) => k.publicJwk) };
   }
 

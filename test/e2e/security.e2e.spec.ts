@@ -178,9 +178,12 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       const before = await tokenFor(bob);
       const tokens = new TokenService({ pool: relay.ctx.pool, redis: relay.ctx.redis, redisPrefix: relay.ctx.config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: 900 });
       const newKid = await tokens.rotate();
-      const jwks = await api('GET', '/.well-known/jwks.json');
-      const kids = (jwks.body['keys'] as { kid: string }[]).map((k) => k.kid);
-      expect(kids).toContain(newKid);
+      // The JWKS is re-read at most every 5 s.
+      const kids = await eventually(async () => {
+        const jwks = await api('GET', '/.well-known/jwks.json');
+        const listed = (jwks.body['keys'] as { kid: string }[]).map((k) => k.kid);
+        return listed.includes(newKid) ? listed : undefined;
+      }, 15_000, 'the new key published');
       expect(kids.length).toBeGreaterThanOrEqual(2);
       const read = await api('GET', `/api/v1/messages?address=${bob.address}`, undefined, { authorization: `Bearer ${before}` });
       expect(read.status).toBe(200);
