@@ -10,6 +10,7 @@ import { prepareDependencies } from '../lifecycle/setup.js';
 import { createLogger } from '../observability/logger.js';
 import { runApiKeyCommand, runTokenKeyCommand, UsageError } from './admin-commands.js';
 import { runDemo } from './demo.js';
+import { ANALYST_USAGE, isAnalystCommand, runAnalystCommand } from './replay-commands.js';
 import { makeDevCerts } from './dev-certs.js';
 import { isRole, ROLES, servicesFor } from './roles.js';
 
@@ -30,6 +31,8 @@ Operations:
   demo [--url URL] [--api-key KEY] [--ca FILE]
                             two peers exchange encrypted messages through a running relay
   help                      this text
+
+${ANALYST_USAGE}
 
 Configuration comes from RELAY_* environment variables: docs/reference/configuration.md.`;
 
@@ -57,7 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (command === 'demo') return runDemo(args, print);
   const operation = OPERATIONS[command];
-  if (!operation && !isRole(command)) {
+  if (!operation && !isRole(command) && !isAnalystCommand(command)) {
     process.stderr.write(`relay: unknown command "${command}"; roles are ${ROLES.join(', ')}\n\n${USAGE}\n`);
     return 2;
   }
@@ -66,6 +69,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const log = createLogger(config.logLevel, { node: config.nodeId, role: command });
   const resources = openResources(config, log);
   try {
+    // Analyst commands read what exists: they create no topics and migrate nothing.
+    if (isAnalystCommand(command)) return await runAnalystCommand(command, args, resources);
     await prepareDependencies(resources);
     if (operation) return await operation(args, resources);
     if (!isRole(command)) return 2;

@@ -54,9 +54,10 @@ export class EventCodec {
       try {
         ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema: text }, { subject }));
       } catch (error) {
-        throw new AppError('schema_rejected', `The registry refused schema ${subject}: ${(error as Error).message}`, {
-          cause: error,
-        });
+        const status = (error as { status?: number }).status;
+        const reason = (error as Error).message.replace(/^.*?RuleViolationException:?\s*/, '');
+        const why = status === 409 ? 'it is not BACKWARD-compatible with the versions already registered (a new field needs a default)' : 'the registry refused it';
+        throw new AppError('schema_rejected', `Schema ${subject} (schemas/${eventType}.avsc): ${why}. Registry: ${reason}`, { cause: error });
       }
       const avroType = avro.Type.forSchema(JSON.parse(text) as avro.Schema);
       this.writers.set(eventType, { id, avroType });

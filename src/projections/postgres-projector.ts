@@ -85,9 +85,10 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
     await client.query(
       `INSERT INTO peers (address, public_key, connection_info, encryption_key, registration, registered_at, updated_at,
                           kafka_partition, kafka_offset)
-       SELECT address, signing_key, info::jsonb, enc::jsonb, registration, at, at, part, off
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int[], $8::bigint[])
-           AS t(address, signing_key, info, enc, registration, at, part, off)
+       SELECT address, signing_key, info::jsonb, enc::jsonb, registration, first_at, at, part, off
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int[], $8::bigint[],
+                     $9::timestamptz[])
+           AS t(address, signing_key, info, enc, registration, at, part, off, first_at)
        ON CONFLICT (address) DO UPDATE SET
          public_key = EXCLUDED.public_key, connection_info = EXCLUDED.connection_info,
          encryption_key = EXCLUDED.encryption_key, registration = EXCLUDED.registration,
@@ -101,6 +102,7 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
         p.map((r) => iso(r.at)),
         p.map((r) => r.partition),
         p.map((r) => r.offset),
+        p.map((r) => iso(r.firstAt)),
       ],
     );
   }

@@ -30,6 +30,8 @@ export interface MessageRow {
 
 export interface PeerRow {
   readonly address: string;
+  /** When the first registration of this peer in the batch happened (the row's registered_at if new). */
+  readonly firstAt: number;
   readonly signingKey: string;
   readonly encryptionKey: string;
   readonly connectionInfo: string;
@@ -92,6 +94,7 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
         const e = event.data;
         peers.set(e.address, {
           address: e.address,
+          firstAt: peers.get(e.address)?.firstAt ?? e.occurred_at,
           signingKey: e.signing_key,
           encryptionKey: e.encryption_key,
           connectionInfo: e.connection_info,

@@ -8,7 +8,7 @@ import { migrate } from '../postgres/migrate.js';
 import { createPool, type Pool, type PoolClient } from '../postgres/pool.js';
 import { PROJECTION_NAME, postgresProjector } from '../projections/postgres-projector.js';
 import { LogReader, throwawayGroupId, type PartitionRange } from './log-reader.js';
-import { topicOffsets } from './offsets.js';
+import { rangeSize, topicOffsets } from './offsets.js';
 
 /*
  * Rebuilding the Postgres read model from the event log while the live projector keeps running.
@@ -321,7 +321,7 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
   let switched = false;
   let holdsLock = false;
   let skipped = 0;
-  const lockKey = `relay.rebuild:${config.postgres.url}:${live}`;
+  const lockKey = `relay.rebuild:${live}`; // advisory locks are per database
 
   const release = async () => {
     await reader?.stop();
@@ -375,7 +375,7 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
     const activeReader = new LogReader(kafka, { groupId: throwawayGroupId(config.kafka.groupPrefix, 'rebuild'), concurrency: 3, log });
     reader = activeReader;
     const total = () => activeReader.recordsRead + (activeReader.remaining() ?? 0);
-    const snapshot = total();
+    const snapshot = rangeSize(ranges) ?? 0;
     report.phase(`replaying ${snapshot.toLocaleString('en-US')} records from the earliest offsets into ${rebuild}`);
     await activeReader.start(ranges, async (topic, partition, messages) => {
       const records = await Promise.all(messages.map((m) => decodeRecord(codec, topic, partition, m, log)));

@@ -142,6 +142,7 @@ describe('planBatch', () => {
       encryptionKey: '{"kty":"OKP","crv":"X25519","at":3}',
       connectionInfo: '{"at":3}',
       registration: 'registration-3',
+      firstAt: 1,
       at: 3,
       partition: 4,
       offset: '102',
@@ -176,5 +177,19 @@ describe('planBatch', () => {
     const copy = structuredClone(records);
     planBatch(records);
     expect(records).toEqual(copy);
+  });
+});
+
+describe('planBatch and batch boundaries', () => {
+  it('keeps the first registration time of a peer registered twice in one batch', () => {
+    const registered = (offset: string, at: number): ConsumedRecord => ({
+      topic: 't',
+      partition: 0,
+      offset,
+      key: 'A',
+      event: { type: 'PeerRegistered', data: { event_id: offset, occurred_at: at, address: 'A', signing_key: `k${offset}`, encryption_key: 'e', connection_info: '{}', registration: 'r' } },
+    });
+    const [peer] = planBatch([registered('1', 1000), registered('2', 2000)]).peers;
+    expect(peer).toMatchObject({ firstAt: 1000, at: 2000, signingKey: 'k2', offset: '2' });
   });
 });
