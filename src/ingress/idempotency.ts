@@ -1,3 +1,4 @@
+import type { ChainableCommander } from 'ioredis';
 import type { RecordPosition } from '../kafka/batching-producer.js';
 import type { Redis } from '../presence/redis.js';
 
@@ -35,12 +36,20 @@ export class IdempotencyStore {
 
   async claim(entries: readonly { id: string; fingerprint: string }[]): Promise<Claim[]> {
     const pipeline = this.redis.pipeline();
-    for (const { id, fingerprint } of entries) pipeline.call('SET', this.key(id), `P|${fingerprint}`, 'NX', 'GET', 'EX', this.pendingSeconds);
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, value]) => {
+    for (const entry of entries) this.queueClaim(pipeline, entry);
+    return ((await pipeline.exec()) ?? []).map(([error, value]) => {
       if (error) throw error;
-      return parse(value as string | null);
+      return this.claimOf(value);
     });
+  }
+
+  /** Queues one claim in a pipeline shared with other commands; read it back with claimOf(). */
+  queueClaim(pipeline: ChainableCommander, { id, fingerprint }: { id: string; fingerprint: string }): void {
+    pipeline.call('SET', this.key(id), `P|${fingerprint}`, 'NX', 'GET', 'EX', this.pendingSeconds);
+  }
+
+  claimOf(value: unknown): Claim {
+    return parse(value as string | null);
   }
 
   async accepted(entries: readonly { id: string; fingerprint: string; position: RecordPosition }[]): Promise<void> {

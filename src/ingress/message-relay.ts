@@ -8,7 +8,7 @@ import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
 import { sleep } from '../lifecycle/service.js';
-import type { IdempotencyStore } from './idempotency.js';
+import type { Claim, IdempotencyStore } from './idempotency.js';
 import type { Rate, RateLimiter } from './rate-limit.js';
 import { addressAt, invalid, isUuid, objectAt, stringAt, uuidAt, type Fields } from './validation.js';
 
@@ -79,21 +79,22 @@ export class MessageRelay {
       }
     });
 
-    await this.limitSenders(checked, results);
-    const allowed = checked.filter(({ index }) => results[index] === undefined);
-    checked.length = 0;
-    checked.push(...allowed);
-
-    const claims = await this.deps.idempotency.claim(checked.map(({ message }) => ({ id: message.messageId, fingerprint: message.fingerprint })));
+    // One round trip for the whole request: each message's sender-rate decision and its id claim.
+    const claims = await this.claimAndLimit(checked.map(({ message }) => message));
     const fresh: { index: number; message: Checked }[] = [];
     const waiting: Promise<void>[] = [];
+    const released: string[] = [];
     checked.forEach((entry, i) => {
-      const claim = claims[i] ?? { kind: 'new' };
-      if (claim.kind === 'new') fresh.push(entry);
-      else if (claim.fingerprint !== entry.message.fingerprint) results[entry.index] = conflict(entry.message.messageId);
+      const { claim, limited } = claims[i] ?? { claim: { kind: 'new' } as Claim, limited: undefined };
+      if (claim.kind !== 'new' && claim.fingerprint !== entry.message.fingerprint) results[entry.index] = conflict(entry.message.messageId);
       else if (claim.kind === 'accepted') results[entry.index] = accepted(entry.message.messageId, claim.position);
-      else waiting.push(this.awaitPending(entry.message).then((result) => void (results[entry.index] = result)));
+      else if (claim.kind === 'pending') waiting.push(this.awaitPending(entry.message).then((result) => void (results[entry.index] = result)));
+      else if (limited) {
+        results[entry.index] = limited;
+        released.push(entry.message.messageId);
+      } else fresh.push(entry);
     });
+    await this.deps.idempotency.release(released);
 
     const now = Date.now();
     const positions = this.deps.producer.send(
@@ -169,17 +170,33 @@ export class MessageRelay {
     return mine.length;
   }
 
-  /** Refuses the messages whose sender is over its rate (the signature was checked first, so nobody spends another's budget). */
-  private async limitSenders(checked: readonly { index: number; message: Checked }[], results: (Accepted | AppError | undefined)[]): Promise<void> {
+  /**
+   * Claims each message id and, per sender address, takes one message from its rate budget, in a
+   * single pipelined round trip. The signature was checked first, so nobody spends another's budget.
+   */
+  private async claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
+    if (messages.length === 0) return [];
     const limit = this.deps.senderLimit;
-    if (!limit || checked.length === 0) return;
-    const decisions = await limit.limiter.check(checked.map(({ message }) => ({ key: `sender:${message.from}`, rate: limit.rate })));
-    decisions.forEach((decision, i) => {
-      const entry = checked[i];
-      if (!entry || decision.allowed) return;
-      results[entry.index] = new AppError('rate_limited', `Sender ${entry.message.from} is over its rate of ${limit.rate.perSecond} messages/s.`, {
-        extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: entry.message.messageId },
-      });
+    const pipeline = this.deps.redis.pipeline();
+    for (const message of messages) {
+      if (limit) limit.limiter.queue(pipeline, { key: `sender:${message.from}`, rate: limit.rate });
+      this.deps.idempotency.queueClaim(pipeline, { id: message.messageId, fingerprint: message.fingerprint });
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    const stride = limit ? 2 : 1;
+    return messages.map((message, i) => {
+      const [claimError, claimValue] = replies[i * stride + stride - 1] ?? [new Error('no reply from Redis'), null];
+      if (claimError) throw claimError;
+      if (!limit) return { claim: this.deps.idempotency.claimOf(claimValue), limited: undefined };
+      const [limitError, limitValue] = replies[i * stride] ?? [new Error('no reply from Redis'), null];
+      if (limitError) throw limitError;
+      const decision = limit.limiter.decision(limitValue, limit.rate.burst);
+      const limited = decision.allowed
+        ? undefined
+        : new AppError('rate_limited', `Sender ${message.from} is over its rate of ${limit.rate.perSecond} messages/s.`, {
+            extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: message.messageId },
+          });
+      return { claim: this.deps.idempotency.claimOf(claimValue), limited };
     });
   }
 

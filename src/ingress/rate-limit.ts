@@ -1,4 +1,6 @@
+import type { ChainableCommander } from 'ioredis';
 import type { Redis } from '../presence/redis.js';
+import { redisScript, type RedisScript } from '../presence/redis-script.js';
 
 export interface Rate {
   readonly perSecond: number;
@@ -36,23 +38,33 @@ return {1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((n
 
 /** Rate limits in Redis, atomic per decision; several decisions share one pipelined round trip. */
 export class RateLimiter {
+  private readonly gcra: RedisScript;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.gcra = redisScript(redis, 'relayGcra', 1, GCRA);
+  }
 
   async check(requests: readonly { key: string; rate: Rate; cost?: number }[]): Promise<Decision[]> {
     if (requests.length === 0) return [];
     const pipeline = this.redis.pipeline();
-    for (const { key, rate, cost } of requests) {
-      pipeline.eval(GCRA, 1, `${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1);
-    }
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, value], i) => {
+    for (const request of requests) this.queue(pipeline, request);
+    return ((await pipeline.exec()) ?? []).map(([error, value], i) => {
       if (error) throw error;
-      const [allowed, retryAfterMs, remaining, resetMs] = value as [number, number, number, number];
-      return { allowed: allowed === 1, limit: requests[i]?.rate.burst ?? 0, remaining: Math.max(0, remaining), retryAfterMs, resetMs };
+      return this.decision(value, requests[i]?.rate.burst ?? 0);
     });
+  }
+
+  /** Queues one decision in a pipeline shared with other commands; read it back with decision(). */
+  queue(pipeline: ChainableCommander, { key, rate, cost }: { key: string; rate: Rate; cost?: number }): void {
+    this.gcra.queue(pipeline, `${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1);
+  }
+
+  decision(value: unknown, limit: number): Decision {
+    const [allowed, retryAfterMs, remaining, resetMs] = value as [number, number, number, number];
+    return { allowed: allowed === 1, limit, remaining: Math.max(0, remaining), retryAfterMs, resetMs };
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from './redis.js';
+import { redisScript, type RedisScript } from './redis-script.js';
 
 export interface PeerRecord {
   readonly address: string;
@@ -33,11 +34,17 @@ return 1`;
  * - `peer:<address>`: the peer's registered keys and connection info.
  */
 export class PresenceStore {
+  private readonly closeStream: RedisScript;
+  private readonly goOffline: RedisScript;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
-  ) {}
+  ) {
+    this.closeStream = redisScript(redis, 'relayCloseStream', 2, CLOSE_STREAM);
+    this.goOffline = redisScript(redis, 'relayGoOffline', 1, GO_OFFLINE);
+  }
 
   private get onlineKey() {
     return `${this.prefix}online`;
@@ -65,7 +72,7 @@ export class PresenceStore {
 
   /** The last stream of `address` on `nodeId` closed at `at`. */
   async disconnected(address: string, nodeId: string, at: number): Promise<void> {
-    await this.redis.eval(CLOSE_STREAM, 2, this.socketsKey(address), this.onlineKey, address, nodeId, at);
+    await this.closeStream.run(this.socketsKey(address), this.onlineKey, address, nodeId, at);
   }
 
   /** Refreshes the last-seen time of peers whose streams are open on this node. */
@@ -80,7 +87,7 @@ export class PresenceStore {
   /** Applies a presence event from the log (idempotent; an older event never undoes a newer one). */
   async applyPresence(address: string, online: boolean, at: number): Promise<void> {
     if (online) await this.redis.zadd(this.onlineKey, 'GT', at, address);
-    else await this.redis.eval(GO_OFFLINE, 1, this.onlineKey, address, at);
+    else await this.goOffline.run(this.onlineKey, address, at);
   }
 
   async savePeer(address: string, fields: { signing_key: string; encryption_key: string; connection_info: string; registered_at: number }): Promise<void> {
