@@ -7,7 +7,7 @@ import { healthRoutes } from './health-routes.js';
 
 /** The Express application: health and metrics, the v1 API, and problem+json for every error. */
 export function createApp(resources: Resources, api: ApiDeps): Express {
-  const { config, kafka, pool, redis, metrics, log } = resources;
+  const { config, pool, redis, metrics, log } = resources;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -22,7 +22,7 @@ export function createApp(resources: Resources, api: ApiDeps): Express {
     });
     next();
   });
-  app.use(healthRoutes(dependencyChecks({ kafka, registryUrl: config.registry.url, pool, redis }), metrics));
+  app.use(healthRoutes(dependencyChecks({ kafkaAdmin: () => resources.kafkaAdmin(), registryUrl: config.registry.url, pool, redis }), metrics));
   app.get('/.well-known/jwks.json', async (_req, res) => {
     res.set('Cache-Control', 'max-age=60').json(await api.tokens.jwks());
   });

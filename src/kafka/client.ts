@@ -5,6 +5,7 @@ import type { Logger } from '../observability/logger.js';
 
 const { Kafka, logLevel: KafkaLogLevel } = kafkajs;
 export type KafkaClient = InstanceType<typeof Kafka>;
+export type KafkaAdmin = ReturnType<KafkaClient['admin']>;
 
 /** A kafkajs client whose log lines go through the relay's logger. */
 export function createKafka(config: RelayConfig, log: Logger, clientSuffix = ''): KafkaClient {

@@ -1,7 +1,7 @@
 import type { RelayConfig } from '../config/config.js';
 import { EventCodec } from '../events/codec.js';
 import { topicNames, type Topics } from '../events/topics.js';
-import { createKafka, type KafkaClient } from '../kafka/client.js';
+import { createKafka, type KafkaAdmin, type KafkaClient } from '../kafka/client.js';
 import { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { createPool, type Pool } from '../postgres/pool.js';
@@ -17,6 +17,8 @@ export interface Resources {
   readonly pool: Pool;
   readonly redis: Redis;
   readonly metrics: Metrics;
+  /** One admin client for the process, connected on first use and disconnected by close(). */
+  kafkaAdmin(): Promise<KafkaAdmin>;
   close(): Promise<void>;
 }
 
@@ -25,17 +27,33 @@ export function openResources(config: RelayConfig, log: Logger): Resources {
   pool.on('error', (error) => log.warn('idle Postgres connection failed', { error: error.message }));
   const redis = createRedis(config);
   redis.on('error', (error: Error) => log.debug('Redis connection error', { error: error.message }));
+  const kafka = createKafka(config, log);
+  let admin: Promise<KafkaAdmin> | undefined;
   return {
     config,
     log,
     topics: topicNames(config.kafka.topicPrefix),
-    kafka: createKafka(config, log),
+    kafka,
     codec: EventCodec.create(config.registry.url),
     pool,
     redis,
     metrics: new Metrics(),
+    kafkaAdmin() {
+      admin ??= (async () => {
+        const client = kafka.admin();
+        await client.connect();
+        return client;
+      })().catch((error: unknown) => {
+        admin = undefined;
+        throw error;
+      });
+      return admin;
+    },
     async close() {
-      await Promise.allSettled([pool.end(), redis.quit()]);
+      // An admin connection left open would keep the process alive until the broker drops it.
+      const connected = admin;
+      admin = undefined;
+      await Promise.allSettled([pool.end(), redis.quit(), connected?.then((client) => client.disconnect())]);
     },
   };
 }

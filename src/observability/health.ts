@@ -1,4 +1,4 @@
-import type { KafkaClient } from '../kafka/client.js';
+import type { KafkaAdmin } from '../kafka/client.js';
 import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
 
@@ -49,21 +49,14 @@ export async function checkReadiness(checks: Readonly<Record<string, Check>>, ti
 
 /** The four dependencies the relay needs: Kafka, the schema registry, Postgres and Redis. */
 export function dependencyChecks(deps: {
-  kafka: KafkaClient;
+  kafkaAdmin: () => Promise<KafkaAdmin>;
   registryUrl: string;
   pool: Pool;
   redis: Redis;
 }): Record<string, Check> {
-  const admin = deps.kafka.admin();
-  let adminConnected: Promise<void> | undefined;
   return {
     kafka: async () => {
-      adminConnected ??= admin.connect().catch((error: unknown) => {
-        adminConnected = undefined;
-        throw error;
-      });
-      await adminConnected;
-      await admin.describeCluster();
+      await (await deps.kafkaAdmin()).describeCluster();
     },
     registry: async () => {
       const response = await fetch(`${deps.registryUrl}/subjects`, { signal: AbortSignal.timeout(2000) });

@@ -4,6 +4,20 @@ import { deriveAddress, type PublicJwk } from '../../src/crypto/address.js';
 
 export type Alg = 'EdDSA' | 'ES256';
 
+/**
+ * The public JWK built from the key's DER bytes. Exporting freshly generated keys straight to
+ * JWK was seen to deadlock node:crypto now and then (a garbage collection inside the export), so
+ * the coordinates are taken from the SubjectPublicKeyInfo's tail instead.
+ */
+function publicJwk(key: KeyObject, curve: 'Ed25519' | 'X25519' | 'P-256'): PublicJwk {
+  const der = key.export({ format: 'der', type: 'spki' });
+  if (curve === 'P-256') {
+    const point = der.subarray(der.length - 65); // 0x04 || x || y
+    return { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') };
+  }
+  return { kty: 'OKP', crv: curve, x: der.subarray(der.length - 32).toString('base64url') };
+}
+
 /** A peer for tests: a signing key pair, its address, and an encryption public key. */
 export class TestPeer {
   private constructor(
@@ -16,8 +30,8 @@ export class TestPeer {
 
   static create(alg: Alg = 'EdDSA'): TestPeer {
     const { privateKey, publicKey } = alg === 'EdDSA' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = publicKey.export({ format: 'jwk' }) as PublicJwk;
-    const encryption = generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }) as PublicJwk;
+    const jwk = publicJwk(publicKey, alg === 'EdDSA' ? 'Ed25519' : 'P-256');
+    const encryption = publicJwk(generateKeyPairSync('x25519').publicKey, 'X25519');
     return new TestPeer(alg, privateKey, jwk, deriveAddress(jwk), encryption);
   }
 

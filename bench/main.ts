@@ -1,0 +1,493 @@
+import { execFileSync } from 'node:child_process';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, type RelayConfig } from '../src/config/config.js';
+import { loadEventSchemas } from '../src/events/schemas.js';
+import { ensureTopics } from '../src/kafka/admin.js';
+import { openResources, type Resources } from '../src/lifecycle/resources.js';
+import { createLogger } from '../src/observability/logger.js';
+import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
+import { ingressView, scrape } from './ingress-metrics.js';
+import { InspectorProfiler } from './inspector-profiler.js';
+import { buildPool, type MessagePool } from './message-pool.js';
+import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { PROJECT_ROOT_DIR } from './paths.js';
+import { createPeers, type BenchPeer } from './peers.js';
+import { runBaseline } from './phases/baseline.js';
+import { runDelivery } from './phases/delivery.js';
+import { runHttpLoad, type HttpLoadResult } from './phases/http-load.js';
+import { pidListeningOn } from './proc-stats.js';
+import { ProjectionProbe, type ProjectionLag } from './projection-probe.js';
+import { ROLES, RelayProcesses } from './relay-processes.js';
+import { renderMarkdown, type BenchReport, type DeliveryPhase, type HttpPhase, type Machine, type PhaseCost, type Target } from './report.js';
+import { processTree, ProcessWatch, type Snapshot, type Watched } from './watched-processes.js';
+
+const RESULTS_DIR = join(PROJECT_ROOT_DIR, 'bench', 'results');
+const SENDERS = 500;
+const RECIPIENTS = 1000;
+/**
+ * Signed messages prepared per second of a phase: three times the rate the warm-up reached (the
+ * warm-up runs cold, so it under-states), at least MIN and at most MAX. A phase that uses up its
+ * pool ends early and says its rate is a lower bound.
+ */
+const POOL_RATE = { single: { min: 1_000, max: 10_000 }, batch: { min: 2_000, max: 25_000 } } as const;
+const POOL_HEADROOM = 3;
+/** How long the read model may take, after the load stops, to count as keeping up; and how long we wait at most. */
+const KEPT_UP_SECONDS = 10;
+const SETTLE_WAIT_MS = 30_000;
+
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+
+/** The relay's environment for this run: its own topics, consumer groups, schema, Redis prefix and node id, like the tests' testEnv. */
+function benchEnv(id: string, port: number): Record<string, string> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+  return {
+    ...inherited,
+    RELAY_TOPIC_PREFIX: `bench.${id}.`,
+    RELAY_CONSUMER_GROUP_PREFIX: `bench.${id}`,
+    RELAY_DATABASE_SCHEMA: `b_${id}`,
+    RELAY_REDIS_PREFIX: `bench:${id}:`,
+    RELAY_NODE_ID: `bench-${id}`,
+    RELAY_HTTP_HOST: '127.0.0.1',
+    RELAY_HTTP_PORT: String(port),
+    RELAY_LOG_LEVEL: 'warn',
+    // The load carries no API keys or tokens: the bench measures the message path, not the gate.
+    RELAY_AUTH: 'off',
+  };
+}
+
+function machine(): Machine {
+  const git = (...args: string[]) => {
+    try {
+      return execFileSync('git', args, { cwd: PROJECT_ROOT_DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const pom = readFileSync(join(PROJECT_ROOT_DIR, 'infra', 'kafka', 'pom.xml'), 'utf8');
+  const commit = git('rev-parse', '--short', 'HEAD');
+  const dirty = git('status', '--porcelain').length > 0;
+  return {
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryBytes: totalmem(),
+    node: process.versions.node,
+    kafka: /<kafka\.version>([^<]+)<\/kafka\.version>/.exec(pom)?.[1] ?? 'unknown',
+    os: `${type()} ${release()}`,
+    loadAverageAtStart: loadavg(),
+    commit: commit ? `${commit}${dirty ? ' (with uncommitted changes)' : ''}` : 'unknown',
+  };
+}
+
+const stamp = (d: Date) => d.toISOString().replace(/\.\d+Z$/, '').replace('T', '-').replace(/:/g, '');
+
+const portOf = (url: string, fallback: number) => {
+  try {
+    return Number(new URL(url).port) || fallback;
+  } catch {
+    return fallback;
+  }
+};
+
+/** One MessageSent, encoded as the relay encodes it, from a signed single-message body. */
+function encodeAsEvent(resources: Resources, body: Buffer, nodeId: string): Buffer {
+  const m = JSON.parse(body.toString()) as Record<string, string>;
+  return resources.codec.encode({
+    type: 'MessageSent',
+    data: {
+      event_id: '00000000-0000-4000-8000-000000000000',
+      occurred_at: Date.now(),
+      message_id: m['message_id'] ?? '',
+      from_address: m['from_address'] ?? '',
+      to_address: m['to_address'] ?? '',
+      message_type: m['message_type'] ?? '',
+      encrypted_content: m['encrypted_content'] ?? '',
+      content_sha256: 'x'.repeat(43),
+      signature: m['signature'] ?? '',
+      node_id: nodeId,
+    },
+  });
+}
+
+/** CPU µs of one signature check with node:crypto and a cached KeyObject, as the ingress does it, measured here and now. */
+function measureVerify(): { ed25519: number; p256: number } {
+  const data = Buffer.alloc(420, 'a');
+  const time = (alg: 'ed25519' | 'p256') => {
+    // DER out of the generator and KeyObjects made from it (see peers.ts for why not the generator's own KeyObjects).
+    const publicKeyEncoding = { type: 'spki', format: 'der' } as const;
+    const privateKeyEncoding = { type: 'pkcs8', format: 'der' } as const;
+    const pair: { publicKey: Buffer; privateKey: Buffer } =
+      alg === 'ed25519'
+        ? generateKeyPairSync('ed25519', { publicKeyEncoding, privateKeyEncoding })
+        : generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding, privateKeyEncoding });
+    const privateKey = createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' });
+    const publicKey = createPublicKey({ key: pair.publicKey, format: 'der', type: 'spki' });
+    const digest = alg === 'ed25519' ? null : 'sha256';
+    const signature = sign(digest, data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    for (let i = 0; i < 200; i++) verify(digest, data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+    const n = 2000;
+    const before = process.cpuUsage();
+    for (let i = 0; i < n; i++) verify(digest, data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / n;
+  };
+  return { ed25519: time('ed25519'), p256: time('p256') };
+}
+
+async function cleanup(resources: Resources, config: RelayConfig): Promise<void> {
+  const admin = resources.kafka.admin();
+  await admin.connect();
+  try {
+    const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
+    if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => undefined);
+    await admin.deleteGroups(['projector', 'presence', 'router'].map((r) => `${config.kafka.groupPrefix}.${r}`)).catch(() => undefined);
+  } finally {
+    await admin.disconnect();
+  }
+  await resources.pool.query(`DROP SCHEMA IF EXISTS "${config.postgres.schema}" CASCADE`);
+  let cursor = '0';
+  do {
+    const [next, keys] = await resources.redis.scan(cursor, 'MATCH', `${config.redis.keyPrefix}*`, 'COUNT', 5000);
+    cursor = next;
+    if (keys.length > 0) await resources.redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: BenchOptions | undefined;
+  try {
+    options = parseOptions(argv);
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (!options) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const opts = options;
+  const startedAt = new Date();
+  const id = randomBytes(4).toString('hex');
+  const port = await freePort();
+  const env = benchEnv(id, port);
+  const config = loadConfig(env);
+  const resources = openResources(config, createLogger('warn', { bench: id }));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const wsUrl = `ws://127.0.0.1:${port}`;
+  const profileDir = join(RESULTS_DIR, 'profiles');
+  if (opts.profile) mkdirSync(profileDir, { recursive: true });
+  const relay = new RelayProcesses(env, join(PROJECT_ROOT_DIR, '.relay', 'bench', id), { inspectIngress: opts.profile });
+  let profiler: InspectorProfiler | undefined;
+  const profiles: ProfileSummary[] = [];
+  /** Runs `load` with the ingress's profiler on (with --profile), and keeps a summary of what it sampled. */
+  const profiled = async <T>(phase: string, load: () => Promise<T>): Promise<T> => {
+    if (!profiler) return load();
+    await profiler.start();
+    const result = await load();
+    const profile = await profiler.stop();
+    const file = join(profileDir, `${stamp(startedAt)}-${phase}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    profiles.push(summarizeProfile(profile, phase, file.slice(PROJECT_ROOT_DIR.length)));
+    return result;
+  };
+  const probe = new ProjectionProbe(resources.pool);
+  const notes: string[] = [];
+  const m = machine();
+  const d = opts.durationSeconds;
+  let report: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'> | undefined;
+  let acceptedSoFar = 0;
+
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    say('interrupted: stopping the relay processes and cleaning up');
+    relay.killNow();
+    const finish = opts.keep ? Promise.resolve() : cleanup(resources, config).catch(() => undefined);
+    void finish.finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => relay.killNow());
+
+  say(`run ${id}: topics bench.${id}.*, schema b_${id}, Redis bench:${id}:*, ingress on ${baseUrl}; relay logs in .relay/bench/${id}/`);
+  try {
+    await relay.setup();
+    await resources.codec.registerAll(await loadEventSchemas(join(PROJECT_ROOT_DIR, 'schemas')));
+    await relay.start(baseUrl, resources.kafka, config.kafka.groupPrefix);
+    say('relay ready: ingress, projector, presence, router');
+    if (opts.profile) profiler = await InspectorProfiler.connect(await relay.inspectorUrl());
+
+    const kafkaPid = pidListeningOn(portOf(`kafka://${config.kafka.brokers[0] ?? ''}`, 9092));
+    const redisPid = pidListeningOn(portOf(config.redis.url, 6379));
+    const postgresPid = pidListeningOn(portOf(config.postgres.url, 5432));
+    if (kafkaPid === undefined) notes.push('The Kafka broker process was not found by its port: its CPU is counted under "others".');
+    const watched: Watched[] = [
+      ...ROLES.map((role) => ({ name: role, ours: true, pids: () => [relay.pid(role)].filter((p): p is number => p !== undefined) })),
+      { name: 'kafka', ours: false, pids: () => (kafkaPid === undefined ? [] : [kafkaPid]) },
+      { name: 'postgres', ours: false, pids: processTree(postgresPid) },
+      { name: 'redis', ours: false, pids: () => (redisPid === undefined ? [] : [redisPid]) },
+      { name: 'load generator', ours: false, pids: () => [process.pid] },
+    ];
+    const watch = new ProcessWatch(watched, m.cores);
+
+    const senders: BenchPeer[] = createPeers(SENDERS);
+    const recipients = createPeers(RECIPIENTS).map((p) => p.address);
+    const sample = await buildPool({ senders, recipients, bodies: 16, perBody: 1, wrap: 'single', contentBytes: opts.contentBytes });
+    const events = sample.bodies.map((body) => encodeAsEvent(resources, body, config.nodeId));
+    const eventBytes = events[0]?.length ?? 0;
+    const singleBodyBytes = sample.bodies[0]?.length ?? 0;
+    probe.start();
+    const verifyMicros = measureVerify();
+    say(`one signature check costs ${verifyMicros.ed25519.toFixed(0)} µs (Ed25519) and ${verifyMicros.p256.toFixed(0)} µs (P-256) of CPU here now`);
+
+    report = {
+      startedAt: startedAt.toISOString(),
+      runId: id,
+      machine: m,
+      options: { ...opts },
+      setup: {
+        partitions: config.kafka.partitions,
+        replicationFactor: config.kafka.replicationFactor,
+        contentBytes: opts.contentBytes,
+        eventBytes,
+        singleBodyBytes,
+        senders: SENDERS,
+        recipients: RECIPIENTS,
+        verifyMicros,
+        relayEnv: Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('RELAY_'))),
+      },
+    };
+
+    // 1. The ceiling: raw kafkajs produce.
+    let baselineRate: number | undefined;
+    if (opts.phases.includes('baseline')) {
+      const topic = `${config.kafka.topicPrefix}bench.baseline`;
+      await ensureTopics(resources.kafka, [{ topic, numPartitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor }]);
+      say(`baseline: raw kafkajs produce of ${eventBytes}-byte records for ${d} s`);
+      const before = watch.begin();
+      const result = await runBaseline({ kafka: resources.kafka, topic, keys: recipients, values: events, durationSeconds: d });
+      const usage = watch.usage(before);
+      baselineRate = result.recordsPerSecond;
+      report = { ...report, baseline: { result, usage } };
+      say(`baseline: ${Math.round(result.recordsPerSecond)} records/s`);
+    }
+
+    const settle = async (phase: string, loadStart: number, loadEnd: number) =>
+      probe.settle(phase, loadStart, loadEnd, acceptedSoFar, SETTLE_WAIT_MS);
+    const keptUp = (p: ProjectionLag) =>
+      p.caughtUpAfterSeconds !== undefined && p.caughtUpAfterSeconds <= KEPT_UP_SECONDS && !(p.lastThirdP50 > 2 * p.firstThirdP50 + 500);
+    const cost = (before: Snapshot, atLoadEnd: Snapshot, accepted: number): PhaseCost => {
+      const untilSettled = watch.usage(before);
+      const cpuPer1000: Record<string, number> = {};
+      for (const [name, u] of Object.entries(untilSettled.processes)) cpuPer1000[name] = (u.cpuSeconds / Math.max(1, accepted)) * 1000;
+      return { duringLoad: watch.usage(before, atLoadEnd), untilSettled, cpuPer1000 };
+    };
+    const pool = (bodies: number, perBody: number, wrap: 'single' | 'batch', to: readonly string[] = recipients): Promise<MessagePool> =>
+      buildPool({ senders, recipients: to, bodies, perBody, wrap, contentBytes: opts.contentBytes });
+
+    // Warm-up, not measured: the ingress's code paths get compiled before the first phase.
+    const warmRate: Record<'single' | 'batch', number> = { single: POOL_RATE.single.max, batch: POOL_RATE.batch.max };
+    if (opts.phases.some((p) => p !== 'baseline')) {
+      say('warm-up: 2 s of single and 2 s of batch requests (not measured; sizes the signed pools)');
+      const warmSingle = await runHttpLoad({
+        baseUrl,
+        path: '/api/v1/message/relay',
+        pool: await pool(POOL_RATE.single.max, 1, 'single'),
+        connections: Math.min(16, opts.connections),
+        durationSeconds: 2,
+        phase: 'warm-up',
+      });
+      const warmBatch = await runHttpLoad({
+        baseUrl,
+        path: '/api/v1/message/relay/batch',
+        pool: await pool(Math.ceil(POOL_RATE.batch.max / opts.batchSize), opts.batchSize, 'batch'),
+        connections: opts.batchConnections,
+        durationSeconds: 2,
+        phase: 'warm-up',
+      });
+      warmRate.single = warmSingle.poolExhausted ? POOL_RATE.single.max : warmSingle.messagesPerSecond;
+      warmRate.batch = warmBatch.poolExhausted ? POOL_RATE.batch.max : warmBatch.messagesPerSecond;
+      acceptedSoFar += warmSingle.acceptedMessages + warmBatch.acceptedMessages;
+      await probe.settle('warm-up', 0, performance.now(), acceptedSoFar, SETTLE_WAIT_MS);
+    }
+
+    const httpPhase = async (phase: 'single' | 'batch'): Promise<HttpPhase> => {
+      const batch = phase === 'batch';
+      const perBody = batch ? opts.batchSize : 1;
+      const bounds = POOL_RATE[phase];
+      const messages = Math.round(Math.min(bounds.max, Math.max(bounds.min, POOL_HEADROOM * warmRate[phase])) * d);
+      const p = await pool(Math.ceil(messages / perBody), perBody, batch ? 'batch' : 'single');
+      say(`${phase}: signed ${p.ids.length} messages in ${p.buildSeconds.toFixed(1)} s; ${d} s of load`);
+      const route = batch ? '/api/v1/message/relay/batch' : '/api/v1/message/relay';
+      const scraped = await scrape(baseUrl);
+      const before = watch.begin();
+      const loadStart = performance.now();
+      const load: HttpLoadResult = await profiled(phase, () =>
+        runHttpLoad({
+          baseUrl,
+          path: route,
+          pool: p,
+          connections: batch ? opts.batchConnections : opts.connections,
+          durationSeconds: d,
+          phase,
+          probe,
+          sampleEvery: batch ? 1 : 20,
+        }),
+      );
+      const loadEnd = performance.now();
+      const atLoadEnd = watch.snapshot();
+      const ingress = ingressView(scraped, await scrape(baseUrl), route);
+      acceptedSoFar += load.acceptedMessages;
+      const projection = await settle(phase, loadStart, Math.min(loadEnd, loadStart + d * 1000));
+      say(
+        `${phase}: ${Math.round(load.messagesPerSecond)} msg/s, p99 ${load.latency.p99.toFixed(1)} ms; ` +
+          `read model ${projection.caughtUpAfterSeconds === undefined ? 'did not catch up' : `caught up after ${projection.caughtUpAfterSeconds.toFixed(1)} s`}`,
+      );
+      return {
+        load,
+        ingress,
+        projection,
+        keptUp: keptUp(projection),
+        cost: cost(before, atLoadEnd, load.acceptedMessages),
+        ratioToBaseline: baselineRate ? load.messagesPerSecond / baselineRate : undefined,
+      };
+    };
+
+    if (opts.phases.includes('single')) report = { ...report, single: await httpPhase('single') };
+    if (opts.phases.includes('batch')) report = { ...report, batch: await httpPhase('batch') };
+
+    if (opts.phases.includes('delivery')) {
+      const batchRate = report.batch?.load.messagesPerSecond;
+      const rate = Math.max(10, Math.round(opts.deliveryRate ?? (batchRate ? batchRate / 2 : 2000)));
+      if (opts.deliveryRate === undefined && !batchRate) notes.push('The delivery rate defaulted to 2,000 msg/s: the batch phase did not run.');
+      // One request every 20 ms or so, so that the rate is smooth rather than bursty.
+      const perBody = Math.min(opts.batchSize, Math.max(1, Math.round(rate / 50)));
+      const to = createPeers(opts.recipients).map((peer) => peer.address);
+      const p = await pool(Math.ceil((rate * d) / perBody) + 1, perBody, 'batch', to);
+      say(`delivery: ${opts.recipients} WebSocket recipients, ${rate} msg/s in requests of ${perBody} for ${d} s (signed in ${p.buildSeconds.toFixed(1)} s)`);
+      const scraped = await scrape(baseUrl);
+      const before = watch.begin();
+      const loadStart = performance.now();
+      const delivery = await profiled('delivery', () => runDelivery({ baseUrl, wsUrl, recipients: to, pool: p, rate, durationSeconds: d, phase: 'delivery', probe }));
+      const atLoadEnd = watch.snapshot();
+      const ingress = ingressView(scraped, await scrape(baseUrl), '/api/v1/message/relay/batch');
+      acceptedSoFar += delivery.acceptedMessages;
+      // The socket set-up (2 s) precedes the load inside runDelivery.
+      const projection = await settle('delivery', loadStart + 2000, loadStart + 2000 + delivery.seconds * 1000);
+      const phase: DeliveryPhase = {
+        delivery,
+        ingress,
+        projection,
+        keptUp: keptUp(projection),
+        cost: cost(before, atLoadEnd, delivery.acceptedMessages),
+        ratioToBaseline: baselineRate ? delivery.messagesPerSecond / baselineRate : undefined,
+      };
+      report = { ...report, delivery: phase };
+      say(`delivery: p99 ${delivery.deliveryLatency.p99.toFixed(1)} ms send→socket; ${delivery.delivered} delivered, ${delivery.missing} missing`);
+    }
+  } finally {
+    probe.stop();
+    profiler?.close();
+    for (const stopped of await relay.stop()) {
+      if (stopped.killed) notes.push(`\`relay ${stopped.role}\` did not exit within 10 s of SIGTERM and was killed.`);
+    }
+    if (!opts.keep && !interrupted) {
+      say('cleaning up: topics, consumer groups, schema, Redis keys');
+      await cleanup(resources, config).catch((error: unknown) => say(`clean-up failed: ${(error as Error).message}`));
+    }
+    await resources.close();
+  }
+  if (!report) return 1;
+
+  const full: BenchReport = { ...report, finishedAt: new Date().toISOString(), profiles, targets: targets(report), notes: [...notes, ...standardNotes(report, opts)] };
+  const processNames = ['ingress', 'projector', 'presence', 'router', 'kafka', 'postgres', 'redis', 'load generator'];
+  const markdown = renderMarkdown(full, processNames, [...ROLES]);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const base = join(RESULTS_DIR, stamp(startedAt));
+  writeFileSync(`${base}.json`, `${JSON.stringify(full, null, 2)}\n`);
+  writeFileSync(`${base}.md`, markdown);
+  writeFileSync(join(RESULTS_DIR, 'latest.md'), markdown);
+  process.stdout.write(`${markdown}\n`);
+  say(`report: ${base}.md, ${base}.json and bench/results/latest.md`);
+  return 0;
+}
+
+function targets(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>): Target[] {
+  const rate = (l: HttpLoadResult) => `${Math.round(l.messagesPerSecond).toLocaleString('en-US')} msg/s, p99 ${l.latency.p99.toFixed(1)} ms`;
+  const peaks = [r.single, r.batch, r.delivery].map((p) => p?.cost.untilSettled.processes['ingress']?.peakRssBytes).filter((v): v is number => v !== undefined);
+  const peak = peaks.length > 0 ? Math.max(...peaks) : undefined;
+  return [
+    {
+      name: 'batch path ≥ 10,000 msg/s with p99 < 100 ms',
+      measured: r.batch ? rate(r.batch.load) : 'not run',
+      met: r.batch ? r.batch.load.messagesPerSecond >= 10_000 && r.batch.load.latency.p99 < 100 : undefined,
+    },
+    {
+      name: 'single path ≥ 5,000 msg/s with p99 < 100 ms',
+      measured: r.single ? rate(r.single.load) : 'not run',
+      met: r.single ? r.single.load.messagesPerSecond >= 5_000 && r.single.load.latency.p99 < 100 : undefined,
+    },
+    {
+      name: 'delivery p99 < 100 ms at half the sustained batch rate',
+      measured: r.delivery
+        ? `p99 ${r.delivery.delivery.deliveryLatency.p99.toFixed(1)} ms at ${Math.round(r.delivery.delivery.targetRate).toLocaleString('en-US')} msg/s, ${r.delivery.delivery.missing} missing`
+        : 'not run',
+      met: r.delivery ? r.delivery.delivery.deliveryLatency.p99 < 100 && r.delivery.delivery.missing === 0 : undefined,
+    },
+    {
+      name: 'ingress peak RSS < 512 MB',
+      measured: peak === undefined ? 'not measured' : `${Math.round(peak / 1024 / 1024)} MB`,
+      met: peak === undefined ? undefined : peak < 512 * 1024 * 1024,
+    },
+  ];
+}
+
+function standardNotes(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>, opts: BenchOptions): string[] {
+  const notes = [
+    'Single and batch phases are closed-loop (each connection sends its next request when the answer arrives), so their latency includes the queueing their own concurrency causes: ' +
+      `${opts.connections} single messages, or ${opts.batchConnections} × ${opts.batchSize} batch messages, in flight. The delivery phase is open-loop at a fixed rate.`,
+    'Every relay role runs in its own process (`node dist/cli/main.js <role>`), with RELAY_AUTH=off: no API key or token checks on the load; the load generator runs on the same 2 cores.',
+    'A target is "met" only by the numbers of this run; the machine also runs the broker, the registry, PostgreSQL and Redis, and whatever else was busy then ("others").',
+  ];
+  for (const [name, usage] of [
+    ['raw Kafka', r.baseline?.usage],
+    ['single', r.single?.cost.duringLoad],
+    ['batch', r.batch?.cost.duringLoad],
+    ['delivery', r.delivery?.cost.duringLoad],
+  ] as const) {
+    if (usage && usage.otherBusy / usage.seconds > 0.25) {
+      notes.push(
+        `During the ${name} phase other work took ${(usage.otherBusy / usage.seconds).toFixed(2)} of the ${usage.cores} cores on average: the relay had less than this machine to itself, and its rates here are lower than on a quiet machine.`,
+      );
+    }
+  }
+  if (opts.profile) notes.push('This run profiled the ingress (V8 sampling profiler at 0.5 ms), which costs it some throughput.');
+  for (const [name, phase] of [['single', r.single], ['batch', r.batch]] as const) {
+    if (phase?.load.poolExhausted) notes.push(`The ${name} phase used up its ${phase.load.requests} pre-signed requests before the time was up: its rate is a lower bound.`);
+  }
+  return notes;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,256 @@
+import type { ProfileSummary } from './cpu-profile.js';
+import type { IngressView } from './ingress-metrics.js';
+import type { BaselineResult } from './phases/baseline.js';
+import type { DeliveryResult } from './phases/delivery.js';
+import type { HttpLoadResult } from './phases/http-load.js';
+import type { ProjectionLag } from './projection-probe.js';
+import type { Distribution } from './samples.js';
+import type { WindowUsage } from './watched-processes.js';
+
+export interface Machine {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly memoryBytes: number;
+  readonly node: string;
+  readonly kafka: string;
+  readonly os: string;
+  readonly loadAverageAtStart: readonly number[];
+  readonly commit: string;
+}
+
+/** What one phase cost: CPU over the load and the drain after it, peak memory. */
+export interface PhaseCost {
+  /** CPU while the load ran (cores used = cpuSeconds / seconds). */
+  readonly duringLoad: WindowUsage;
+  /** CPU from the start of the load until the read model caught up (or the wait ended): what the phase's messages cost. */
+  readonly untilSettled: WindowUsage;
+  /** CPU seconds per 1,000 accepted messages, per process, over `untilSettled`. */
+  readonly cpuPer1000: Readonly<Record<string, number>>;
+}
+
+export interface HttpPhase {
+  readonly load: HttpLoadResult;
+  readonly ingress: IngressView;
+  readonly projection: ProjectionLag;
+  readonly keptUp: boolean;
+  readonly cost: PhaseCost;
+  readonly ratioToBaseline: number | undefined;
+}
+
+export interface DeliveryPhase {
+  readonly delivery: DeliveryResult;
+  readonly ingress: IngressView;
+  readonly projection: ProjectionLag;
+  readonly keptUp: boolean;
+  readonly cost: PhaseCost;
+  readonly ratioToBaseline: number | undefined;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+export interface BenchReport {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly runId: string;
+  readonly machine: Machine;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly setup: {
+    readonly partitions: number;
+    readonly replicationFactor: number;
+    readonly contentBytes: number;
+    readonly eventBytes: number;
+    readonly singleBodyBytes: number;
+    readonly senders: number;
+    readonly recipients: number;
+    /** CPU µs of one signature check in the load generator's process before the phases (the relay idle). */
+    readonly verifyMicros: { readonly ed25519: number; readonly p256: number };
+    readonly relayEnv: Readonly<Record<string, string>>;
+  };
+  readonly baseline?: { readonly result: BaselineResult; readonly usage: WindowUsage };
+  readonly single?: HttpPhase;
+  readonly batch?: HttpPhase;
+  readonly delivery?: DeliveryPhase;
+  readonly profiles: readonly ProfileSummary[];
+  readonly targets: readonly Target[];
+  readonly notes: readonly string[];
+}
+
+const int = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
+const ms = (n: number | undefined): string => {
+  if (n === undefined || !Number.isFinite(n)) return '–';
+  if (n >= 100) return `${Math.round(n).toLocaleString('en-US')} ms`;
+  if (n >= 10) return `${n.toFixed(1)} ms`;
+  return `${n.toFixed(2)} ms`;
+};
+const pct = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '–' : `${Math.round(n * 100)} %`);
+const mb = (n: number | undefined): string => (n === undefined ? '–' : `${Math.round(n / 1024 / 1024)}`);
+const cpu = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(3));
+const cores = (usage: WindowUsage, name: string): string => {
+  const used = usage.processes[name]?.cpuSeconds;
+  return used === undefined || usage.seconds <= 0 ? '–' : (used / usage.seconds).toFixed(2);
+};
+const spread = (s: { min: number; median: number; max: number } | undefined) => (s ? `${int(s.min)} / ${int(s.median)} / ${int(s.max)}` : '–');
+const yes = (b: boolean | undefined) => (b === undefined ? 'not run' : b ? '**met**' : '**not met**');
+const lat = (d: Distribution) => [ms(d.p50), ms(d.p99), ms(d.p999)];
+const refusedText = (refused: Readonly<Record<string, number>>, errors = 0, timeouts = 0): string => {
+  const parts = Object.entries(refused).map(([k, v]) => `${k}: ${int(v)}`);
+  if (errors > 0) parts.push(`errors: ${int(errors)}`);
+  if (timeouts > 0) parts.push(`timeouts: ${int(timeouts)}`);
+  return parts.length > 0 ? parts.join(', ') : 'none';
+};
+
+const lagText = (p: ProjectionLag) => `${ms(p.lag.p50)} / ${ms(p.lag.p99)}`;
+const keptUpText = (keptUp: boolean, p: ProjectionLag) => {
+  const after = p.caughtUpAfterSeconds === undefined ? `still ${int(p.expectedRows - p.rows)} rows behind` : `caught up ${p.caughtUpAfterSeconds.toFixed(1)} s after`;
+  return `${keptUp ? 'yes' : '**no**'} (${after}; lag p50 ${ms(p.firstThirdP50)} → ${ms(p.lastThirdP50)})`;
+};
+
+/** The report as Markdown: the throughput table first, then targets, cost, memory, profile and notes. */
+export function renderMarkdown(r: BenchReport, processNames: readonly string[], ours: readonly string[]): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(`# Relay benchmark, ${r.startedAt.replace('T', ' ').slice(0, 19)} UTC`, '');
+  out.push(
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 1024 ** 3).toFixed(1)} GiB; ${m.os}; Node.js ${m.node}; Apache Kafka ${m.kafka} (one KRaft broker), ` +
+      `with the registry, PostgreSQL and Redis on the same machine. Load average at start: ${m.loadAverageAtStart.map((l) => l.toFixed(2)).join(', ')}. Commit ${m.commit}.`,
+    '',
+    `Each message: ${int(r.setup.contentBytes)} characters of ciphertext, an Ed25519 compact JWS; ${int(r.setup.eventBytes)} bytes as a MessageSent event ` +
+      `(${int(r.setup.singleBodyBytes)} bytes as a JSON request). Topics of ${r.setup.partitions} partitions, replication ${r.setup.replicationFactor}; ` +
+      `${r.setup.senders} senders, ${int(r.setup.recipients)} recipients. Phases of ${r.options['durationSeconds']} s each.`,
+    '',
+    `For scale: one signature check (node:crypto, cached key) cost ${Math.round(r.setup.verifyMicros.ed25519)} µs of CPU for Ed25519 and ` +
+      `${Math.round(r.setup.verifyMicros.p256)} µs for P-256 on this machine just before the phases, so 10,000 Ed25519 messages/s need ` +
+      `${((r.setup.verifyMicros.ed25519 * 10_000) / 1e6).toFixed(2)} cores for their signatures alone.`,
+    '',
+  );
+
+  out.push('## Throughput and latency', '');
+  out.push('| phase | messages/s | of raw Kafka | p50 | p99 | p99.9 | accepted→row p50 / p99 | projector kept up | refused |');
+  out.push('|---|--:|--:|--:|--:|--:|--:|---|---|');
+  if (r.baseline) {
+    const b = r.baseline.result;
+    out.push(
+      `| raw kafkajs produce (ceiling; latency per ${int(b.recordsPerRequest)}-record request) | ${int(b.recordsPerSecond)} | 100 % | ${lat(b.requestLatency).join(' | ')} | – | – | – |`,
+    );
+  }
+  if (r.single) {
+    const s = r.single;
+    out.push(
+      `| single \`POST /message/relay\` (${s.load.connections} connections) | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`,
+    );
+  }
+  if (r.batch) {
+    const s = r.batch;
+    out.push(
+      `| batch \`POST /message/relay/batch\` (${s.load.messagesPerRequest}/request, ${s.load.connections} connections) | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`,
+    );
+  }
+  if (r.delivery) {
+    const d = r.delivery.delivery;
+    out.push(
+      `| delivery: accept (${d.recipients} WebSocket recipients, ${int(d.targetRate)} msg/s offered, ${d.messagesPerRequest}/request) | ${int(d.messagesPerSecond)} | ${pct(r.delivery.ratioToBaseline)} | ${lat(d.acceptLatency).join(' | ')} | ${lagText(r.delivery.projection)} | ${keptUpText(r.delivery.keptUp, r.delivery.projection)} | ${refusedText(d.refused)} |`,
+    );
+    out.push(
+      `| delivery: send → frame on the recipient's socket | ${int(d.delivered)} delivered, ${int(d.missing)} missing | | ${lat(d.deliveryLatency).join(' | ')} | | | duplicates: ${d.duplicates}, late sends: ${d.lateSends} |`,
+    );
+  }
+  out.push('');
+  out.push(
+    'Latencies are per HTTP request as the load generator saw it (a batch\'s messages are all answered with their request); raw Kafka\'s are per `sendBatch`. ' +
+      '"accepted→row" is from the 202 (or batch answer) to the row being visible in `messages`, for a sample of messages, polled every 50 ms (so up to 50 ms high). ' +
+      'Per-second accepted messages (min / median / max): ' +
+      [
+        r.baseline ? `raw Kafka ${spread(r.baseline.result.perSecond)}` : '',
+        r.single ? `single ${spread(r.single.load.perSecond)}` : '',
+        r.batch ? `batch ${spread(r.batch.load.perSecond)}` : '',
+      ]
+        .filter(Boolean)
+        .join('; ') +
+      '.',
+    '',
+  );
+
+  const views: [string, IngressView | undefined, number][] = [
+    ['single', r.single?.ingress, r.single?.load.seconds ?? 0],
+    ['batch', r.batch?.ingress, r.batch?.load.seconds ?? 0],
+    ['delivery', r.delivery?.ingress, r.delivery?.delivery.seconds ?? 0],
+  ];
+  if (views.some(([, v]) => v)) {
+    out.push('Inside the ingress (its /metrics, read before and after each load):', '');
+    out.push('| phase | produce requests/s | records per produce request | time in the server: mean / p99 at most | event-loop delay p99 / max | shed (503) |');
+    out.push('|---|--:|--:|--:|--:|--:|');
+    for (const [name, v, seconds] of views) {
+      if (!v) continue;
+      out.push(
+        `| ${name} | ${int(v.produceRequests / Math.max(0.001, seconds))} | ${v.recordsPerProduce.toFixed(1)} | ${ms(v.serverMeanMs)} / ${v.serverP99AtMostMs === undefined ? '> 2.5 s' : ms(v.serverP99AtMostMs)} | ${ms(v.eventLoopDelayP99Ms)} / ${ms(v.eventLoopDelayMaxMs)} | ${int(v.loadShed)} |`,
+      );
+    }
+    out.push('');
+  }
+
+  out.push('## Targets', '', '| target | measured | |', '|---|---|---|');
+  for (const t of r.targets) out.push(`| ${t.name} | ${t.measured} | ${yes(t.met)} |`);
+  out.push('');
+
+  const phases: [string, PhaseCost | undefined, number][] = [
+    ['single', r.single?.cost, r.single?.load.acceptedMessages ?? 0],
+    ['batch', r.batch?.cost, r.batch?.load.acceptedMessages ?? 0],
+    ['delivery', r.delivery?.cost, r.delivery?.delivery.acceptedMessages ?? 0],
+  ];
+  out.push('## CPU', '');
+  out.push(
+    'CPU seconds per 1,000 accepted messages, from the start of the load until the read model caught up; in brackets, the cores each used on average while the load ran ' +
+      `(the machine has ${m.cores}). "others" is the rest of the machine's busy time (other work on the host, the registry, the kernel).`,
+    '',
+  );
+  out.push(`| phase | ${processNames.join(' | ')} | whole machine | others |`);
+  out.push(`|---|${processNames.map(() => '--:').join('|')}|--:|--:|`);
+  if (r.baseline) {
+    const u = r.baseline.usage;
+    const per = (v: number) => cpu((v / Math.max(1, r.baseline!.result.records)) * 1000);
+    out.push(
+      `| raw Kafka | ${processNames.map((n) => `${per(u.processes[n]?.cpuSeconds ?? 0)} (${cores(u, n)})`).join(' | ')} | ${per(u.machineBusy)} (${(u.machineBusy / u.seconds).toFixed(2)}) | ${per(u.otherBusy)} (${(u.otherBusy / u.seconds).toFixed(2)}) |`,
+    );
+  }
+  for (const [name, cost, accepted] of phases) {
+    if (!cost) continue;
+    const u = cost.duringLoad;
+    const per = (v: number) => cpu((v / Math.max(1, accepted)) * 1000);
+    out.push(
+      `| ${name} | ${processNames.map((n) => `${cpu(cost.cpuPer1000[n])} (${cores(u, n)})`).join(' | ')} | ${per(cost.untilSettled.machineBusy)} (${(u.machineBusy / u.seconds).toFixed(2)}) | ${per(cost.untilSettled.otherBusy)} (${(u.otherBusy / u.seconds).toFixed(2)}) |`,
+    );
+  }
+  out.push('');
+
+  out.push('## Peak memory', '', `Peak RSS (VmHWM, MB) of each relay process during each phase.`, '');
+  out.push(`| phase | ${ours.join(' | ')} |`, `|---|${ours.map(() => '--:').join('|')}|`);
+  if (r.baseline) out.push(`| raw Kafka | ${ours.map((n) => mb(r.baseline!.usage.processes[n]?.peakRssBytes)).join(' | ')} |`);
+  for (const [name, cost] of phases) {
+    if (cost) out.push(`| ${name} | ${ours.map((n) => mb(cost.untilSettled.processes[n]?.peakRssBytes)).join(' | ')} |`);
+  }
+  out.push('');
+
+  for (const p of r.profiles) {
+    out.push(`## Ingress CPU profile: ${p.phase}`, '');
+    out.push(
+      `The ingress was busy ${p.busySeconds.toFixed(1)} s of the ${p.wallSeconds.toFixed(1)} s sampled (\`${p.file}\`). Self time, as a share of busy time.`,
+      '',
+    );
+    out.push('| where the code lives | self | share |', '|---|--:|--:|');
+    for (const a of p.areas.slice(0, 12)) out.push(`| ${a.name} | ${int(a.selfMs)} ms | ${pct(a.share)} |`);
+    out.push('', '| function | at | self | share |', '|---|---|--:|--:|');
+    for (const f of p.functions) out.push(`| \`${f.name}\` | ${f.where} | ${int(f.selfMs)} ms | ${(f.share * 100).toFixed(1)} % |`);
+    out.push('');
+  }
+
+  if (r.notes.length > 0) {
+    out.push('## Notes', '');
+    for (const note of r.notes) out.push(`- ${note}`);
+    out.push('');
+  }
+  return out.join('\n');
+}
