@@ -9,6 +9,7 @@ import { loadEventSchemas } from '../src/events/schemas.js';
 import { ensureTopics } from '../src/kafka/admin.js';
 import { openResources, type Resources } from '../src/lifecycle/resources.js';
 import { createLogger } from '../src/observability/logger.js';
+import { rawConsumeSpeed, replaySpeed } from '../src/replay/speed.js';
 import { summarizeProfile, type ProfileSummary } from './cpu-profile.js';
 import { ingressView, scrape } from './ingress-metrics.js';
 import { InspectorProfiler } from './inspector-profiler.js';
@@ -398,6 +399,14 @@ async function main(argv: readonly string[]): Promise<number> {
       };
       report = { ...report, delivery: phase };
       say(`delivery: p99 ${delivery.deliveryLatency.p99.toFixed(1)} ms send→socket; ${delivery.delivered} delivered, ${delivery.missing} missing`);
+    }
+
+    // Analysts' replay of everything the phases wrote, beside a raw kafkajs read of the same topic.
+    if (opts.phases.includes('replay')) {
+      const raw = await rawConsumeSpeed(resources, resources.topics.mailbox);
+      const decoded = await replaySpeed(resources, resources.topics.mailbox);
+      report = { ...report, replay: { raw, decoded } };
+      say(`replay: ${Math.round(decoded.events / decoded.seconds)} events/s to JSON Lines; raw kafkajs consume ${Math.round(raw.events / raw.seconds)} records/s`);
     }
   } finally {
     probe.stop();

@@ -24,7 +24,7 @@ export interface BenchOptions {
   readonly phases: readonly PhaseName[];
 }
 
-export const PHASES = ['baseline', 'single', 'batch', 'delivery'] as const;
+export const PHASES = ['baseline', 'single', 'batch', 'delivery', 'replay'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export const USAGE = `usage: npm run bench -- [options]

@@ -74,6 +74,8 @@ export interface BenchReport {
   readonly single?: HttpPhase;
   readonly batch?: HttpPhase;
   readonly delivery?: DeliveryPhase;
+  /** `relay replay` of the mailbox topic to JSON Lines, and a raw kafkajs read of it, in the same run. */
+  readonly replay?: { readonly decoded: { events: number; seconds: number }; readonly raw: { events: number; seconds: number } };
   readonly profiles: readonly ProfileSummary[];
   readonly targets: readonly Target[];
   readonly notes: readonly string[];
@@ -192,6 +194,17 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     out.push('');
   }
 
+  if (r.replay) {
+    const rate = (s: { events: number; seconds: number }) => (s.seconds > 0 ? Math.round(s.events / s.seconds) : 0);
+    out.push('## Replay', '');
+    out.push('The mailbox topic as the phases left it, read from the beginning to its end.', '');
+    out.push('| read | events | seconds | events/s | of raw |', '|---|--:|--:|--:|--:|');
+    out.push(`| raw kafkajs consume (no decoding) | ${r.replay.raw.events.toLocaleString('en-US')} | ${r.replay.raw.seconds.toFixed(2)} | ${rate(r.replay.raw).toLocaleString('en-US')} | 100 % |`);
+    out.push(
+      `| \`relay replay\` to JSON Lines (decoded through the registry) | ${r.replay.decoded.events.toLocaleString('en-US')} | ${r.replay.decoded.seconds.toFixed(2)} | ${rate(r.replay.decoded).toLocaleString('en-US')} | ${rate(r.replay.raw) ? Math.round((100 * rate(r.replay.decoded)) / rate(r.replay.raw)) : 0} % |`,
+      '',
+    );
+  }
   out.push('## Targets', '', '| target | measured | |', '|---|---|---|');
   for (const t of r.targets) out.push(`| ${t.name} | ${t.measured} | ${yes(t.met)} |`);
   out.push('');

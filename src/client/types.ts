@@ -1,25 +1,15 @@
 import type { PublicJwk } from '../crypto/address.js';
+import type { MessageView } from '../routing/stream-message.js';
 import type { SigningAlgorithm } from './identity.js';
 
 // Shapes on the wire keep the API's snake_case names (docs/reference/api.md), so a value can be
 // compared with, logged as, or sent as what the relay sees without translation.
 
-/** The body of `POST /api/v1/message/relay`: a sealed, signed message. */
-export interface OutgoingMessage {
-  readonly message_id: string;
-  readonly from_address: string;
-  readonly to_address: string;
-  readonly message_type: string;
-  /** The compact JWE. */
-  readonly encrypted_content: string;
-  /** The sender's compact JWS over the message claims. */
-  readonly signature: string;
-}
-
 /** A message as the relay hands it over: `GET /api/v1/messages` items and stream `message` frames. */
-export interface RelayedMessage extends OutgoingMessage {
-  readonly accepted_at: string;
-}
+export type RelayedMessage = MessageView;
+
+/** The body of `POST /api/v1/message/relay`: a sealed, signed message (encrypted_content is the compact JWE, signature the sender's compact JWS). */
+export type OutgoingMessage = Omit<MessageView, 'accepted_at'>;
 
 /** The payload the sender signs for each message. */
 export interface MessageClaims {
