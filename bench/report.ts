@@ -122,7 +122,7 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     '',
     `Each message: ${int(r.setup.contentBytes)} characters of ciphertext, an Ed25519 compact JWS; ${int(r.setup.eventBytes)} bytes as a MessageSent event ` +
       `(${int(r.setup.singleBodyBytes)} bytes as a JSON request). Topics of ${r.setup.partitions} partitions, replication ${r.setup.replicationFactor}; ` +
-      `${r.setup.senders} senders, ${int(r.setup.recipients)} recipients. Phases of ${r.options['durationSeconds']} s each.`,
+      `${r.setup.senders} senders, ${int(r.setup.recipients)} recipients. Phases of ${String(r.options['durationSeconds'])} s each.`,
     '',
     `For scale: one signature check (node:crypto, cached key) cost ${Math.round(r.setup.verifyMicros.ed25519)} µs of CPU for Ed25519 and ` +
       `${Math.round(r.setup.verifyMicros.p256)} µs for P-256 on this machine just before the phases, so 10,000 Ed25519 messages/s need ` +

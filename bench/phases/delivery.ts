@@ -42,7 +42,7 @@ async function openStreams(wsUrl: string, addresses: readonly string[], onFrame:
           ws.once('error', reject);
           ws.on('message', (data) => {
             try {
-              onFrame(JSON.parse(data.toString()) as Frame);
+              onFrame(JSON.parse((data as Buffer).toString()) as Frame);
             } catch {
               onError();
             }

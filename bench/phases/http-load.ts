@@ -87,7 +87,7 @@ export async function runHttpLoad(options: {
               // Past the end, repeat a body: its answer is not counted (the id was used already).
               ctx.index = index < pool.bodies.length ? index : undefined;
               ctx.sentAt = performance.now();
-              return { ...request, body: pool.bodies[index % pool.bodies.length] as Buffer };
+              return { ...request, body: pool.bodies[index % pool.bodies.length] };
             },
             onResponse: (status, body, context) => {
               const now = performance.now();
@@ -115,7 +115,7 @@ export async function runHttpLoad(options: {
           },
         ],
       },
-      (error: unknown, res: autocannon.Result) => (error ? reject(error) : resolve(res)),
+      (error: Error | null, res: autocannon.Result) => (error ? reject(error) : resolve(res)),
     );
     instance.on('reqError', () => undefined);
   });

@@ -1,10 +1,8 @@
 import { SignatureVerifier } from '../crypto/signatures.js';
-import { AppError } from '../errors/app-error.js';
 import { ApiKeyStore } from '../ingress/api-keys.js';
-import { openMailboxes, type MailboxGuard } from '../ingress/api-routes.js';
+import { mailboxGuard, streamGuard } from '../ingress/auth-guards.js';
 import { RateLimiter } from '../ingress/rate-limit.js';
-import { authorizeAddress, bearerToken, TokenService } from '../ingress/tokens.js';
-import type { StreamGuard } from '../ingress/stream-hub.js';
+import { TokenService } from '../ingress/tokens.js';
 import { createApp } from '../ingress/app.js';
 import { IdempotencyStore } from '../ingress/idempotency.js';
 import { IngressService } from '../ingress/ingress-service.js';
@@ -37,16 +35,8 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const tokens = new TokenService({ pool, redis, redisPrefix: config.redis.keyPrefix, verifier, ttlSeconds: config.auth.tokenTtlSeconds });
   const required = config.auth.required;
   if (!required) log.warn('RELAY_AUTH=off: no API keys or tokens are checked; for development and trusted networks only');
-  const authorizeMailbox: MailboxGuard = required ? (req, address) => authorizeAddress(tokens, bearerToken(req), address) : openMailboxes;
-  const authorizeStream: StreamGuard = required
-    ? async (req, address, url) => {
-        // Browsers cannot set headers on a WebSocket upgrade; the query string carries both then.
-        const header = req.headers['x-api-key'];
-        const key = await apiKeys.verify((Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('api_key') ?? undefined);
-        if (!key.scopes.includes('messages:read')) throw new AppError('insufficient_scope', 'Opening a stream needs the "messages:read" scope.');
-        await authorizeAddress(tokens, bearerToken(req, url), address);
-      }
-    : async () => undefined;
+  const authorizeMailbox = mailboxGuard(tokens, required);
+  const authorizeStream = streamGuard(apiKeys, tokens, required);
   const relay = new MessageRelay({
     verifier,
     producer,

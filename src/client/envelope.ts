@@ -70,7 +70,7 @@ export async function verifyCompactJws(jws: unknown, messageId?: string): Promis
   if (parts.length !== 3 || !parts.every((part) => BASE64URL_PART.test(part))) throw malformed('The signature is not three base64url parts joined by ".".');
   let header: Record<string, unknown>;
   try {
-    header = decodeProtectedHeader(jws) as Record<string, unknown>;
+    header = decodeProtectedHeader(jws);
   } catch (error) {
     throw malformed('The JWS header is not base64url JSON.', error);
   }

@@ -32,6 +32,7 @@ export function signingAlgorithmOf(jwk: unknown): SigningAlgorithm {
   if (!isRecord(jwk)) throw invalidKey('A signing key must be a JWK object.');
   if (jwk['kty'] === 'OKP' && jwk['crv'] === 'Ed25519') return 'EdDSA';
   if (jwk['kty'] === 'EC' && jwk['crv'] === 'P-256') return 'ES256';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- members of an untrusted JWK, named as String() renders them
   throw invalidKey(`A signing key is Ed25519 (OKP) or P-256 (EC); this one is ${String(jwk['kty'])} ${String(jwk['crv'] ?? '')}.`.trim());
 }
 
@@ -42,6 +43,7 @@ export function keyWrapAlgorithmOf(jwk: unknown): KeyWrapAlgorithm {
     const bits = Buffer.from(base64urlString(jwk, 'n', 'RSA key'), 'base64url').length * 8;
     base64urlString(jwk, 'e', 'RSA key');
     if (bits < MIN_RSA_BITS) throw invalidKey(`An RSA encryption key needs at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a member of an untrusted JWK, named as String() renders it
     if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256') throw invalidKey(`An RSA encryption key is for RSA-OAEP-256, not ${String(jwk['alg'])}.`);
     return 'RSA-OAEP-256';
   }
@@ -49,6 +51,7 @@ export function keyWrapAlgorithmOf(jwk: unknown): KeyWrapAlgorithm {
     if (Buffer.from(base64urlString(jwk, 'x', 'X25519 key'), 'base64url').length !== 32) throw invalidKey('An X25519 key has a 32-byte "x".');
     return 'ECDH-ES+A256KW';
   }
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- members of an untrusted JWK, named as String() renders them
   throw invalidKey(`An encryption key is RSA or X25519; this one is ${String(jwk['kty'])} ${String(jwk['crv'] ?? '')}.`.trim());
 }
 

@@ -75,7 +75,7 @@ export class MessageStream {
       });
     });
     // Frames can arrive right after the upgrade (the backlog), so listen before `open` resolves.
-    ws.on('message', (data, isBinary) => this.frame(data.toString(), isBinary));
+    ws.on('message', (data, isBinary) => this.frame((data as Buffer).toString(), isBinary));
   }
 
   /** Opens the stream; rejects with the relay's problem (as RelayClientError) if the upgrade is refused. */

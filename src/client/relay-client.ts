@@ -123,7 +123,7 @@ export class RelayClient {
    * must be the one the peer signed. Otherwise the relay could hand out a key of its own.
    */
   async getPeer(address: string): Promise<PeerRecord> {
-    if (!isAddress(address)) throw new TypeError(`${address} is not an address (43 base64url characters).`);
+    if (!isAddress(address)) throw new TypeError(`${String(address)} is not an address (43 base64url characters).`);
     const answer = await this.transport.request<Record<string, unknown>>('GET', `/peers/${address}`);
     let signingKey: PublicJwk;
     let encryptionKey: PublicJwk;

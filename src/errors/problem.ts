@@ -73,7 +73,7 @@ export function problemMiddleware(log: Logger): ErrorRequestHandler {
     if (appError.code === 'internal_error' || appError.code === 'dependency_unavailable') {
       log.error('request failed', { method: req.method, path: req.path, error: describe(appError.cause) });
     }
-    const retryAfter = appError.extensions['retry_after'] ?? (appError.status === 503 ? 1 : undefined);
+    const retryAfter = (appError.extensions['retry_after'] as number | undefined) ?? (appError.status === 503 ? 1 : undefined);
     if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
     res.status(appError.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problemOf(appError)));
   };

@@ -61,7 +61,7 @@ export class EventCodec {
       }
       const avroType = avro.Type.forSchema(JSON.parse(text) as avro.Schema);
       this.writers.set(eventType, { id, avroType });
-      this.readers.set(id, { eventType, read: (body) => avroType.fromBuffer(body) });
+      this.readers.set(id, { eventType, read: (body): unknown => avroType.fromBuffer(body) });
     }
     return new Map([...this.writers].map(([type, writer]) => [type, writer.id]));
   }

@@ -69,7 +69,7 @@ export class MessageRelay {
 
   /** Relays each message; the result for each is its 202 body or the error that refused it. */
   async relay(inputs: readonly unknown[]): Promise<(Accepted | AppError)[]> {
-    const results: (Accepted | AppError | undefined)[] = new Array(inputs.length);
+    const results: (Accepted | AppError | undefined)[] = new Array<Accepted | AppError | undefined>(inputs.length);
     const checked: { index: number; message: Checked }[] = [];
     inputs.forEach((input, index) => {
       try {

@@ -113,7 +113,7 @@ export class StreamHub implements Service {
     this.deps.metrics?.openSockets.inc();
 
     ws.on('pong', () => (connection.alive = true));
-    ws.on('message', (data, isBinary) => void this.received(connection, data.toString(), isBinary));
+    ws.on('message', (data, isBinary) => void this.received(connection, (data as Buffer).toString(), isBinary));
     ws.on('error', (error) => this.deps.log.debug('stream socket error', { address, error: error.message }));
     ws.on('close', () => void this.closed(connection));
     try {

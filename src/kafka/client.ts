@@ -23,8 +23,8 @@ export function createKafka(config: RelayConfig, log: Logger, clientSuffix = '')
         const { message, ...fields } = entry;
         // Retries are bounded on purpose: the ingress answers 503 rather than hold a request forever.
         if (String(message).startsWith('Limiting retries for the idempotent producer')) return;
-        const write = level <= KafkaLogLevel.ERROR ? kafkaLog.error : level === KafkaLogLevel.WARN ? kafkaLog.warn : kafkaLog.debug;
-        write(String(message), fields);
+        const at = level <= KafkaLogLevel.ERROR ? 'error' : level === KafkaLogLevel.WARN ? 'warn' : 'debug';
+        kafkaLog[at](String(message), fields);
       },
   });
 }

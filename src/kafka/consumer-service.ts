@@ -87,6 +87,7 @@ export class ConsumerService implements Service {
     });
     await this.consumer.run({
       eachBatchAutoResolve: false,
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- kafkajs's batch payload functions are arrow closures, meant to be destructured
       eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         const records = await Promise.all(
@@ -135,10 +136,12 @@ export class ConsumerService implements Service {
     if (failure === undefined) return;
     // A passing failure (a dependency down) is not the events' fault: fail the batch, uncommitted,
     // and kafkajs retries it. Otherwise find the culprits one record at a time.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
     if (!isPoison(failure)) throw failure;
     for (const record of records) {
       const failure = await tryApply([record]);
       if (failure === undefined) continue;
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
       if (!isPoison(failure)) throw failure;
       await this.deadLetter(record, record.event ? this.codec.encode(record.event) : null, {}, failure);
       await this.handler([{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }], topic, partition);

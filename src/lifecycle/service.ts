@@ -34,6 +34,7 @@ export async function runServices(services: readonly Service[], signal: AbortSig
     }),
   );
   signal.removeEventListener('abort', onAbort);
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- the failing service's own error, rethrown as-is
   if (firstFailure !== undefined) throw firstFailure;
 }
 

@@ -69,6 +69,7 @@ export function csvColumns(fields: ReadonlyMap<EventType, readonly string[]>, ty
 /** One RFC 4180 cell: quoted when it holds a comma, quote or line break; objects as JSON. */
 export function csvCell(value: unknown): string {
   if (value === null || value === undefined) return '';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects are JSON above; the rest are primitives, which String() renders
   const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

@@ -115,6 +115,7 @@ export class LogReader {
     await this.consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: this.options.concurrency ?? 1,
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- kafkajs's batch payload functions are arrow closures, meant to be destructured
       eachBatch: async ({ batch, isRunning, isStale, heartbeat }) => {
         if (!isRunning() || isStale() || this.failure !== undefined) return;
         try {
@@ -152,6 +153,7 @@ export class LogReader {
 
   /** Resolves when every partition has reached its end (never while following); rejects if reading fails. */
   whenDone(): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the reader's own failure (caught from kafkajs or the handler), passed on as-is
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.allDone()) return Promise.resolve();
     return Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.failure$]);

@@ -289,6 +289,7 @@ function tolerant(project: BatchHandler, log: Logger, onSkip: () => void): Batch
       const failure = await attempt([record], topic, partition);
       if (failure === undefined) continue;
       onSkip();
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a caught error of any kind; String() gives "Name: message" for an Error
       log.warn('event not applicable; the rebuild skips it as the live projector does', { topic, partition, offset: record.offset, error: String(failure) });
       await project([{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }], topic, partition);
     }

@@ -112,7 +112,7 @@ describe('hostile input', () => {
         const requestHeaders: Record<string, string> = {};
         if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
         if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
-        const response = await fetch(`${relay.baseUrl}${path}?${new URLSearchParams(q)}`, { headers: requestHeaders });
+        const response = await fetch(`${relay.baseUrl}${path}?${new URLSearchParams(q).toString()}`, { headers: requestHeaders });
         const text = await response.text();
         // A valid key with a well-formed query may legitimately succeed (discover, a peer lookup).
         if (response.status === 200) return;
@@ -141,7 +141,7 @@ describe('hostile input', () => {
         if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
         if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
         const outcome = await new Promise<{ status: number; contentType: string; body: string }>((resolve) => {
-          const ws = new WebSocket(`${relay.wsUrl}${path}?${new URLSearchParams(q)}`, { headers: requestHeaders });
+          const ws = new WebSocket(`${relay.wsUrl}${path}?${new URLSearchParams(q).toString()}`, { headers: requestHeaders });
           ws.once('unexpected-response', (_req, res) => {
             let body = '';
             res.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -177,7 +177,7 @@ describe('hostile input', () => {
       ws.once('error', reject);
     });
     const replies: { type: string; problem?: { status: number; code: string }; acknowledged?: number }[] = [];
-    ws.on('message', (data) => replies.push(JSON.parse(data.toString()) as (typeof replies)[number]));
+    ws.on('message', (data) => replies.push(JSON.parse((data as Buffer).toString()) as (typeof replies)[number]));
     // Frames over the 64 KiB frame limit close the socket instead (checked below).
     const frame = fc
       .oneof(

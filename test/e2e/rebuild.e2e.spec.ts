@@ -50,7 +50,7 @@ async function startControl(env: Readonly<Record<string, string>>): Promise<Cont
 
 /** The read model's rows, in a stable order; checkpoints without their wall-clock updated_at. */
 async function readModel(pool: Pool, schema: string) {
-  const rows = async (sql: string) => (await pool.query(sql)).rows;
+  const rows = async (sql: string) => (await pool.query<Record<string, unknown>>(sql)).rows;
   const peerColumns = (await rows(`SELECT column_name FROM information_schema.columns WHERE table_schema = '${schema}' AND table_name = 'peers' ORDER BY ordinal_position`))
     .map((r) => String(r['column_name']));
   return {

@@ -14,7 +14,7 @@ interface Frame {
 class StreamClient {
   readonly frames: Frame[] = [];
   private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.frames.push(JSON.parse(data.toString()) as Frame));
+    ws.on('message', (data) => this.frames.push(JSON.parse((data as Buffer).toString()) as Frame));
   }
 
   static async open(url: string): Promise<StreamClient> {
@@ -166,8 +166,8 @@ describe('the core relay against the real stack', () => {
       expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).status).toBe(202);
     }
     await eventually(async () => {
-      const { rows } = await relay.ctx.pool.query('SELECT count(*)::int AS n FROM messages WHERE receiver_address = $1', [dave.address]);
-      return rows[0].n === 5 ? true : undefined;
+      const { rows } = await relay.ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE receiver_address = $1', [dave.address]);
+      return rows[0]!.n === 5 ? true : undefined; // count(*) always yields one row
     }, 15_000, 'five projected rows');
     const first = await call<{ messages: { message_id: string }[]; next_cursor: string }>(relay.baseUrl, 'GET', `/api/v1/messages?address=${dave.address}&limit=3`);
     expect(first.body.messages.map((m) => m.message_id)).toEqual(ids.slice(0, 3));

@@ -100,7 +100,7 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
         return answer.status === 401 ? answer : undefined;
       }, 15_000, 'the revoked key refused');
       expect(refused.body).toMatchObject({ code: 'invalid_api_key' });
-      const [row] = (await relay.ctx.pool.query('SELECT secret_sha256, revoked_at FROM api_keys WHERE id = $1', [doomed.info.id])).rows;
+      const row = (await relay.ctx.pool.query<{ secret_sha256: Buffer; revoked_at: Date | null }>('SELECT secret_sha256, revoked_at FROM api_keys WHERE id = $1', [doomed.info.id])).rows[0]!;
       expect(row.revoked_at).toBeInstanceOf(Date);
       expect(Buffer.from(row.secret_sha256).toString('utf8')).not.toContain(doomed.key.split('_')[2]);
     }, 30_000);
@@ -119,7 +119,7 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
     it('lets only a token for that address read and ack a mailbox', async () => {
       const message = await alice.message(bob.address);
       expect((await api('POST', '/api/v1/message/relay', message)).status).toBe(202);
-      await eventually(async () => (await relay.ctx.pool.query('SELECT 1 FROM messages WHERE id = $1', [message['message_id']])).rows[0], 15_000, 'projected');
+      await eventually(async () => (await relay.ctx.pool.query<{ '?column?': number }>('SELECT 1 FROM messages WHERE id = $1', [message['message_id']])).rows[0], 15_000, 'projected');
       const before = await recordCount(relay.ctx, relay.ctx.topics.mailbox);
 
       const none = await api('GET', `/api/v1/messages?address=${bob.address}`);

@@ -75,5 +75,6 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the probe last threw; String() gives "Name: message" for an Error
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }

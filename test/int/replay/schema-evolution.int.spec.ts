@@ -50,7 +50,7 @@ describe('schema evolution', () => {
     ({
       type: 'MessageSent',
       data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: randomUUID(), from_address: sender, to_address: recipient, message_type: 'text', encrypted_content: `c${i}`, content_sha256: 'h', signature: 's', node_id: 'n', ...extra },
-    }) as RelayEvent;
+    });
 
   const produce = async (codec: EventCodec, events: readonly RelayEvent[]) => {
     const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });

@@ -110,7 +110,7 @@ describe('PeerIdentity', () => {
   it('refuses public keys, mismatched algs and foreign key types on import', async () => {
     const identity = await PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' });
     const exported = await identity.toJwk();
-    await expectRefusal(PeerIdentity.fromJwk({ signing: identity.signingKey as JWK, encryption: exported.encryption }), 'invalid_key');
+    await expectRefusal(PeerIdentity.fromJwk({ signing: identity.signingKey, encryption: exported.encryption }), 'invalid_key');
     await expectRefusal(PeerIdentity.fromJwk({ signing: { ...exported.signing, alg: 'ES256' }, encryption: exported.encryption }), 'invalid_key');
     const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' }) as JWK;
     await expectRefusal(PeerIdentity.fromJwk({ signing: p384, encryption: exported.encryption }), 'invalid_key');

@@ -214,7 +214,7 @@ describe("the guide's recipes interoperate with the reference client", () => {
   it('an RSA-OAEP-256 JWE from the client unwraps with OAEP-SHA-256 (the iOS RSA receiving path)', async () => {
     const iosRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const jwk = iosRsa.publicKey.export({ format: 'jwk' });
-    const sealed = await sealMessage(node, { address: ios.address, encryption_key: { kty: 'RSA', n: jwk.n as string, e: jwk.e as string, alg: 'RSA-OAEP-256' } }, 'rsa to phone');
+    const sealed = await sealMessage(node, { address: ios.address, encryption_key: { kty: 'RSA', n: jwk.n, e: jwk.e, alg: 'RSA-OAEP-256' } }, 'rsa to phone');
     const parts = sealed.encrypted_content.split('.');
     const cek = privateDecrypt({ key: iosRsa.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(parts[1] as string, 'base64url'));
     expect(openGcm(parts, cek).toString('utf8')).toBe('rsa to phone');

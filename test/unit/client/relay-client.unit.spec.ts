@@ -134,7 +134,7 @@ async function startStandIn(): Promise<StandIn> {
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('message', (data) => {
-        const frame = JSON.parse(data.toString()) as { message_ids: string[] };
+        const frame = JSON.parse((data as Buffer).toString()) as { message_ids: string[] };
         ws.send(JSON.stringify({ type: 'ack_result', acknowledged: frame.message_ids.length }));
       });
     });

@@ -14,12 +14,12 @@ interface Signer {
 
 const ed25519 = (): Signer => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) as JWK };
+  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) };
 };
 
 const p256 = (): Signer => {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) as JWK };
+  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) };
 };
 
 /** A compact JWS over arbitrary header and payload text, signed with node:crypto. */

@@ -3,7 +3,7 @@ import { formatDuration, ProgressBar, renderProgress } from '../../../src/replay
 describe('renderProgress', () => {
   it('shows a bar, the percentage, counts, the rate and an ETA', () => {
     const line = renderProgress({ label: 'replay', done: 2500, total: 10_000, rate: 500 }, 100);
-    expect(line).toMatch(/^replay \[#+-+\]  25%  2,500\/10,000  500 ev\/s  ETA 0:15$/);
+    expect(line).toMatch(/^replay \[#+-+\] {2}25% {2}2,500\/10,000 {2}500 ev\/s {2}ETA 0:15$/);
     expect(line.length).toBeLessThanOrEqual(100);
   });
 
