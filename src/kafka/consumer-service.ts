@@ -66,7 +66,16 @@ export class ConsumerService implements Service {
     private readonly metrics?: Metrics,
   ) {
     this.name = options.name;
-    this.consumer = kafka.consumer({ groupId: options.groupId, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    this.consumer = kafka.consumer({
+      groupId: options.groupId,
+      maxWaitTimeInMs: 100,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      // kafkajs gives up on a group whose coordinator broker died once its retries run out; a
+      // consumer of ours always rejoins instead (offsets are only committed after applying, so a
+      // restart re-reads, never skips).
+      retry: { retries: 10, restartOnFailure: async () => true },
+    });
     this.joinedGroup = new Promise((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
     this.dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   }
