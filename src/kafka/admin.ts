@@ -1,4 +1,4 @@
-import type { KafkaClient } from './client.js';
+import type { KafkaAdmin, KafkaClient } from './client.js';
 
 export interface TopicSpec {
   readonly topic: string;
@@ -16,14 +16,35 @@ export async function ensureTopics(kafka: KafkaClient, specs: readonly TopicSpec
     const missing = specs.filter((spec) => !existing.has(spec.topic));
     if (missing.length > 0) {
       await admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         topics: missing.map((spec) => ({ ...spec, configEntries: spec.configEntries ? [...spec.configEntries] : [] })),
       });
+      await waitForLeaders(admin, missing.map((spec) => spec.topic));
     }
     return missing.map((spec) => spec.topic);
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Waits until every partition of the topics has a leader. kafkajs's own wait gives up on the
+ * first "does not host this topic-partition" answer, which a broker still learning of a new
+ * topic gives under load; this one asks again until the deadline.
+ */
+async function waitForLeaders(admin: KafkaAdmin, topics: readonly string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+      if (metadata.topics.length === topics.length && metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the new topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
 }
 
 /** Partition count of each topic, from the cluster's metadata. */

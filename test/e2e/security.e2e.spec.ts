@@ -43,7 +43,7 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
   }, 90_000);
 
   afterAll(async () => {
-    await relay.stop();
+    await relay?.stop();
   });
 
   const port = () => Number(new URL(relay.baseUrl).port);
@@ -204,7 +204,7 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       key = (await new ApiKeyStore(limited.ctx.pool).create('limited')).key;
     }, 90_000);
     afterAll(async () => {
-      await limited.stop();
+      await limited?.stop();
     });
 
     it('answers a burst over the limit with 429 and Retry-After, then lets requests through again', async () => {
