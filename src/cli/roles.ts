@@ -12,6 +12,7 @@ import { PeerDirectory } from '../ingress/peer-directory.js';
 import { StreamHub } from '../ingress/stream-hub.js';
 import { BatchingProducer } from '../kafka/batching-producer.js';
 import { ConsumerService } from '../kafka/consumer-service.js';
+import { EventPublisher } from '../kafka/event-publisher.js';
 import type { Resources } from '../lifecycle/resources.js';
 import type { Service } from '../lifecycle/service.js';
 import { presenceProjection } from '../presence/presence-projection.js';
@@ -28,6 +29,7 @@ export const isRole = (value: string): value is Role => (ROLES as readonly strin
 export function ingressServices(resources: Resources): { services: Service[]; ingress: IngressService; hub: StreamHub } {
   const { config, log, kafka, codec, topics, pool, redis, metrics } = resources;
   const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
+  const events = new EventPublisher(producer, codec, topics);
   const verifier = new SignatureVerifier();
   const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
   const limiter = new RateLimiter(redis, config.redis.keyPrefix);
@@ -39,9 +41,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const authorizeStream = streamGuard(apiKeys, tokens, required);
   const relay = new MessageRelay({
     verifier,
-    producer,
-    codec,
-    topics,
+    events,
     idempotency: new IdempotencyStore(redis, config.redis.keyPrefix),
     pool,
     redis,
@@ -49,7 +49,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     nodeId: config.nodeId,
     senderLimit: { limiter, rate: config.auth.senderRate },
   });
-  const peers = new PeerDirectory({ verifier, producer, codec, topics, pool, presence });
+  const peers = new PeerDirectory({ verifier, events, pool, presence });
   const mailbox = new MailboxReader(pool);
   const hub = new StreamHub({
     nodeId: config.nodeId,
@@ -57,9 +57,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     subscriber: redis.duplicate(),
     relay,
     mailbox,
-    producer,
-    codec,
-    topics,
+    events,
     ttlSeconds: config.presence.ttlSeconds,
     authorize: authorizeStream,
     log: log.child({ service: 'stream' }),

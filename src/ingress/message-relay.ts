@@ -1,9 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
-import type { EventCodec } from '../events/codec.js';
-import type { Topics } from '../events/topics.js';
 import type { RelayEvent } from '../events/types.js';
-import type { BatchingProducer, RecordPosition } from '../kafka/batching-producer.js';
+import type { RecordPosition } from '../kafka/batching-producer.js';
+import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
@@ -54,9 +53,7 @@ export class MessageRelay {
   constructor(
     private readonly deps: {
       readonly verifier: SignatureVerifier;
-      readonly producer: BatchingProducer;
-      readonly codec: EventCodec;
-      readonly topics: Topics;
+      readonly events: EventPublisher;
       readonly idempotency: IdempotencyStore;
       readonly pool: Pool;
       readonly redis: Redis;
@@ -97,11 +94,9 @@ export class MessageRelay {
     await this.deps.idempotency.release(released);
 
     const now = Date.now();
-    const positions = this.deps.producer.send(
-      fresh.map(({ message }) => ({
-        topic: this.deps.topics.mailbox,
-        key: message.to,
-        value: this.deps.codec.encode({
+    const positions = this.deps.events.publish(
+      fresh.map(
+        ({ message }): RelayEvent => ({
           type: 'MessageSent',
           data: {
             event_id: randomUUID(),
@@ -116,7 +111,7 @@ export class MessageRelay {
             node_id: this.deps.nodeId,
           },
         }),
-      })),
+      ),
     );
     const settled = await Promise.allSettled(positions);
     const done: { id: string; fingerprint: string; position: RecordPosition }[] = [];
@@ -160,9 +155,7 @@ export class MessageRelay {
       data: { event_id: randomUUID(), occurred_at: now, message_id: id, to_address: address, via },
     }));
     try {
-      await Promise.all(
-        this.deps.producer.send(events.map((event) => ({ topic: this.deps.topics.mailbox, key: address, value: this.deps.codec.encode(event) }))),
-      );
+      await Promise.all(this.deps.events.publish(events));
     } catch (error) {
       await this.deps.redis.del(...mine.map((id) => `${this.deps.redisPrefix}ack:${id}`));
       throw error;

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
-import type { EventCodec } from '../events/codec.js';
-import type { Topics } from '../events/topics.js';
-import type { BatchingProducer } from '../kafka/batching-producer.js';
+import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { Pool } from '../postgres/pool.js';
 import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
 import { invalid, objectAt, stringAt, type Fields } from './validation.js';
@@ -48,9 +46,7 @@ export class PeerDirectory {
   constructor(
     private readonly deps: {
       readonly verifier: SignatureVerifier;
-      readonly producer: BatchingProducer;
-      readonly codec: EventCodec;
-      readonly topics: Topics;
+      readonly events: EventPublisher;
       readonly pool: Pool;
       readonly presence: PresenceStore;
     },
@@ -71,21 +67,17 @@ export class PeerDirectory {
     if (Buffer.byteLength(connectionJson) > MAX_CONNECTION_INFO_BYTES) {
       throw invalid('connection_info', `connection_info must be at most ${MAX_CONNECTION_INFO_BYTES} bytes as JSON.`);
     }
-    await this.deps.producer.sendOne({
-      topic: this.deps.topics.peers,
-      key: verified.address,
-      value: this.deps.codec.encode({
-        type: 'PeerRegistered',
-        data: {
-          event_id: randomUUID(),
-          occurred_at: Date.now(),
-          address: verified.address,
-          signing_key: JSON.stringify(verified.jwk),
-          encryption_key: JSON.stringify(encryptionKey),
-          connection_info: connectionJson,
-          registration,
-        },
-      }),
+    await this.deps.events.publishOne({
+      type: 'PeerRegistered',
+      data: {
+        event_id: randomUUID(),
+        occurred_at: Date.now(),
+        address: verified.address,
+        signing_key: JSON.stringify(verified.jwk),
+        encryption_key: JSON.stringify(encryptionKey),
+        connection_info: connectionJson,
+        registration,
+      },
     });
     return { address: verified.address, status: 'registered' };
   }

@@ -4,9 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError } from '../errors/app-error.js';
 import { problemOf, toAppError } from '../errors/problem.js';
-import type { EventCodec } from '../events/codec.js';
-import type { Topics } from '../events/topics.js';
-import type { BatchingProducer } from '../kafka/batching-producer.js';
+import type { EventPublisher } from '../kafka/event-publisher.js';
 import { untilAborted, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -41,9 +39,7 @@ export interface StreamDeps {
   readonly subscriber: Redis;
   readonly relay: MessageRelay;
   readonly mailbox: MailboxReader;
-  readonly producer: BatchingProducer;
-  readonly codec: EventCodec;
-  readonly topics: Topics;
+  readonly events: EventPublisher;
   readonly ttlSeconds: number;
   readonly authorize: StreamGuard;
   readonly log: Logger;
@@ -195,13 +191,9 @@ export class StreamHub implements Service {
   }
 
   private async presenceEvent(address: string, online: boolean): Promise<void> {
-    await this.deps.producer.sendOne({
-      topic: this.deps.topics.peers,
-      key: address,
-      value: this.deps.codec.encode({
-        type: 'PeerPresenceChanged',
-        data: { event_id: randomUUID(), occurred_at: Date.now(), address, online, node_id: this.deps.nodeId },
-      }),
+    await this.deps.events.publishOne({
+      type: 'PeerPresenceChanged',
+      data: { event_id: randomUUID(), occurred_at: Date.now(), address, online, node_id: this.deps.nodeId },
     });
   }
 

@@ -1,5 +1,5 @@
-import { request as httpsRequest } from 'node:https';
 import { consumerService, ingressServices } from '../../src/cli/roles.js';
+import { fetchTrusting } from '../../src/client/tls-fetch.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { openTestContext, type TestContext } from './context.js';
 
@@ -39,40 +39,15 @@ export interface Answer<T = Record<string, unknown>> {
   readonly body: T;
 }
 
-/**
- * One HTTP(S) call; a JSON body is parsed, anything else is returned as text. Over HTTPS it
- * trusts `ca` (node's fetch cannot be given a CA per call, so this uses node:https).
- */
-export async function callTls<T = Record<string, unknown>>(
+/** One HTTPS call that trusts `ca` (the client's fetchTrusting: node's fetch takes no CA per call). */
+export const callTls = <T = Record<string, unknown>>(
   baseUrl: string,
   ca: string,
   method: string,
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
-): Promise<Answer<T>> {
-  const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = httpsRequest(
-      `${baseUrl}${path}`,
-      { method, ca, headers: { ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const contentType = String(response.headers['content-type'] ?? '');
-          const fetchHeaders = new Headers();
-          for (const [name, value] of Object.entries(response.headers)) if (typeof value === 'string') fetchHeaders.set(name, value);
-          resolve({ status: response.statusCode ?? 0, contentType, headers: fetchHeaders, body: (contentType.includes('json') && text ? JSON.parse(text) : text) as T });
-        });
-      },
-    );
-    request.on('error', reject);
-    if (payload !== undefined) request.write(payload);
-    request.end();
-  });
-}
+): Promise<Answer<T>> => call<T>(baseUrl, method, path, body, headers, fetchTrusting(ca));
 
 /** One HTTP call; a JSON body is parsed, anything else is returned as text. */
 export async function call<T = Record<string, unknown>>(
@@ -81,13 +56,14 @@ export async function call<T = Record<string, unknown>>(
   path: string,
   body?: unknown,
   headers: Record<string, string> = {},
+  fetcher: typeof fetch = fetch,
 ): Promise<Answer<T>> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.body = typeof body === 'string' ? body : JSON.stringify(body);
     (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
   }
-  const response = await fetch(`${baseUrl}${path}`, init);
+  const response = await fetcher(`${baseUrl}${path}`, init);
   const text = await response.text();
   const contentType = response.headers.get('content-type') ?? '';
   return {
