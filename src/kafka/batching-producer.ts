@@ -150,38 +150,80 @@ export class BatchingProducer implements Service {
     return this.partitioner({ topic: record.topic, partitionMetadata, message: { key: record.key, value: record.value } });
   }
 
+  /**
+   * Sends a batch and settles each record with its position. kafkajs's sendBatch can resolve
+   * without some of the records: when a partition's leader dies mid-request and the partition
+   * moves to a broker that already answered for its own partitions, the retry skips that broker
+   * (kafkajs keeps one response per broker). A record with no partition result was not written
+   * by that call, so it is sent again; its idempotent sequence number is the one of the failed
+   * attempt, so a copy that did reach the old leader is not written twice.
+   */
   private async produce(batch: Pending[]): Promise<void> {
+    let pending = batch;
+    try {
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        const unsent = await this.produceOnce(pending);
+        if (unsent.length === 0) break;
+        this.metrics?.produceResends.inc(unsent.length);
+        this.log.warn('Kafka returned no result for some partitions; sending their records again', {
+          records: unsent.length,
+          partitions: [...new Set(unsent.map((r) => `${r.topic}/${r.partition}`))],
+          attempt,
+        });
+        if (attempt >= MAX_RESENDS) throw new Error(`no result for ${unsent.length} records after ${attempt} sends`);
+        pending = unsent;
+      }
+      this.metrics?.produceBatchSize.observe(batch.length);
+    } catch (error) {
+      this.log.error('produce request failed', { records: pending.length, error: (error as Error).message });
+      const failure = new AppError('dependency_unavailable', 'Kafka did not acknowledge the event; retry with the same message id.', {
+        cause: error,
+        extensions: { retry_after: 1 },
+      });
+      for (const record of pending) record.reject(failure);
+    }
+  }
+
+  /** One sendBatch: resolves the records Kafka stored and returns those it gave no result for. */
+  private async produceOnce(batch: readonly Pending[]): Promise<Pending[]> {
     const byTopic = new Map<string, Pending[]>();
     for (const record of batch) {
       const list = byTopic.get(record.topic);
       if (list) list.push(record);
       else byTopic.set(record.topic, [record]);
     }
-    try {
-      const results = await this.producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, records]) => ({
-          topic,
-          messages: records.map((r) => ({ key: r.key, value: r.value, partition: r.partition })),
-        })),
-      });
-      const baseOffsets = new Map(results.map((r) => [`${r.topicName}/${r.partition}`, BigInt(r.baseOffset ?? '0')]));
-      const nextIndex = new Map<string, bigint>();
-      for (const record of batch) {
-        const slot = `${record.topic}/${record.partition}`;
-        const index = nextIndex.get(slot) ?? 0n;
-        nextIndex.set(slot, index + 1n);
-        record.resolve({ partition: record.partition, offset: String((baseOffsets.get(slot) ?? 0n) + index) });
-      }
-      this.metrics?.produceBatchSize.observe(batch.length);
-      for (const [topic, records] of byTopic) this.metrics?.eventsProduced.inc({ topic }, records.length);
-    } catch (error) {
-      this.log.error('produce request failed', { records: batch.length, error: (error as Error).message });
-      const failure = new AppError('dependency_unavailable', 'Kafka did not acknowledge the event; retry with the same message id.', {
-        cause: error,
-        extensions: { retry_after: 1 },
-      });
-      for (const record of batch) record.reject(failure);
+    const results = await this.producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, records]) => ({
+        topic,
+        messages: records.map((r) => ({ key: r.key, value: r.value, partition: r.partition })),
+      })),
+    });
+    const baseOffsets = new Map<string, bigint>();
+    for (const result of results) {
+      if (result.errorCode === 0 && result.baseOffset !== undefined) baseOffsets.set(`${result.topicName}/${result.partition}`, BigInt(result.baseOffset));
     }
+    // Records of one partition are written in order, from its base offset.
+    const nextIndex = new Map<string, bigint>();
+    const unsent: Pending[] = [];
+    for (const record of batch) {
+      const slot = `${record.topic}/${record.partition}`;
+      const base = baseOffsets.get(slot);
+      if (base === undefined) {
+        unsent.push(record);
+        continue;
+      }
+      const index = nextIndex.get(slot) ?? 0n;
+      nextIndex.set(slot, index + 1n);
+      record.resolve({ partition: record.partition, offset: String(base + index) });
+    }
+    for (const [topic, records] of byTopic) {
+      const stored = records.length - unsent.filter((r) => r.topic === topic).length;
+      if (stored > 0) this.metrics?.eventsProduced.inc({ topic }, stored);
+    }
+    return unsent;
   }
 }
+
+/** Sends of one batch before its remaining records are refused. */
+const MAX_RESENDS = 5;

@@ -26,6 +26,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly produceResends = new client.Counter({
+    name: 'relay_produce_resent_records_total',
+    help: 'Records sent again because a produce call returned no result for their partition (a leader moved mid-request).',
+    registers: [this.registry],
+  });
+
   readonly producerQueueDepth = new client.Gauge({
     name: 'relay_producer_queue_records',
     help: 'Records waiting to be produced.',

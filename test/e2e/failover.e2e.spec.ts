@@ -1,13 +1,15 @@
 import { stack } from '../helpers/processes.js';
 import { eventually } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
+import { readTopic } from '../helpers/topic-reader.js';
 import { call, startRelay, type RunningRelay } from '../helpers/relay.js';
 
 const CLUSTER = '127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094';
 
 // The relay on a 3-broker cluster (replication 3, min.insync.replicas 2): killing the broker
 // that leads the mailbox partitions interrupts sending only while a new leader is elected, and
-// every message the relay acknowledged reaches the read model.
+// every message the relay acknowledged is in the log where its answer said, and reaches the read
+// model.
 describe('failover when a broker dies', () => {
   let relay: RunningRelay;
 
@@ -32,7 +34,7 @@ describe('failover when a broker dies', () => {
 
     const sender = TestPeer.create();
     const recipients = Array.from({ length: 12 }, () => TestPeer.create().address);
-    const accepted: { id: string; at: number }[] = [];
+    const accepted: { id: string; at: number; partition: number; offset: string }[] = [];
     let refused = 0;
     let running = true;
     const worker = async (w: number) => {
@@ -40,7 +42,10 @@ describe('failover when a broker dies', () => {
       while (running) {
         const message = await sender.message(recipients[(w + i++) % recipients.length] as string);
         const answer = await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message).catch(() => undefined);
-        if (answer?.status === 202) accepted.push({ id: message['message_id'] as string, at: Date.now() });
+        if (answer?.status === 202) {
+          const { partition, offset } = answer.body as { partition: number; offset: string };
+          accepted.push({ id: message['message_id'] as string, at: Date.now(), partition, offset });
+        }
         else refused++;
       }
     };
@@ -58,6 +63,16 @@ describe('failover when a broker dies', () => {
     const firstAfter = Math.min(...after.map((a) => a.at));
     relay.ctx.log.warn('failover', { victim, accepted: accepted.length, refused, gap_ms: firstAfter - killedAt, accepted_after_kill: after.length });
     expect(after.length).toBeGreaterThan(0);
+
+    // Each 202 named the partition and offset of its event: that record holds that message.
+    const logged = new Map(
+      (await readTopic(relay.ctx, relay.ctx.topics.mailbox)).map((l) => [`${l.partition}/${l.offset}`, l.event]),
+    );
+    const misplaced = accepted.filter((a) => {
+      const event = logged.get(`${a.partition}/${a.offset}`);
+      return event?.type !== 'MessageSent' || event.data.message_id !== a.id;
+    });
+    expect(misplaced).toEqual([]);
 
     const ids = accepted.map((a) => a.id);
     await eventually(async () => {
