@@ -22,8 +22,12 @@ const BACKLOG_PAGE = 500;
 const CATCH_UP_DELAY_MS = 1500;
 const MAX_REMEMBERED_IDS = 10_000;
 
-/** Decides whether an upgrade request may open `address`'s stream (the security layer's check). */
-export type StreamGuard = (req: IncomingMessage, address: string, url: URL) => Promise<void>;
+/**
+ * Decides whether an upgrade request may open `address`'s stream (the security layer's check).
+ * It runs again on every heartbeat with the same headers and URL, so a stream whose key was
+ * revoked or whose token expired is closed.
+ */
+export type StreamGuard = (req: Pick<IncomingMessage, 'headers'>, address: string, url: URL) => Promise<void>;
 
 interface Connection {
   readonly ws: WebSocket;
@@ -31,6 +35,8 @@ interface Connection {
   /** Ids already written to this socket, so backlog and live pushes never repeat a message. */
   sent: Set<string>;
   alive: boolean;
+  /** The upgrade's check, run again on each heartbeat. */
+  readonly recheck: () => Promise<void>;
 }
 
 export interface StreamDeps {
@@ -97,11 +103,13 @@ export class StreamHub implements Service {
     if (url.pathname !== STREAM_PATH) throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
     const address = addressAt(Object.fromEntries(url.searchParams), 'address');
     await this.deps.authorize(req, address, url);
-    this.wss.handleUpgrade(req, socket, head, (ws) => void this.opened(ws, address));
+    const credentials = { headers: { authorization: req.headers.authorization, 'x-api-key': req.headers['x-api-key'] } };
+    const recheck = () => this.deps.authorize(credentials, address, url);
+    this.wss.handleUpgrade(req, socket, head, (ws) => void this.opened(ws, address, recheck));
   }
 
-  private async opened(ws: WebSocket, address: string): Promise<void> {
-    const connection: Connection = { ws, address, sent: new Set(), alive: true };
+  private async opened(ws: WebSocket, address: string, recheck: () => Promise<void>): Promise<void> {
+    const connection: Connection = { ws, address, sent: new Set(), alive: true, recheck };
     const first = !this.connections.has(address);
     const set = this.connections.get(address) ?? new Set();
     set.add(connection);
@@ -198,6 +206,7 @@ export class StreamHub implements Service {
   }
 
   private async heartbeat(): Promise<void> {
+    const open: Connection[] = [];
     for (const set of this.connections.values()) {
       for (const connection of set) {
         if (!connection.alive) {
@@ -206,11 +215,32 @@ export class StreamHub implements Service {
         }
         connection.alive = false;
         connection.ws.ping();
+        open.push(connection);
       }
     }
+    await Promise.all(open.map((connection) => reauthorizeOrClose(connection, this.deps.log)));
     await this.deps.presence
       .heartbeat(this.connectedAddresses(), Date.now(), this.deps.nodeId)
       .catch((error: unknown) => this.deps.log.warn('presence heartbeat failed', { error: (error as Error).message }));
+  }
+}
+
+/**
+ * A stream whose API key was revoked or whose token expired (or whatever else its upgrade would
+ * now be refused for) is closed with 4000 + the HTTP status and the problem code as the reason.
+ * A check that cannot be made (Postgres down) leaves the stream open.
+ */
+async function reauthorizeOrClose(connection: Connection, log: Logger): Promise<void> {
+  try {
+    await connection.recheck();
+  } catch (error) {
+    const problem = toAppError(error);
+    if (problem.status !== 401 && problem.status !== 403) {
+      log.debug('could not re-check a stream', { address: connection.address, error: problem.message });
+      return;
+    }
+    log.info('closing a stream that is no longer authorized', { address: connection.address, code: problem.code });
+    connection.ws.close(4000 + problem.status, problem.code);
   }
 }
 

@@ -161,7 +161,7 @@ export class TokenService {
 }
 
 /** The bearer token of a request: the Authorization header, or `access_token` for WebSocket clients that cannot set headers. */
-export function bearerToken(req: IncomingMessage, url?: URL): string | undefined {
+export function bearerToken(req: Pick<IncomingMessage, 'headers'>, url?: URL): string | undefined {
   const header = req.headers.authorization;
   if (header) {
     const match = /^Bearer\s+(\S+)$/i.exec(header);

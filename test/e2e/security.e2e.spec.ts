@@ -37,7 +37,8 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
   beforeAll(async () => {
     const certs = await makeDevCerts(await mkdtemp(join(tmpdir(), 'relay-certs-')));
     ca = await readFile(certs.ca, 'utf8');
-    relay = await startRelay('security', { RELAY_AUTH: 'required', RELAY_TLS_CERT: certs.cert, RELAY_TLS_KEY: certs.key });
+    // A 6 s presence TTL heartbeats (and re-checks open streams) every 2 s.
+    relay = await startRelay('security', { RELAY_AUTH: 'required', RELAY_TLS_CERT: certs.cert, RELAY_TLS_KEY: certs.key, RELAY_PRESENCE_TTL_SECONDS: '6' });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('test')).key;
     for (const peer of [alice, bob]) expect((await api('POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
   }, 90_000);
@@ -188,6 +189,46 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       const read = await api('GET', `/api/v1/messages?address=${bob.address}`, undefined, { authorization: `Bearer ${before}` });
       expect(read.status).toBe(200);
     });
+  });
+
+  describe('open streams', () => {
+    const closeOf = (ws: WebSocket) =>
+      new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    const openStream = async (peer: TestPeer, key: string, token: string): Promise<WebSocket> => {
+      const ws = new WebSocket(`${relay.wsUrl}/api/v1/stream?address=${peer.address}`, { ca, headers: { 'x-api-key': key, authorization: `Bearer ${token}` } });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      });
+      return ws;
+    };
+
+    it('closes a stream whose API key is revoked, with 4401 invalid_api_key', async () => {
+      const store = new ApiKeyStore(relay.ctx.pool);
+      const doomed = await store.create('stream-doomed', ['messages:read']);
+      const ws = await openStream(bob, doomed.key, await tokenFor(bob));
+      const closed = closeOf(ws);
+      const stillOpen = await Promise.race([closed.then(() => false), new Promise((resolve) => setTimeout(() => resolve(true), 3000))]);
+      expect(stillOpen).toBe(true); // heartbeats re-check a valid key without closing anything
+      expect(await store.revoke(doomed.info.id)).toBe(true);
+      expect(await closed).toEqual({ code: 4401, reason: 'invalid_api_key' });
+    }, 30_000);
+
+    it('closes a stream when its token expires, with 4401 invalid_token', async () => {
+      await tokenFor(bob); // makes sure a signing key exists
+      const [key] = (await relay.ctx.pool.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM token_signing_keys ORDER BY created_at DESC LIMIT 1')).rows;
+      const now = Math.floor(Date.now() / 1000);
+      const shortLived = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA', kid: key?.kid ?? '' })
+        .setIssuer('relay')
+        .setSubject(bob.address)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 5)
+        .sign(await importJWK(key?.private_jwk as JWK, 'EdDSA'));
+      const ws = await openStream(bob, apiKey, shortLived);
+      expect(await closeOf(ws)).toEqual({ code: 4401, reason: 'invalid_token' });
+      expect(Date.now() / 1000).toBeGreaterThanOrEqual(now + 5); // not before the token ran out
+    }, 30_000);
   });
 
   describe('rate limits', () => {
