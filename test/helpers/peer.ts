@@ -9,7 +9,7 @@ export type Alg = 'EdDSA' | 'ES256';
  * JWK was seen to deadlock node:crypto now and then (a garbage collection inside the export), so
  * the coordinates are taken from the SubjectPublicKeyInfo's tail instead.
  */
-function publicJwk(key: KeyObject, curve: 'Ed25519' | 'X25519' | 'P-256'): PublicJwk {
+export function publicJwk(key: KeyObject, curve: 'Ed25519' | 'X25519' | 'P-256'): PublicJwk {
   const der = key.export({ format: 'der', type: 'spki' });
   if (curve === 'P-256') {
     const point = der.subarray(der.length - 65); // 0x04 || x || y

@@ -2,6 +2,7 @@ import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:cryp
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { AppError } from '../../../src/errors/app-error.js';
 import { SignatureVerifier } from '../../../src/crypto/signatures.js';
+import { publicJwk } from '../../helpers/peer.js';
 
 const encoder = new TextEncoder();
 const b64url = (value: string | Buffer | Uint8Array): string => Buffer.from(value).toString('base64url');
@@ -14,12 +15,12 @@ interface Signer {
 
 const ed25519 = (): Signer => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) };
+  return { privateKey, jwk: publicJwk(publicKey, 'Ed25519') };
 };
 
 const p256 = (): Signer => {
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { privateKey, jwk: publicKey.export({ format: 'jwk' }) };
+  return { privateKey, jwk: publicJwk(publicKey, 'P-256') };
 };
 
 /** A compact JWS over arbitrary header and payload text, signed with node:crypto. */
@@ -164,8 +165,8 @@ describe('SignatureVerifier.verify', () => {
 
   it('refuses a jwk that holds the private part "d", even with a valid signature', () => {
     const signer = ed25519();
-    const privateJwk = signer.privateKey.export({ format: 'jwk' });
-    expect(privateJwk.d).toBeDefined();
+    // An Ed25519 PKCS #8 key ends with its 32-byte seed: the JWK's "d".
+    const privateJwk = { ...signer.jwk, d: signer.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32).toString('base64url') };
     const jws = rawJws({ alg: 'EdDSA', jwk: privateJwk }, JSON.stringify(payload), edSign(signer.privateKey));
     const error = expectBadSignature(() => new SignatureVerifier().verify(jws));
     expect(error.message).toMatch(/private part/);
