@@ -56,6 +56,8 @@ export class ConsumerService implements Service {
   private readonly consumer;
   private readonly dlq;
   private readonly joinedGroup: Promise<void>;
+  /** Set once the service is stopping: a crash then is not followed by a restart. */
+  private stopping = false;
 
   constructor(
     kafka: KafkaClient,
@@ -73,8 +75,8 @@ export class ConsumerService implements Service {
       heartbeatInterval: 1_000,
       // kafkajs gives up on a group whose coordinator broker died once its retries run out; a
       // consumer of ours always rejoins instead (offsets are only committed after applying, so a
-      // restart re-reads, never skips).
-      retry: { retries: 10, restartOnFailure: async () => true },
+      // restart re-reads, never skips). Not while stopping: a restart then would outlive disconnect().
+      retry: { retries: 10, restartOnFailure: async () => !this.stopping },
     });
     this.joinedGroup = new Promise((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
     this.dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
@@ -120,7 +122,7 @@ export class ConsumerService implements Service {
         await heartbeat();
       },
     });
-    await Promise.race([untilAborted(signal), crashed]);
+    await Promise.race([untilAborted(signal), crashed]).finally(() => (this.stopping = true));
     await this.consumer.disconnect();
     await this.dlq.disconnect();
   }
