@@ -1,4 +1,3 @@
-import type { ChainableCommander } from 'ioredis';
 import type { RecordPosition } from '../kafka/batching-producer.js';
 import type { Redis } from '../presence/redis.js';
 
@@ -18,7 +17,8 @@ const parse = (value: string | null): Claim => {
  * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>` while the event is being
  * produced (for a minute at most, so a crashed ingress does not lock the id) and
  * `A|<fingerprint>|<partition>|<offset>` for a week once Kafka acknowledged it. The claim is
- * one atomic SET NX GET per id, pipelined for a batch. The projector also ignores a second
+ * one atomic SET NX GET per id. Commands go out through ioredis's auto-pipelining, so those of
+ * all the requests handled in one event-loop turn share one write. The projector also ignores a second
  * MessageSent for an id, so the read model stays right even if Redis forgets.
  */
 export class IdempotencyStore {
@@ -34,31 +34,17 @@ export class IdempotencyStore {
     return `${this.prefix}msg:${id}`;
   }
 
-  async claim(entries: readonly { id: string; fingerprint: string }[]): Promise<Claim[]> {
-    const pipeline = this.redis.pipeline();
-    for (const entry of entries) this.queueClaim(pipeline, entry);
-    return ((await pipeline.exec()) ?? []).map(([error, value]) => {
-      if (error) throw error;
-      return this.claimOf(value);
-    });
-  }
-
-  /** Queues one claim in a pipeline shared with other commands; read it back with claimOf(). */
-  queueClaim(pipeline: ChainableCommander, { id, fingerprint }: { id: string; fingerprint: string }): void {
-    pipeline.call('SET', this.key(id), `P|${fingerprint}`, 'NX', 'GET', 'EX', this.pendingSeconds);
-  }
-
-  claimOf(value: unknown): Claim {
-    return parse(value as string | null);
+  /** Claims a message id for a fingerprint: what it was used for before, or 'new' if it was free. */
+  async claim({ id, fingerprint }: { id: string; fingerprint: string }): Promise<Claim> {
+    return parse(await this.redis.set(this.key(id), `P|${fingerprint}`, 'EX', this.pendingSeconds, 'NX', 'GET'));
   }
 
   async accepted(entries: readonly { id: string; fingerprint: string; position: RecordPosition }[]): Promise<void> {
-    if (entries.length === 0) return;
-    const pipeline = this.redis.pipeline();
-    for (const { id, fingerprint, position } of entries) {
-      pipeline.set(this.key(id), `A|${fingerprint}|${position.partition}|${position.offset}`, 'EX', this.ttlSeconds);
-    }
-    await pipeline.exec();
+    await Promise.all(
+      entries.map(({ id, fingerprint, position }) =>
+        this.redis.set(this.key(id), `A|${fingerprint}|${position.partition}|${position.offset}`, 'EX', this.ttlSeconds),
+      ),
+    );
   }
 
   /** Gives up a claim whose event was not acknowledged, so a retry can produce it. */

@@ -145,10 +145,8 @@ export class MessageRelay {
     );
     if (rows.length === 0) return 0;
     // Two acknowledgements racing for one message produce one event: the first claim wins.
-    const pipeline = this.deps.redis.pipeline();
-    for (const { id } of rows) pipeline.set(`${this.deps.redisPrefix}ack:${id}`, '1', 'EX', 3600, 'NX');
-    const claims = (await pipeline.exec()) ?? [];
-    const mine = rows.filter((_, i) => claims[i]?.[1] === 'OK').map((r) => r.id);
+    const claims = await Promise.all(rows.map(({ id }) => this.deps.redis.set(`${this.deps.redisPrefix}ack:${id}`, '1', 'EX', 3600, 'NX')));
+    const mine = rows.filter((_, i) => claims[i] === 'OK').map((r) => r.id);
     const now = Date.now();
     const events: RelayEvent[] = mine.map((id) => ({
       type: 'MessageDelivered',
@@ -164,33 +162,27 @@ export class MessageRelay {
   }
 
   /**
-   * Claims each message id and, per sender address, takes one message from its rate budget, in a
-   * single pipelined round trip. The signature was checked first, so nobody spends another's budget.
+   * Claims each message id and, per sender address, takes one message from its rate budget. The
+   * signature was checked first, so nobody spends another's budget. Every command goes out in
+   * the same auto-pipelined write, shared with the other requests of this event-loop turn.
    */
-  private async claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
-    if (messages.length === 0) return [];
+  private claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
     const limit = this.deps.senderLimit;
-    const pipeline = this.deps.redis.pipeline();
-    for (const message of messages) {
-      if (limit) limit.limiter.queue(pipeline, { key: `sender:${message.from}`, rate: limit.rate });
-      this.deps.idempotency.queueClaim(pipeline, { id: message.messageId, fingerprint: message.fingerprint });
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    const stride = limit ? 2 : 1;
-    return messages.map((message, i) => {
-      const [claimError, claimValue] = replies[i * stride + stride - 1] ?? [new Error('no reply from Redis'), null];
-      if (claimError) throw claimError;
-      if (!limit) return { claim: this.deps.idempotency.claimOf(claimValue), limited: undefined };
-      const [limitError, limitValue] = replies[i * stride] ?? [new Error('no reply from Redis'), null];
-      if (limitError) throw limitError;
-      const decision = limit.limiter.decision(limitValue, limit.rate.burst);
-      const limited = decision.allowed
-        ? undefined
-        : new AppError('rate_limited', `Sender ${message.from} is over its rate of ${limit.rate.perSecond} messages/s.`, {
-            extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: message.messageId },
-          });
-      return { claim: this.deps.idempotency.claimOf(claimValue), limited };
-    });
+    return Promise.all(
+      messages.map(async (message) => {
+        const [decision, claim] = await Promise.all([
+          limit?.limiter.decide({ key: `sender:${message.from}`, rate: limit.rate }),
+          this.deps.idempotency.claim({ id: message.messageId, fingerprint: message.fingerprint }),
+        ]);
+        const limited =
+          !limit || !decision || decision.allowed
+            ? undefined
+            : new AppError('rate_limited', `Sender ${message.from} is over its rate of ${limit.rate.perSecond} messages/s.`, {
+                extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: message.messageId },
+              });
+        return { claim, limited };
+      }),
+    );
   }
 
   private check(input: unknown): Checked {

@@ -1,4 +1,3 @@
-import type { ChainableCommander } from 'ioredis';
 import type { Redis } from '../presence/redis.js';
 import { redisScript, type RedisScript } from '../presence/redis-script.js';
 
@@ -36,7 +35,10 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
 return {1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000)}`;
 
-/** Rate limits in Redis, atomic per decision; several decisions share one pipelined round trip. */
+/**
+ * Rate limits in Redis, atomic per decision. Decisions go out through ioredis's auto-pipelining,
+ * so those of all the requests handled in one event-loop turn share one round trip.
+ */
 export class RateLimiter {
   private readonly gcra: RedisScript;
 
@@ -47,22 +49,12 @@ export class RateLimiter {
     this.gcra = redisScript(redis, 'relayGcra', 1, GCRA);
   }
 
-  async check(requests: readonly { key: string; rate: Rate; cost?: number }[]): Promise<Decision[]> {
-    if (requests.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const request of requests) this.queue(pipeline, request);
-    return ((await pipeline.exec()) ?? []).map(([error, value], i) => {
-      if (error) throw error;
-      return this.decision(value, requests[i]?.rate.burst ?? 0);
-    });
+  /** One decision: takes `cost` (1) from the key's budget if it has that much. */
+  async decide({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
+    return this.decision(await this.gcra.run(`${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1), rate.burst);
   }
 
-  /** Queues one decision in a pipeline shared with other commands; read it back with decision(). */
-  queue(pipeline: ChainableCommander, { key, rate, cost }: { key: string; rate: Rate; cost?: number }): void {
-    this.gcra.queue(pipeline, `${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1);
-  }
-
-  decision(value: unknown, limit: number): Decision {
+  private decision(value: unknown, limit: number): Decision {
     const [allowed, retryAfterMs, remaining, resetMs] = value as [number, number, number, number];
     return { allowed: allowed === 1, limit, remaining: Math.max(0, remaining), retryAfterMs, resetMs };
   }
