@@ -34,7 +34,7 @@ const RECIPIENTS = 1000;
  * warm-up runs cold, so it under-states), at least MIN and at most MAX. A phase that uses up its
  * pool ends early and says its rate is a lower bound.
  */
-const POOL_RATE = { single: { min: 1_000, max: 10_000 }, batch: { min: 2_000, max: 25_000 } } as const;
+const POOL_RATE = { single: { min: 2_500, max: 10_000 }, batch: { min: 5_000, max: 25_000 } } as const;
 const POOL_HEADROOM = 3;
 /** How long the read model may take, after the load stops, to count as keeping up; and how long we wait at most. */
 const KEPT_UP_SECONDS = 10;
