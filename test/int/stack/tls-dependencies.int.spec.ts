@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chown, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chown, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,18 @@ const freePort = (): Promise<number> =>
       server.close(() => resolve(port));
     });
   });
+
+/** A PostgreSQL server program: from PATH, or from Debian's /usr/lib/postgresql/<version>/bin (newest first). */
+async function postgresProgram(name: 'initdb' | 'pg_ctl'): Promise<string> {
+  const onPath = await run('sh', ['-c', `command -v ${name}`]).then(({ stdout }) => stdout.trim(), () => '');
+  if (onPath) return onPath;
+  const versions = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
+  for (const version of versions.sort((a, b) => Number(b) - Number(a))) {
+    const candidate = `/usr/lib/postgresql/${version}/bin/${name}`;
+    if (await access(candidate).then(() => true, () => false)) return candidate;
+  }
+  throw new Error(`${name} not found on PATH or under /usr/lib/postgresql`);
+}
 
 const exited = (child: ChildProcess): Promise<void> =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
@@ -137,8 +149,10 @@ describe('TLS to Kafka, PostgreSQL and Redis', () => {
     let home: string;
     let data: string;
     // initdb and postgres refuse to run as root: as root, run them as the postgres user.
-    const asOwner = async (command: string, args: string[]) =>
-      process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
+    const asOwner = async (name: 'initdb' | 'pg_ctl', args: string[]) => {
+      const command = await postgresProgram(name);
+      return process.getuid?.() === 0 ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
+    };
 
     beforeAll(async () => {
       port = await freePort();
