@@ -45,11 +45,20 @@ export interface ConsumerOptions {
   readonly fromBeginning?: boolean;
 }
 
+/** How often applied offsets are committed to Kafka (and once more when the consumer stops). */
+export const COMMIT_INTERVAL_MS = 1000;
+
 /**
  * Runs a consumer group: decodes each batch through the registry, hands it to the handler, and
- * commits once the handler has applied it. A record that cannot be decoded, or that the handler
+ * commits what the handler has applied. A record that cannot be decoded, or that the handler
  * still fails on after retries (applied alone), goes to the dead-letter topic with the error in
  * its headers, and the partition moves on.
+ *
+ * Offsets are committed once a second, not after every batch (kafkajs's default): a commit is a
+ * round trip to the group coordinator and a write to __consumer_offsets, and at moderate rates
+ * batches are small, so per-batch commits were a large part of the broker's work. Only applied
+ * offsets are ever committed, so after a crash or a rebalance a partition is read again from at
+ * most a second back, never skipped; handlers are idempotent per record.
  */
 export class ConsumerService implements Service {
   readonly name: string;
@@ -58,6 +67,9 @@ export class ConsumerService implements Service {
   private readonly joinedGroup: Promise<void>;
   /** Set once the service is stopping: a crash then is not followed by a restart. */
   private stopping = false;
+  /** Per topic-partition, the next offset to commit: one past the last record applied. */
+  private readonly applied = new Map<string, { topic: string; partition: number; offset: string }>();
+  private commitInFlight: Promise<void> | undefined;
 
   constructor(
     kafka: KafkaClient,
@@ -79,6 +91,12 @@ export class ConsumerService implements Service {
       retry: { retries: 10, restartOnFailure: async () => !this.stopping },
     });
     this.joinedGroup = new Promise((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
+    // After a rebalance, offsets of partitions now read by another member are theirs to commit.
+    this.consumer.on(this.consumer.events.GROUP_JOIN, ({ payload }) => {
+      for (const [slot, { topic, partition }] of this.applied) {
+        if (!payload.memberAssignment[topic]?.includes(partition)) this.applied.delete(slot);
+      }
+    });
     this.dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   }
 
@@ -97,9 +115,10 @@ export class ConsumerService implements Service {
       });
     });
     await this.consumer.run({
+      autoCommit: false,
       eachBatchAutoResolve: false,
       // eslint-disable-next-line @typescript-eslint/unbound-method -- kafkajs's batch payload functions are arrow closures, meant to be destructured
-      eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         const records = await Promise.all(
           batch.messages.map(async (message): Promise<ConsumedRecord> => {
@@ -117,14 +136,45 @@ export class ConsumerService implements Service {
         );
         await this.apply(records, batch.topic, batch.partition);
         const last = records[records.length - 1];
-        if (last) resolveOffset(last.offset);
-        await commitOffsetsIfNecessary();
+        if (last) {
+          resolveOffset(last.offset);
+          this.applied.set(`${batch.topic}|${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: String(BigInt(last.offset) + 1n) });
+        }
         await heartbeat();
       },
     });
-    await Promise.race([untilAborted(signal), crashed]).finally(() => (this.stopping = true));
+    const committer = setInterval(() => void this.commitApplied(), COMMIT_INTERVAL_MS);
+    await Promise.race([untilAborted(signal), crashed]).finally(() => {
+      this.stopping = true;
+      clearInterval(committer);
+    });
+    await this.commitApplied(true);
     await this.consumer.disconnect();
     await this.dlq.disconnect();
+  }
+
+  /**
+   * Commits what was applied since the last commit; a failed commit is tried again next time.
+   * The timer skips a turn while a commit is in flight; the final one waits for it.
+   */
+  private async commitApplied(final = false): Promise<void> {
+    if (this.commitInFlight) {
+      if (!final) return;
+      await this.commitInFlight;
+    }
+    if (this.applied.size === 0) return;
+    const offsets = [...this.applied.values()];
+    this.commitInFlight = this.consumer
+      .commitOffsets(offsets)
+      .then(() => {
+        for (const committed of offsets) {
+          const slot = `${committed.topic}|${committed.partition}`;
+          if (this.applied.get(slot) === committed) this.applied.delete(slot);
+        }
+      })
+      .catch((error: unknown) => this.log.debug('offset commit failed; trying again', { consumer: this.name, error: (error as Error).message }))
+      .finally(() => (this.commitInFlight = undefined));
+    await this.commitInFlight;
   }
 
   private async apply(records: readonly ConsumedRecord[], topic: string, partition: number): Promise<void> {
