@@ -43,6 +43,12 @@ export interface ConsumerOptions {
   readonly attempts?: number;
   /** Where a new group starts: the earliest offset (projections) or only new records (router). */
   readonly fromBeginning?: boolean;
+  /**
+   * How long a fetch may wait for `minBytes` of new records. Waiting a little gathers bigger
+   * batches (one transaction and one handler call each) where a few milliseconds more do not
+   * matter; the router, which delivers to sockets, takes records as soon as there are any.
+   */
+  readonly fetch?: { readonly minBytes: number; readonly maxWaitMs: number };
 }
 
 /** How often applied offsets are committed to Kafka (and once more when the consumer stops). */
@@ -82,7 +88,8 @@ export class ConsumerService implements Service {
     this.name = options.name;
     this.consumer = kafka.consumer({
       groupId: options.groupId,
-      maxWaitTimeInMs: 100,
+      minBytes: options.fetch?.minBytes ?? 1,
+      maxWaitTimeInMs: options.fetch?.maxWaitMs ?? 100,
       sessionTimeout: 10_000,
       heartbeatInterval: 1_000,
       // kafkajs gives up on a group whose coordinator broker died once its retries run out; a
