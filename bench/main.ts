@@ -450,19 +450,27 @@ function targets(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'prof
       measured: r.single ? rate(r.single.load) : 'not run',
       met: r.single ? r.single.load.messagesPerSecond >= 5_000 && r.single.load.latency.p99 < 100 : undefined,
     },
-    {
-      name: 'delivery p99 < 100 ms at half the sustained batch rate',
-      measured: r.delivery
-        ? `p99 ${r.delivery.delivery.deliveryLatency.p99.toFixed(1)} ms at ${Math.round(r.delivery.delivery.targetRate).toLocaleString('en-US')} msg/s, ${r.delivery.delivery.missing} missing`
-        : 'not run',
-      met: r.delivery ? r.delivery.delivery.deliveryLatency.p99 < 100 && r.delivery.delivery.missing === 0 : undefined,
-    },
+    deliveryTarget(r),
     {
       name: 'ingress peak RSS < 512 MB',
       measured: peak === undefined ? 'not measured' : `${Math.round(peak / 1024 / 1024)} MB`,
       met: peak === undefined ? undefined : peak < 512 * 1024 * 1024,
     },
   ];
+}
+
+/** Judged only when the delivery rate is (about) half a batch rate measured in the same run. */
+function deliveryTarget(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>): Target {
+  const name = 'delivery p99 < 100 ms at half the sustained batch rate';
+  if (!r.delivery) return { name, measured: 'not run', met: undefined };
+  const { deliveryLatency, targetRate, missing } = r.delivery.delivery;
+  const measured = `p99 ${deliveryLatency.p99.toFixed(1)} ms at ${Math.round(targetRate).toLocaleString('en-US')} msg/s, ${missing} missing`;
+  const half = r.batch ? r.batch.load.messagesPerSecond / 2 : undefined;
+  if (half === undefined || targetRate < 0.95 * half) {
+    const why = half === undefined ? 'no batch phase in this run' : `half of this run's batch rate is ${Math.round(half).toLocaleString('en-US')} msg/s`;
+    return { name, measured: `${measured} (not judged: ${why})`, met: undefined };
+  }
+  return { name, measured, met: deliveryLatency.p99 < 100 && missing === 0 };
 }
 
 function standardNotes(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>, opts: BenchOptions): string[] {

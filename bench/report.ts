@@ -96,7 +96,7 @@ const cores = (usage: WindowUsage, name: string): string => {
   return used === undefined || usage.seconds <= 0 ? '–' : (used / usage.seconds).toFixed(2);
 };
 const spread = (s: { min: number; median: number; max: number } | undefined) => (s ? `${int(s.min)} / ${int(s.median)} / ${int(s.max)}` : '–');
-const yes = (b: boolean | undefined) => (b === undefined ? 'not run' : b ? '**met**' : '**not met**');
+const yes = (b: boolean | undefined) => (b === undefined ? 'not judged' : b ? '**met**' : '**not met**');
 const lat = (d: Distribution) => [ms(d.p50), ms(d.p99), ms(d.p999)];
 const refusedText = (refused: Readonly<Record<string, number>>, errors = 0, timeouts = 0): string => {
   const parts = Object.entries(refused).map(([k, v]) => `${k}: ${int(v)}`);
