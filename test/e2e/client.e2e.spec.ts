@@ -27,6 +27,8 @@ describe('the reference client through the relay', () => {
     bob = new RelayClient({ baseUrl: relay.baseUrl, identity: bobKeys });
     expect(await alice.register()).toEqual({ address: alice.address, status: 'registered' });
     expect(await bob.register()).toEqual({ address: bob.address, status: 'registered' });
+    // A 202 means the event is durable; the peer directory shows it once it is projected.
+    await Promise.all([alice.waitForPeer(bob.address), bob.waitForPeer(alice.address)]);
   }, 90_000);
 
   afterAll(async () => {
@@ -184,6 +186,7 @@ describe('the reference client through a relay with TLS and auth required', () =
     bob = new RelayClient({ ...options, identity: bobKeys });
     await alice.register();
     await bob.register();
+    await Promise.all([alice.waitForPeer(bob.address), bob.waitForPeer(alice.address)]);
   }, 90_000);
 
   afterAll(async () => {

@@ -52,6 +52,12 @@ describe('the core relay against the real stack', () => {
       expect(answer.status).toBe(202);
       expect(answer.body).toEqual({ address: peer.address, status: 'registered' });
     }
+    // A 202 means the event is durable; the peer directory shows it once it is projected.
+    const addresses = [alice, bob, carol].map((p) => p.address);
+    await eventually(async () => {
+      const { rows } = await relay.ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM peers WHERE address = ANY($1)', [addresses]);
+      return rows[0]?.n === addresses.length ? true : undefined;
+    }, 15_000, 'the registrations projected');
   }, 90_000);
 
   afterAll(async () => {

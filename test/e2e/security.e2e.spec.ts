@@ -41,6 +41,8 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
     relay = await startRelay('security', { RELAY_AUTH: 'required', RELAY_TLS_CERT: certs.cert, RELAY_TLS_KEY: certs.key, RELAY_PRESENCE_TTL_SECONDS: '6' });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('test')).key;
     for (const peer of [alice, bob]) expect((await api('POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+    // A 202 means the event is durable; the peer directory shows it once it is projected.
+    await eventually(async () => ((await api('GET', `/api/v1/peers/${alice.address}`)).status === 200 ? true : undefined), 15_000, 'the registration projected');
   }, 90_000);
 
   afterAll(async () => {
