@@ -64,7 +64,6 @@ export function apiRoutes(deps: ApiDeps): Router {
     router.use(async (_req, res, next) => {
       const key = res.locals['apiKey'] as ApiKeyInfo;
       const decision = await gate.limiter.decide({ key: `key:${key.id}`, rate: gate.keyRate });
-      if (!decision) return next();
       res.set(rateLimitHeaders(decision));
       next(decision.allowed ? undefined : new AppError('rate_limited', `This API key is over its rate of ${gate.keyRate.perSecond} requests/s.`, {
         extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) },

@@ -8,21 +8,22 @@ import { invalid, objectAt, stringAt, type Fields } from './validation.js';
 
 export const MAX_CONNECTION_INFO_BYTES = 4096;
 const MIN_RSA_BITS = 2048;
+const BASE64URL = { pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' } as const;
 
 /** Checks a public encryption key: RSA of 2048 bits or more (RSA-OAEP-256), or X25519 (ECDH-ES). */
 export function checkEncryptionKey(value: unknown): Fields {
   const jwk = objectAt(value, 'encryption_key');
   if ('d' in jwk || 'p' in jwk) throw invalid('encryption_key', 'encryption_key must be a public key; it holds a private part.');
   if (jwk['kty'] === 'RSA') {
-    const n = stringAt(jwk, 'n', { maxLength: 4096, pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' });
-    stringAt(jwk, 'e', { maxLength: 16, pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' });
+    const n = stringAt(jwk, 'n', { maxLength: 4096, ...BASE64URL });
+    stringAt(jwk, 'e', { maxLength: 16, ...BASE64URL });
     const bits = Buffer.from(n, 'base64url').length * 8;
     if (bits < MIN_RSA_BITS) throw invalid('encryption_key', `An RSA encryption_key must have at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
     if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256') throw invalid('encryption_key', 'An RSA encryption_key is for RSA-OAEP-256.');
     return jwk;
   }
   if (jwk['kty'] === 'OKP' && jwk['crv'] === 'X25519') {
-    const x = stringAt(jwk, 'x', { maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' });
+    const x = stringAt(jwk, 'x', { maxLength: 64, ...BASE64URL });
     if (Buffer.from(x, 'base64url').length !== 32) throw invalid('encryption_key', 'An X25519 encryption_key has a 32-byte "x".');
     return jwk;
   }

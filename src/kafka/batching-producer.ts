@@ -100,11 +100,6 @@ export class BatchingProducer implements Service {
     return promises;
   }
 
-  /** Queues one record; see send(). */
-  sendOne(record: OutgoingRecord): Promise<RecordPosition> {
-    return this.send([record])[0] as Promise<RecordPosition>;
-  }
-
   async run(signal: AbortSignal): Promise<void> {
     try {
       await this.producer.connect();
@@ -205,6 +200,7 @@ export class BatchingProducer implements Service {
     }
     // Records of one partition are written in order, from its base offset.
     const nextIndex = new Map<string, bigint>();
+    const storedPerTopic = new Map<string, number>();
     const unsent: Pending[] = [];
     for (const record of batch) {
       const slot = `${record.topic}/${record.partition}`;
@@ -215,12 +211,10 @@ export class BatchingProducer implements Service {
       }
       const index = nextIndex.get(slot) ?? 0n;
       nextIndex.set(slot, index + 1n);
+      storedPerTopic.set(record.topic, (storedPerTopic.get(record.topic) ?? 0) + 1);
       record.resolve({ partition: record.partition, offset: String(base + index) });
     }
-    for (const [topic, records] of byTopic) {
-      const stored = records.length - unsent.filter((r) => r.topic === topic).length;
-      if (stored > 0) this.metrics?.eventsProduced.inc({ topic }, stored);
-    }
+    for (const [topic, stored] of storedPerTopic) this.metrics?.eventsProduced.inc({ topic }, stored);
     return unsent;
   }
 }

@@ -23,6 +23,6 @@ export class EventPublisher {
   }
 
   publishOne(event: RelayEvent): Promise<RecordPosition> {
-    return this.producer.sendOne({ topic: this.topics[TOPIC_OF[event.type]], key: keyOf(event), value: this.codec.encode(event) });
+    return this.publish([event])[0] as Promise<RecordPosition>;
   }
 }
