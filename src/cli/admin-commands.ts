@@ -3,6 +3,7 @@ import { SignatureVerifier } from '../crypto/signatures.js';
 import { ApiKeyStore, SCOPES, type Scope } from '../ingress/api-keys.js';
 import { TokenService } from '../ingress/tokens.js';
 import type { Resources } from '../lifecycle/resources.js';
+import { UsageError } from '../errors/usage-error.js';
 
 export const APIKEY_USAGE = `usage: relay apikey create --name NAME [--scopes a,b] [--quiet]
        relay apikey list
@@ -59,6 +60,4 @@ export async function runTokenKeyCommand(args: readonly string[], resources: Res
 }
 
 /** A mistake in the command line: printed as is, exit status 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };

@@ -232,9 +232,10 @@ async function runReplay(args: ReplayArgs, resources: Resources, io: CommandIo):
   const { codec, topics, config } = resources;
   // Registering is idempotent: it gives the codec this version's schemas, so events written with
   // older versions come out in the current shape (new fields with their defaults).
-  await codec.registerAll();
+  const schemas = await loadEventSchemas();
+  await codec.registerAll(schemas);
   const eventTypes = args.filter.types ? [...args.filter.types] : EVENT_TYPES.filter((type) => args.topics.includes(TOPIC_OF[type] as 'mailbox' | 'peers'));
-  const formatter = args.format === 'csv' ? csv(csvColumns(fieldsOf(await loadEventSchemas()), eventTypes)) : jsonLines();
+  const formatter = args.format === 'csv' ? csv(csvColumns(fieldsOf(schemas), eventTypes)) : jsonLines();
   const stream = args.out ? createWriteStream(args.out) : io.stdout;
   const sink = new TextSink(stream);
   const showProgress = args.progress ?? (io.stderr.isTTY === true && (args.out !== undefined || io.stdout.isTTY !== true));

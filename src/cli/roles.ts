@@ -26,7 +26,7 @@ export type Role = (typeof ROLES)[number];
 export const isRole = (value: string): value is Role => (ROLES as readonly string[]).includes(value);
 
 /** The ingress: HTTP API and WebSocket stream, with the producer they share. */
-export function ingressServices(resources: Resources): { services: Service[]; ingress: IngressService; hub: StreamHub } {
+export function ingressServices(resources: Resources): { services: Service[]; ingress: IngressService } {
   const { config, log, kafka, codec, topics, pool, redis, metrics } = resources;
   const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
   const events = new EventPublisher(producer, codec, topics);
@@ -79,7 +79,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     onServer: (server) => hub.attach(server),
     beforeListen: () => producer.whenReady(),
   });
-  return { services: [producer, hub, ingress], ingress, hub };
+  return { services: [producer, hub, ingress], ingress };
 }
 
 /** One consuming role: the Postgres projector, the Redis presence projection, or the router. */

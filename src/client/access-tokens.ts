@@ -1,4 +1,4 @@
-import { RelayClientError } from './errors.js';
+import { unexpected } from './errors.js';
 import type { HttpTransport } from './http-transport.js';
 import type { PeerIdentity } from './identity.js';
 
@@ -19,7 +19,6 @@ interface HeldToken {
   readonly refreshAt: number;
 }
 
-const unexpected = (detail: string) => new RelayClientError({ status: 200, code: 'unexpected_response', detail, canRetry: false });
 
 /**
  * Address-bound access tokens: proves control of the signing key by signing the relay's nonce

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { CompactEncrypt, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { deriveAddress, jwkThumbprint, type PublicJwk } from '../crypto/address.js';
+import type { VerifiedJws } from '../crypto/signatures.js';
 import { EnvelopeError } from './errors.js';
 import {
   keyWrapAlgorithmOf,
@@ -50,13 +51,7 @@ export async function encryptFor(recipientKey: PublicJwk, plaintext: Uint8Array 
 }
 
 /** A compact JWS whose signature verified with the public key in its own header. */
-export interface VerifiedJws {
-  readonly alg: SigningAlgorithm;
-  readonly jwk: PublicJwk;
-  /** The signer's address: the RFC 7638 thumbprint of `jwk`. */
-  readonly address: string;
-  readonly payload: Readonly<Record<string, unknown>>;
-}
+export type { VerifiedJws };
 
 /**
  * Verifies a compact JWS the way the relay does (docs/reference/api.md): `alg` EdDSA or ES256,

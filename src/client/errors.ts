@@ -79,6 +79,9 @@ export class RelayClientError extends Error {
 }
 
 /** Whether a parsed JSON value has the members every relay problem document has. */
+/** An answer the relay should not have given (a 2xx of the wrong shape). */
+export const unexpected = (detail: string) => new RelayClientError({ status: 200, code: 'unexpected_response', detail, canRetry: false });
+
 export function isProblemDocument(value: unknown): value is ProblemDocument {
   if (typeof value !== 'object' || value === null) return false;
   const { status, code } = value as { status?: unknown; code?: unknown };

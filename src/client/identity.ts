@@ -2,8 +2,10 @@ import { CompactSign, compactDecrypt, exportJWK, generateKeyPair, importJWK, typ
 import { deriveAddress, type PublicJwk } from '../crypto/address.js';
 import { EnvelopeError } from './errors.js';
 
+import type { SigningAlgorithm } from '../crypto/signatures.js';
+
 /** What a peer signs with: Ed25519 (the default) or P-256, which is what the iOS Secure Enclave holds. */
-export type SigningAlgorithm = 'EdDSA' | 'ES256';
+export type { SigningAlgorithm };
 
 /**
  * How a content key is wrapped for a recipient: RSA-OAEP-256 under an RSA key (the

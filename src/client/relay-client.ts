@@ -10,7 +10,7 @@ import {
   verifyRegistration,
   type SealOptions,
 } from './envelope.js';
-import { EnvelopeError, RelayClientError, isProblemDocument } from './errors.js';
+import { EnvelopeError, RelayClientError, isProblemDocument, unexpected } from './errors.js';
 import { HttpTransport } from './http-transport.js';
 import { publicEncryptionJwk, publicSigningJwk, type PeerIdentity } from './identity.js';
 import { MessageStream, type StreamOptions } from './message-stream.js';
@@ -76,7 +76,6 @@ export interface DrainResult {
 
 const MAX_BATCH = 500;
 
-const unexpected = (detail: string) => new RelayClientError({ status: 200, code: 'unexpected_response', detail, canRetry: false });
 
 const asRecord = (value: unknown): Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
@@ -133,8 +132,9 @@ export class RelayClient {
     } catch (error) {
       throw new EnvelopeError('untrusted_peer_key', `The relay's record of ${address} has unusable keys: ${(error as Error).message}`, undefined, { cause: error });
     }
-    if (answer['address'] !== address || deriveAddress(signingKey) !== address) {
-      throw new EnvelopeError('untrusted_peer_key', `The relay answered for ${address} with a signing key whose thumbprint is ${deriveAddress(signingKey)}.`);
+    const thumbprint = deriveAddress(signingKey);
+    if (answer['address'] !== address || thumbprint !== address) {
+      throw new EnvelopeError('untrusted_peer_key', `The relay answered for ${address} with a signing key whose thumbprint is ${thumbprint}.`);
     }
     let attested = false;
     const registration = answer['registration'];

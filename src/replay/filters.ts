@@ -1,4 +1,6 @@
-import { isEventType, type EventType, type RelayEvent } from '../events/types.js';
+import { ADDRESS_PATTERN } from '../crypto/address.js';
+import { UsageError } from '../errors/usage-error.js';
+import { EVENT_TYPES, isEventType, type EventType, type RelayEvent } from '../events/types.js';
 
 /**
  * Which decoded events a replay keeps. Every part is optional; an event is kept when it passes
@@ -34,9 +36,7 @@ export function matchesFilter(filter: ReplayFilter, key: string | null, event: R
 }
 
 /** Thrown for an argument a person typed wrong; the message is one sentence they can act on. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 const UNITS_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -59,17 +59,13 @@ export function parseTime(raw: string, option: string, now: number = Date.now())
   throw new UsageError(`${option} must be an ISO 8601 time (2025-01-31T12:00:00Z), epoch milliseconds, "now" or an age like 15m, 2h, 7d; not "${raw}"`);
 }
 
-const ADDRESS = /^[A-Za-z0-9_-]{43}$/;
-
 /** A peer address as the relay derives it: 43 base64url characters. */
 export function parseAddress(raw: string): string {
-  if (!ADDRESS.test(raw)) throw new UsageError(`--address must be a peer address (43 base64url characters), not "${raw}"`);
+  if (!ADDRESS_PATTERN.test(raw)) throw new UsageError(`--address must be a peer address (43 base64url characters), not "${raw}"`);
   return raw;
 }
 
 export function parseEventType(raw: string): EventType {
-  if (!isEventType(raw)) {
-    throw new UsageError(`--type must be one of MessageSent, MessageDelivered, MessageExpired, PeerRegistered, PeerPresenceChanged; not "${raw}"`);
-  }
-  return raw;
+  if (isEventType(raw)) return raw;
+  throw new UsageError(`--type must be one of ${EVENT_TYPES.join(', ')}; not "${raw}"`);
 }

@@ -159,11 +159,6 @@ export class LogReader {
     return Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), this.failure$]);
   }
 
-  /** A promise that only ever rejects: when reading fails. */
-  failed(): Promise<never> {
-    return this.failure$;
-  }
-
   /** Leaves the group and deletes it (it holds no offsets, so this only tidies the broker's list). */
   async stop(): Promise<void> {
     if (this.stopped) return;
