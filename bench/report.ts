@@ -139,18 +139,10 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
       `| raw kafkajs produce (ceiling; latency per ${int(b.recordsPerRequest)}-record request) | ${int(b.recordsPerSecond)} | 100 % | ${lat(b.requestLatency).join(' | ')} | – | – | – |`,
     );
   }
-  if (r.single) {
-    const s = r.single;
-    out.push(
-      `| single \`POST /message/relay\` (${s.load.connections} connections) | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`,
-    );
-  }
-  if (r.batch) {
-    const s = r.batch;
-    out.push(
-      `| batch \`POST /message/relay/batch\` (${s.load.messagesPerRequest}/request, ${s.load.connections} connections) | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`,
-    );
-  }
+  const httpRow = (label: string, s: HttpPhase) =>
+    `| ${label} | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`;
+  if (r.single) out.push(httpRow(`single \`POST /message/relay\` (${r.single.load.connections} connections)`, r.single));
+  if (r.batch) out.push(httpRow(`batch \`POST /message/relay/batch\` (${r.batch.load.messagesPerRequest}/request, ${r.batch.load.connections} connections)`, r.batch));
   if (r.delivery) {
     const d = r.delivery.delivery;
     out.push(

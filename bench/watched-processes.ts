@@ -37,14 +37,6 @@ export class ProcessWatch {
     private readonly cores: number,
   ) {}
 
-  names(): string[] {
-    return this.watched.map((w) => w.name);
-  }
-
-  isOurs(name: string): boolean {
-    return this.watched.find((w) => w.name === name)?.ours ?? false;
-  }
-
   /** Starts a window: the peak RSS of our processes is reset (where the kernel allows it); others are only read. */
   begin(): Snapshot {
     for (const w of this.watched) if (w.ours) for (const pid of w.pids()) resetPeakRss(pid);

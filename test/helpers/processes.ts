@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../src/config/paths.js';
 
@@ -30,3 +31,14 @@ export function spawnRelay(role: string, env: Readonly<Record<string, string>>):
 /** Resolves when the child has exited. */
 export const exited = (child: ChildProcess): Promise<void> =>
   child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });

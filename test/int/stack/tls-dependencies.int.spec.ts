@@ -1,7 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { access, chown, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,18 +11,9 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { createPool } from '../../../src/postgres/pool.js';
 import { createRedis } from '../../../src/presence/redis.js';
 import { eventually, testConfig } from '../../helpers/context.js';
+import { exited, freePort, stack } from '../../helpers/processes.js';
 
 const run = promisify(execFile);
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 /** A PostgreSQL server program: from PATH, or from Debian's /usr/lib/postgresql/<version>/bin (newest first). */
 async function postgresProgram(name: 'initdb' | 'pg_ctl'): Promise<string> {
@@ -36,9 +26,6 @@ async function postgresProgram(name: 'initdb' | 'pg_ctl'): Promise<string> {
   }
   throw new Error(`${name} not found on PATH or under /usr/lib/postgresql`);
 }
-
-const exited = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
 
 // The relay's own client factories (createKafka, createPool, createRedis), configured only
 // through RELAY_* variables as docs/guides/security.md says, against servers of their own that
@@ -96,10 +83,10 @@ describe('TLS to Kafka, PostgreSQL and Redis', () => {
           '',
         ].join('\n'),
       );
-      const stack = `${PROJECT_ROOT}infra/bin/stack`;
-      const { stdout: clusterId } = await run(stack, ['kafka-tool', 'kafka.tools.StorageTool', 'random-uuid']);
-      await run(stack, ['kafka-tool', 'kafka.tools.StorageTool', 'format', '-t', clusterId.trim(), '-c', properties]);
-      broker = spawn(stack, ['kafka-tool', 'kafka.Kafka', properties], { stdio: 'ignore' });
+      const clusterId = await stack(['kafka-tool', 'kafka.tools.StorageTool', 'random-uuid']);
+      await stack(['kafka-tool', 'kafka.tools.StorageTool', 'format', '-t', clusterId.trim(), '-c', properties]);
+      // Long-running, so spawned rather than run to completion like the calls above.
+      broker = spawn(`${PROJECT_ROOT}infra/bin/stack`, ['kafka-tool', 'kafka.Kafka', properties], { stdio: 'ignore' });
     }, 120_000);
 
     afterAll(async () => {
