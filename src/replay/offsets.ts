@@ -1,4 +1,4 @@
-import type { KafkaClient } from '../kafka/client.js';
+import type { KafkaAdmin, KafkaClient } from '../kafka/client.js';
 import type { PartitionRange } from './log-reader.js';
 
 /** Where a replay starts in each partition. */
@@ -28,38 +28,37 @@ export interface PartitionOffsets {
   readonly high: bigint;
 }
 
-/** Low and high offsets of every partition of each topic, now. */
-export async function topicOffsets(kafka: KafkaClient, topics: readonly string[]): Promise<Map<string, PartitionOffsets[]>> {
+/** Runs `work` with one connected admin client, disconnected afterwards. */
+async function withAdmin<T>(kafka: KafkaClient, work: (admin: KafkaAdmin) => Promise<T>): Promise<T> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t));
-    if (missing.length > 0) throw new Error(`topic ${missing.join(', ')} does not exist (check RELAY_TOPIC_PREFIX and RELAY_KAFKA_BROKERS)`);
-    const result = new Map<string, PartitionOffsets[]>();
-    for (const topic of topics) {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      result.set(
-        topic,
-        offsets.map((p) => ({ partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) })).sort((a, b) => a.partition - b.partition),
-      );
-    }
-    return result;
+    return await work(admin);
   } finally {
     await admin.disconnect();
   }
 }
 
-async function offsetsAtTime(kafka: KafkaClient, topic: string, at: number): Promise<Map<number, bigint>> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    // kafkajs answers the log end offset for a partition with no record at or after `at`.
-    const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, at);
-    return new Map(offsets.map((p) => [p.partition, BigInt(p.offset)]));
-  } finally {
-    await admin.disconnect();
+/** Low and high offsets of every partition of each topic, now. */
+async function offsetsOf(admin: KafkaAdmin, topics: readonly string[]): Promise<Map<string, PartitionOffsets[]>> {
+  const existing = new Set(await admin.listTopics());
+  const missing = topics.filter((t) => !existing.has(t));
+  if (missing.length > 0) throw new Error(`topic ${missing.join(', ')} does not exist (check RELAY_TOPIC_PREFIX and RELAY_KAFKA_BROKERS)`);
+  const result = new Map<string, PartitionOffsets[]>();
+  for (const topic of topics) {
+    const offsets = await admin.fetchTopicOffsets(topic);
+    result.set(
+      topic,
+      offsets.map((p) => ({ partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) })).sort((a, b) => a.partition - b.partition),
+    );
   }
+  return result;
+}
+
+async function offsetsAtTime(admin: KafkaAdmin, topic: string, at: number): Promise<Map<number, bigint>> {
+  // kafkajs answers the log end offset for a partition with no record at or after `at`.
+  const offsets = await admin.fetchTopicOffsetsByTimestamp(topic, at);
+  return new Map(offsets.map((p) => [p.partition, BigInt(p.offset)]));
 }
 
 const clamp = (value: bigint, low: bigint, high: bigint): bigint => (value < low ? low : value > high ? high : value);
@@ -69,38 +68,40 @@ const clamp = (value: bigint, low: bigint, high: bigint): bigint => (value < low
  * taken now (or offsets found by time), so a replay without --follow stops even while the relay
  * keeps writing.
  */
-export async function planRanges(kafka: KafkaClient, topics: readonly string[], start: StartAt, stop: StopAt): Promise<PartitionRange[]> {
-  const offsets = await topicOffsets(kafka, topics);
-  const ranges: PartitionRange[] = [];
-  for (const topic of topics) {
-    const partitions = offsets.get(topic) ?? [];
-    const startTimes = start.kind === 'time' ? await offsetsAtTime(kafka, topic, start.at) : undefined;
-    const stopTimes = stop.kind === 'time' ? await offsetsAtTime(kafka, topic, stop.at + END_TIME_SLACK_MS) : undefined;
-    for (const { partition, low, high } of partitions) {
-      let first: bigint;
-      switch (start.kind) {
-        case 'beginning':
-          first = low;
-          break;
-        case 'time':
-          first = startTimes?.get(partition) ?? high;
-          break;
-        case 'offset': {
-          const wanted = start.partitions ? start.partitions.get(partition) : start.all;
-          first = wanted === undefined ? high : wanted;
-          break;
+export function planRanges(kafka: KafkaClient, topics: readonly string[], start: StartAt, stop: StopAt): Promise<PartitionRange[]> {
+  return withAdmin(kafka, async (admin) => {
+    const offsets = await offsetsOf(admin, topics);
+    const ranges: PartitionRange[] = [];
+    for (const topic of topics) {
+      const partitions = offsets.get(topic) ?? [];
+      const startTimes = start.kind === 'time' ? await offsetsAtTime(admin, topic, start.at) : undefined;
+      const stopTimes = stop.kind === 'time' ? await offsetsAtTime(admin, topic, stop.at + END_TIME_SLACK_MS) : undefined;
+      for (const { partition, low, high } of partitions) {
+        if (start.kind === 'offset' && start.partitions && !start.partitions.has(partition)) {
+          ranges.push({ topic, partition, start: high, end: high }); // not asked for: read nothing
+          continue;
         }
+        let first: bigint;
+        switch (start.kind) {
+          case 'beginning':
+            first = low;
+            break;
+          case 'time':
+            first = startTimes?.get(partition) ?? high;
+            break;
+          case 'offset': {
+            const wanted = start.partitions ? start.partitions.get(partition) : start.all;
+            first = wanted === undefined ? high : wanted;
+            break;
+          }
+        }
+        first = clamp(first, low, high);
+        const end = stop.kind === 'follow' ? null : stop.kind === 'time' ? clamp(stopTimes?.get(partition) ?? high, low, high) : high;
+        ranges.push({ topic, partition, start: end !== null && first > end ? end : first, end });
       }
-      first = clamp(first, low, high);
-      const end = stop.kind === 'follow' ? null : stop.kind === 'time' ? clamp(stopTimes?.get(partition) ?? high, low, high) : high;
-      if (start.kind === 'offset' && start.partitions && !start.partitions.has(partition)) {
-        ranges.push({ topic, partition, start: high, end: high }); // not asked for: read nothing
-        continue;
-      }
-      ranges.push({ topic, partition, start: end !== null && first > end ? end : first, end });
     }
-  }
-  return ranges;
+    return ranges;
+  });
 }
 
 /** Records in the ranges (null when one of them has no end). */

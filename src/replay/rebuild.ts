@@ -7,8 +7,8 @@ import type { Logger } from '../observability/logger.js';
 import { migrate } from '../postgres/migrate.js';
 import { createPool, type Pool, type PoolClient } from '../postgres/pool.js';
 import { PROJECTION_NAME, postgresProjector } from '../projections/postgres-projector.js';
-import { LogReader, throwawayGroupId, type PartitionRange } from './log-reader.js';
-import { rangeSize, topicOffsets } from './offsets.js';
+import { LogReader, throwawayGroupId } from './log-reader.js';
+import { planRanges, rangeSize } from './offsets.js';
 
 /*
  * Rebuilding the Postgres read model from the event log while the live projector keeps running.
@@ -354,15 +354,8 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
       await copyPrivileges(guard, live, rebuild);
     }
 
-    const offsets = await topicOffsets(kafka, [topics.mailbox, topics.peers]);
-    const ranges: PartitionRange[] = [];
-    const truncated: string[] = [];
-    for (const [topic, partitions] of offsets) {
-      for (const p of partitions) {
-        ranges.push({ topic, partition: p.partition, start: p.low, end: p.high });
-        if (p.low > 0n) truncated.push(`${topic}/${p.partition} starts at ${p.low}`);
-      }
-    }
+    const ranges = await planRanges(kafka, [topics.mailbox, topics.peers], { kind: 'beginning' }, { kind: 'now' });
+    const truncated = ranges.filter((r) => r.start > 0n).map((r) => `${r.topic}/${r.partition} starts at ${r.start}`);
     if (truncated.length > 0 && !options.allowTruncatedLog) {
       throw new RebuildError(
         `the log no longer holds its oldest records (${truncated.join(', ')}), so a rebuild would lose what the live read model ` +
