@@ -1,3 +1,4 @@
+import { sleep } from '../../src/lifecycle/service.js';
 import { stack } from '../helpers/processes.js';
 import { eventually } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
@@ -55,7 +56,7 @@ describe('failover when a broker dies', () => {
     await stack(['kill-node', String(victim)]);
     const killedAt = Date.now();
     await eventually(async () => (accepted.some((a) => a.at > killedAt + 500) ? true : undefined), 60_000, 'acceptance after the kill');
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await sleep(3000);
     running = false;
     await Promise.all(workers);
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type RelayConfig } from '../../src/config/config.js';
 import { openResources, type Resources } from '../../src/lifecycle/resources.js';
+import { sleep } from '../../src/lifecycle/service.js';
 import { prepareDependencies } from '../../src/lifecycle/setup.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -73,7 +74,7 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     } catch (error) {
       last = error;
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
   }
   // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the probe last threw; String() gives "Name: message" for an Error
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);

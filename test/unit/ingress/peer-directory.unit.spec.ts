@@ -1,22 +1,11 @@
 import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { AppError } from '../../../src/errors/app-error.js';
 import { checkEncryptionKey } from '../../../src/ingress/peer-directory.js';
+import { expectAppError } from '../../helpers/errors.js';
 
 const rsaPublicJwk = (modulusLength: number): JsonWebKey => generateKeyPairSync('rsa', { modulusLength }).publicKey.export({ format: 'jwk' });
 
-function expectRefused(value: unknown): AppError {
-  let thrown: unknown;
-  try {
-    checkEncryptionKey(value);
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(AppError);
-  const error = thrown as AppError;
-  expect(error.code).toBe('invalid_request');
-  expect(error.status).toBe(400);
-  return error;
-}
+const expectRefused = (value: unknown): AppError => expectAppError(() => checkEncryptionKey(value), 'invalid_request', 400);
 
 describe('checkEncryptionKey', () => {
   const rsa2048 = rsaPublicJwk(2048);

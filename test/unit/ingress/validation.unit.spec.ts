@@ -10,19 +10,11 @@ import {
   stringAt,
   uuidAt,
 } from '../../../src/ingress/validation.js';
+import { expectAppError } from '../../helpers/errors.js';
 
 /** Runs `fn`, expects a 400 invalid_request naming `field`, and returns its message. */
 function expectInvalid(fn: () => unknown, field: string): string {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(AppError);
-  const error = thrown as AppError;
-  expect(error.code).toBe('invalid_request');
-  expect(error.status).toBe(400);
+  const error = expectAppError(fn, 'invalid_request', 400);
   expect(error.extensions['field']).toBe(field);
   return error.message;
 }

@@ -49,7 +49,7 @@ describe('runServices', () => {
     const running = runServices([a.service, b.service], controller.signal, log).then(() => {
       settled = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
     expect(a.state.started && b.state.started).toBe(true);
     expect(settled).toBe(false);
     controller.abort();
@@ -92,7 +92,7 @@ describe('runServices', () => {
     const failing: Service = {
       name: 'failing',
       async run() {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
         throw failure;
       },
     };
@@ -113,7 +113,7 @@ describe('runServices', () => {
     const failsFirst: Service = {
       name: 'first',
       async run() {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
         throw first;
       },
     };
@@ -150,7 +150,7 @@ describe('untilAborted', () => {
     const waiting = untilAborted(controller.signal).then(() => {
       resolved = true;
     });
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await sleep(5);
     expect(resolved).toBe(false);
     controller.abort();
     await waiting;
