@@ -5,7 +5,6 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type RelayConfig } from '../src/config/config.js';
-import { loadEventSchemas } from '../src/events/schemas.js';
 import { ensureTopics } from '../src/kafka/admin.js';
 import { openResources, type Resources } from '../src/lifecycle/resources.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -15,7 +14,7 @@ import { ingressView, scrape } from './ingress-metrics.js';
 import { InspectorProfiler } from './inspector-profiler.js';
 import { buildPool, type MessagePool } from './message-pool.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
-import { PROJECT_ROOT_DIR } from './paths.js';
+import { PROJECT_ROOT } from '../src/config/paths.js';
 import { createPeers, type BenchPeer } from './peers.js';
 import { runBaseline } from './phases/baseline.js';
 import { runDelivery } from './phases/delivery.js';
@@ -26,7 +25,7 @@ import { ROLES, RelayProcesses } from './relay-processes.js';
 import { renderMarkdown, type BenchReport, type DeliveryPhase, type HttpPhase, type Machine, type PhaseCost, type Target } from './report.js';
 import { processTree, ProcessWatch, type Snapshot, type Watched } from './watched-processes.js';
 
-const RESULTS_DIR = join(PROJECT_ROOT_DIR, 'bench', 'results');
+const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
 const SENDERS = 500;
 const RECIPIENTS = 1000;
 /**
@@ -73,12 +72,12 @@ function benchEnv(id: string, port: number): Record<string, string> {
 function machine(): Machine {
   const git = (...args: string[]) => {
     try {
-      return execFileSync('git', args, { cwd: PROJECT_ROOT_DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return execFileSync('git', args, { cwd: PROJECT_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     } catch {
       return '';
     }
   };
-  const pom = readFileSync(join(PROJECT_ROOT_DIR, 'infra', 'kafka', 'pom.xml'), 'utf8');
+  const pom = readFileSync(join(PROJECT_ROOT, 'infra', 'kafka', 'pom.xml'), 'utf8');
   const commit = git('rev-parse', '--short', 'HEAD');
   const dirty = git('status', '--porcelain').length > 0;
   return {
@@ -190,7 +189,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const wsUrl = `ws://127.0.0.1:${port}`;
   const profileDir = join(RESULTS_DIR, 'profiles');
   if (opts.profile) mkdirSync(profileDir, { recursive: true });
-  const relay = new RelayProcesses(env, join(PROJECT_ROOT_DIR, '.relay', 'bench', id), { inspectIngress: opts.profile });
+  const relay = new RelayProcesses(env, join(PROJECT_ROOT, '.relay', 'bench', id), { inspectIngress: opts.profile });
   let profiler: InspectorProfiler | undefined;
   const profiles: ProfileSummary[] = [];
   /** Runs `load` with the ingress's profiler on (with --profile), and keeps a summary of what it sampled. */
@@ -201,7 +200,7 @@ async function main(argv: readonly string[]): Promise<number> {
     const profile = await profiler.stop();
     const file = join(profileDir, `${stamp(startedAt)}-${phase}.cpuprofile`);
     writeFileSync(file, JSON.stringify(profile));
-    profiles.push(summarizeProfile(profile, phase, file.slice(PROJECT_ROOT_DIR.length)));
+    profiles.push(summarizeProfile(profile, phase, file.slice(PROJECT_ROOT.length)));
     return result;
   };
   const probe = new ProjectionProbe(resources.pool);
@@ -227,7 +226,7 @@ async function main(argv: readonly string[]): Promise<number> {
   say(`run ${id}: topics bench.${id}.*, schema b_${id}, Redis bench:${id}:*, ingress on ${baseUrl}; relay logs in .relay/bench/${id}/`);
   try {
     await relay.setup();
-    await resources.codec.registerAll(await loadEventSchemas(join(PROJECT_ROOT_DIR, 'schemas')));
+    await resources.codec.registerAll();
     await relay.start(baseUrl, resources.kafka, config.kafka.groupPrefix);
     say('relay ready: ingress, projector, presence, router');
     if (opts.profile) profiler = await InspectorProfiler.connect(await relay.inspectorUrl());

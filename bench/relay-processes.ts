@@ -2,12 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KafkaClient } from '../src/kafka/client.js';
-import { PROJECT_ROOT_DIR } from './paths.js';
+import { PROJECT_ROOT } from '../src/config/paths.js';
 
 export const ROLES = ['ingress', 'projector', 'presence', 'router'] as const;
 export type RelayRole = (typeof ROLES)[number];
 
-const CLI = join(PROJECT_ROOT_DIR, 'dist', 'cli', 'main.js');
+const CLI = join(PROJECT_ROOT, 'dist', 'cli', 'main.js');
 
 /**
  * The relay as separate processes, one per role (`node dist/cli/main.js <role>`), so that each
@@ -131,7 +131,7 @@ export class RelayProcesses {
     const child = spawn(process.execPath, ['--enable-source-maps', ...nodeFlags, CLI, command], {
       env: { ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: PROJECT_ROOT_DIR,
+      cwd: PROJECT_ROOT,
     });
     let open = 2;
     for (const stream of [child.stdout, child.stderr]) {

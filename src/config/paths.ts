@@ -1,8 +1,22 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 
-/** The project root: this file sits two levels down, in src/config/ and in dist/config/ alike. */
-export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/**
+ * The project root: the nearest folder above this file that holds package.json. That is the same
+ * answer from src/config/, dist/config/ and dist-bench/src/config/ (the benchmark's build).
+ */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+  return `${dir}/`;
+}
+
+export const PROJECT_ROOT = projectRoot();
 
 export const SCHEMAS_DIR = join(PROJECT_ROOT, 'schemas');
 export const MIGRATIONS_DIR = join(PROJECT_ROOT, 'migrations');
