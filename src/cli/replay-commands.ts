@@ -85,10 +85,26 @@ export interface ReplayArgs {
   readonly progress: boolean | undefined;
 }
 
+/**
+ * `--name value` as `--name=value` for options that take a value, so a value may begin with "-":
+ * a base64url address does one time in 64, and parseArgs refuses `--address -x…` as ambiguous.
+ */
+function joinValues(args: readonly string[], options: Readonly<Record<string, { type: string }>>): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') return [...joined, ...args.slice(i)];
+    const takesValue = arg.startsWith('--') && !arg.includes('=') && options[arg.slice(2)]?.type === 'string';
+    if (takesValue && i + 1 < args.length) joined.push(`${arg}=${args[++i] as string}`);
+    else joined.push(arg);
+  }
+  return joined;
+}
+
 /** Node's parseArgs, with its errors turned into one-line UsageErrors. */
 function parse<T extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(args: readonly string[], options: T, positionals = false) {
   try {
-    return parseArgs({ args: [...args], options, allowPositionals: positionals, strict: true });
+    return parseArgs({ args: joinValues(args, options ?? {}), options, allowPositionals: positionals, strict: true });
   } catch (error) {
     const message = (error as Error).message.split(/\. (?=[A-Z])/)[0]?.replace(/\.$/, '') ?? String(error);
     throw new UsageError(message.charAt(0).toLowerCase() + message.slice(1));

@@ -41,6 +41,12 @@ describe('relay replay arguments', () => {
     expect(args !== 'help' && args.filter.types).toEqual(new Set(['PeerRegistered']));
   });
 
+  it('takes an address that begins with "-" (one base64url address in 64 does) as the value of --address', () => {
+    const dashed = `-${'z'.repeat(42)}`;
+    const args = parseReplayArgs(['--address', dashed, '--since', '1h'], now);
+    expect(args !== 'help' && args.filter.addresses).toEqual(new Set([dashed]));
+  });
+
   it('writes CSV when asked, or when the output file ends in .csv', () => {
     expect(parseReplayArgs(['--format', 'csv'], now)).toMatchObject({ format: 'csv' });
     expect(parseReplayArgs(['-o', 'out.CSV'], now)).toMatchObject({ format: 'csv', out: 'out.CSV' });
