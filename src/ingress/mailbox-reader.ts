@@ -1,14 +1,16 @@
 import type { Pool } from '../postgres/pool.js';
 import type { MessageView } from '../routing/stream-message.js';
-import { invalid } from './validation.js';
+import { decimalWithin, invalid, MAX_INT64 } from './validation.js';
 
 /** A mailbox cursor: the log position (partition, offset) of the last message returned. */
 const encodeCursor = (partition: number, offset: string) => Buffer.from(`${partition}:${offset}`).toString('base64url');
 
 function decodeCursor(cursor: string): [number, string] {
-  const match = /^(\d{1,6}):(\d{1,19})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) throw invalid('after', 'after must be a next_cursor returned by this endpoint.');
-  return [Number(match[1]), match[2] as string];
+  const [partition, offset, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
+  const p = decimalWithin(partition ?? '', 999_999n);
+  const o = decimalWithin(offset ?? '', MAX_INT64);
+  if (p === undefined || o === undefined || extra !== undefined) throw invalid('after', 'after must be a next_cursor returned by this endpoint.');
+  return [Number(p), o.toString()];
 }
 
 /** Reads a recipient's undelivered messages from the read model, in the order they were accepted. */

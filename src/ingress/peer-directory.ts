@@ -4,10 +4,12 @@ import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { Pool } from '../postgres/pool.js';
 import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
-import { invalid, objectAt, stringAt, type Fields } from './validation.js';
+import { decimalWithin, invalid, objectAt, stringAt, type Fields } from './validation.js';
 
 export const MAX_CONNECTION_INFO_BYTES = 4096;
 const MIN_RSA_BITS = 2048;
+// Far beyond any online set, and exact as a JavaScript number and as a Redis LIMIT offset.
+const MAX_DISCOVER_OFFSET = 1_000_000_000n;
 const BASE64URL = { pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' } as const;
 
 /** Checks a public encryption key: RSA of 2048 bits or more (RSA-OAEP-256), or X25519 (ECDH-ES). */
@@ -116,8 +118,9 @@ export class PeerDirectory {
   async discover(excluding: string, limit: number, cursor: string | undefined): Promise<{ peers: PeerRecord[]; next_cursor: string | null }> {
     let offset = 0;
     if (cursor !== undefined) {
-      offset = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-      if (!Number.isInteger(offset) || offset < 0) throw invalid('cursor', 'cursor must be a next_cursor this endpoint returned.');
+      const decoded = decimalWithin(Buffer.from(cursor, 'base64url').toString('utf8'), MAX_DISCOVER_OFFSET);
+      if (decoded === undefined) throw invalid('cursor', 'cursor must be a next_cursor this endpoint returned.');
+      offset = Number(decoded);
     }
     const page = await this.deps.presence.discover(excluding, limit, offset);
     return { peers: page.peers, next_cursor: page.next === undefined ? null : Buffer.from(String(page.next)).toString('base64url') };

@@ -56,6 +56,20 @@ export function integerParam(query: Fields, field: string, min: number, max: num
   return value;
 }
 
+/**
+ * A whole number written as decimal digits only, from 0 to `max`; undefined for anything else (a
+ * sign, a fraction, an exponent, hexadecimal, spaces, or more than `max`). Cursors use it, so that
+ * a number Postgres or Redis cannot hold is refused here rather than failing there.
+ */
+export function decimalWithin(text: string, max: bigint): bigint | undefined {
+  if (!/^\d{1,20}$/.test(text)) return undefined;
+  const value = BigInt(text);
+  return value <= max ? value : undefined;
+}
+
+/** The largest Postgres `bigint`, which is also the largest Kafka offset. */
+export const MAX_INT64 = 2n ** 63n - 1n;
+
 /** An optional single string query parameter. */
 export function optionalParam(query: Fields, field: string, maxLength = 200): string | undefined {
   const raw = query[field];

@@ -2,9 +2,11 @@ import { AppError } from '../../../src/errors/app-error.js';
 import {
   addressAt,
   arrayAt,
+  decimalWithin,
   integerParam,
   invalid,
   isUuid,
+  MAX_INT64,
   objectAt,
   optionalParam,
   stringAt,
@@ -217,4 +219,19 @@ describe('optionalParam', () => {
     expect(expectInvalid(() => optionalParam({ cursor: ['a', 'b'] }, 'cursor'), 'cursor')).toMatch(/one string/);
     expectInvalid(() => optionalParam({ cursor: { a: 'b' } }, 'cursor'), 'cursor');
   });
+});
+
+describe('decimalWithin', () => {
+  it('reads digits up to the bound, exactly', () => {
+    expect(decimalWithin('0', 10n)).toBe(0n);
+    expect(decimalWithin('10', 10n)).toBe(10n);
+    expect(decimalWithin('9223372036854775807', MAX_INT64)).toBe(MAX_INT64);
+  });
+
+  it.each(['11', '9223372036854775808', '9'.repeat(21), '', '1e3', '-1', '+1', '1.0', '0x1', ' 1', '1 ', 'Infinity', '١'])(
+    'refuses %j for a bound of 10 or the largest bigint',
+    (text) => {
+      expect(decimalWithin(text, text.length > 2 ? MAX_INT64 : 10n)).toBeUndefined();
+    },
+  );
 });
