@@ -45,11 +45,24 @@ const SINGLE_LIMIT = MAX_CONTENT_BYTES * 2;
 const BATCH_LIMIT = MAX_BATCH * (MAX_CONTENT_BYTES + 12_288);
 const SMALL_LIMIT = 64 * 1024;
 
+/**
+ * Compressed bodies are refused before a byte is read: inflating them would let a small body
+ * cost the relay up to the (large) batch limit in memory and parsing. `identity` means none.
+ */
+const isUncompressed = (req: Request): boolean => {
+  const encoding = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  return encoding === '' || encoding === 'identity';
+};
+
 const json = (limit: number): RequestHandler[] => [
   (req, _res, next) => {
+    if (!isUncompressed(req)) {
+      next(new AppError('unsupported_media_type', 'Send the body uncompressed: the relay does not accept a Content-Encoding such as gzip.'));
+      return;
+    }
     next(req.is('application/json') ? undefined : new AppError('unsupported_media_type', 'Send the body as application/json.'));
   },
-  express.json({ limit, strict: true }),
+  express.json({ limit, strict: true, inflate: false }),
   (req, _res, next) => {
     next(depthOf(req.body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH ? invalid('body', `JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`) : undefined);
   },
