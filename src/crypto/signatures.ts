@@ -1,11 +1,13 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import { AppError } from '../errors/app-error.js';
 import { deriveAddress, type PublicJwk } from './address.js';
+import { ed25519KeyProblem, hasCanonicalS } from './ed25519.js';
 
 /** The algorithms a peer may sign with, and the key each needs. */
 const ALGORITHMS = {
-  EdDSA: { kty: 'OKP', crv: 'Ed25519', digest: null, signatureBytes: 64 },
-  ES256: { kty: 'EC', crv: 'P-256', digest: 'sha256', signatureBytes: 64 },
+  EdDSA: { kty: 'OKP', crv: 'Ed25519', digest: null, signatureBytes: 64, coordinates: ['x'] },
+  ES256: { kty: 'EC', crv: 'P-256', digest: 'sha256', signatureBytes: 64, coordinates: ['x', 'y'] },
 } as const;
 
 export type SigningAlgorithm = keyof typeof ALGORITHMS;
@@ -18,7 +20,23 @@ export interface VerifiedJws {
   readonly payload: Readonly<Record<string, unknown>>;
 }
 
-const MAX_CACHED_SIGNERS = 50_000;
+/**
+ * The longest protected header accepted, in base64url characters. The relay's clients send about
+ * 200 (alg and a P-256 jwk); the bound leaves room for kid, typ and the like, and keeps what an
+ * attacker can make the relay decode and hold small.
+ */
+export const MAX_HEADER_CHARS = 1024;
+
+/** How many signers the cache holds, and how many bytes at most (see signerBytes). */
+export const SIGNER_CACHE = { maxEntries: 20_000, maxBytes: 16 * 1024 * 1024 } as const;
+
+/** How far a payload's `iat` may lie behind and ahead of this server's clock, in seconds. */
+export interface Freshness {
+  readonly maxAgeSeconds: number;
+  readonly maxFutureSeconds: number;
+}
+
+export const DEFAULT_FRESHNESS: Freshness = { maxAgeSeconds: 300, maxFutureSeconds: 60 };
 
 interface Signer {
   readonly alg: SigningAlgorithm;
@@ -27,7 +45,10 @@ interface Signer {
   readonly address: string;
   readonly publicKey: KeyObject;
 }
-const MAX_CLOCK_SKEW_SECONDS = 300;
+
+// A cached signer is its header text (UTF-16 in V8's worst case), the decoded jwk of about the
+// same size, and a KeyObject with its native key of a few hundred bytes.
+const signerBytes = (encodedHeader: string): number => encodedHeader.length * 4 + 1024;
 
 const badSignature = (detail: string) => new AppError('bad_signature', detail);
 
@@ -41,15 +62,39 @@ const decodeJson = (part: string, what: string): unknown => {
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
+const ED25519_PROBLEMS = {
+  length: 'its "x" is not 32 bytes',
+  non_canonical: 'its "x" is not the canonical encoding of a point',
+  not_on_curve: 'its "x" is not a point on Ed25519',
+  small_order: 'its "x" is a point of small order, which any signature can match',
+} as const;
+
 /**
  * Verifies compact JWS signatures on the hot path with node:crypto. The key comes from the `jwk`
  * in the protected header and the signer's address is its thumbprint, so no lookup is needed.
- * Decoded headers and imported keys are cached: one verify then costs the signature check alone.
+ * Signers whose signature verified are cached by header text, bounded by entries and by bytes:
+ * one verify then costs the signature check alone, and headers that never verified take no room.
  */
 export class SignatureVerifier {
-  private readonly signers = new Map<string, Signer>();
+  private readonly signers = new LRUCache<string, Signer>({
+    max: SIGNER_CACHE.maxEntries,
+    maxSize: SIGNER_CACHE.maxBytes,
+    sizeCalculation: (_signer, encodedHeader) => signerBytes(encodedHeader),
+  });
 
-  constructor(private readonly now: () => number = Date.now) {}
+  private readonly freshness: Freshness;
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    freshness: Partial<Freshness> = {},
+  ) {
+    this.freshness = { ...DEFAULT_FRESHNESS, ...freshness };
+  }
+
+  /** How many signers are cached and their estimated bytes (for tests and the heap benchmark). */
+  cacheUsage(): { entries: number; bytes: number } {
+    return { entries: this.signers.size, bytes: this.signers.calculatedSize };
+  }
 
   verify(compact: unknown): VerifiedJws {
     if (typeof compact !== 'string') throw badSignature('The signature must be a compact JWS string.');
@@ -58,16 +103,20 @@ export class SignatureVerifier {
       throw badSignature('The signature is not a compact JWS (three base64url parts joined by ".").');
     }
     const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
-    const signer = this.signerOf(encodedHeader);
+    const cached = this.signers.get(encodedHeader);
+    const signer = cached ?? this.signerOf(encodedHeader);
     const { spec } = signer;
     const signature = Buffer.from(encodedSignature, 'base64url');
     if (signature.length !== spec.signatureBytes) throw badSignature(`An ${signer.alg} signature is ${spec.signatureBytes} bytes.`);
+    // RFC 8032 5.1.7: S must be below L, or one signature has several valid encodings.
+    if (signer.alg === 'EdDSA' && !hasCanonicalS(signature)) throw badSignature('The EdDSA signature is not canonical (its S is not below the group order).');
     const signed = Buffer.from(`${encodedHeader}.${encodedPayload}`, 'ascii');
     const ok =
       spec.digest === null
         ? verify(null, signed, signer.publicKey, signature)
         : verify(spec.digest, signed, { key: signer.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
     if (!ok) throw badSignature('The signature does not verify with the key in its header.');
+    if (!cached) this.signers.set(encodedHeader, signer);
 
     const payload = decodeJson(encodedPayload, 'payload');
     if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
@@ -76,14 +125,11 @@ export class SignatureVerifier {
     return { address: signer.address, alg: signer.alg, jwk: signer.jwk, payload: payload as Record<string, unknown> };
   }
 
-  /**
-   * The signer a protected header names: its algorithm, key, address and imported KeyObject. A
-   * peer signs every message with the same header, so the decoded result is cached by the
-   * header's exact text: a repeat costs one map lookup instead of a decode, a hash and an import.
-   */
+  /** The signer a protected header names: its algorithm, key, address and imported KeyObject. */
   private signerOf(encodedHeader: string): Signer {
-    const cached = this.signers.get(encodedHeader);
-    if (cached) return cached;
+    if (encodedHeader.length > MAX_HEADER_CHARS) {
+      throw badSignature(`The JWS protected header is ${encodedHeader.length} characters; at most ${MAX_HEADER_CHARS} are accepted.`);
+    }
     const header = decodeJson(encodedHeader, 'header');
     if (typeof header !== 'object' || header === null) throw badSignature('The JWS header must be a JSON object.');
     const { alg, jwk, crit } = header as { alg?: unknown; jwk?: unknown; crit?: unknown };
@@ -94,30 +140,40 @@ export class SignatureVerifier {
     const key = jwk as PublicJwk;
     if (key.kty !== spec.kty || key.crv !== spec.crv) throw badSignature(`An ${alg} signature needs a ${spec.kty} ${spec.crv} key.`);
     if ('d' in key) throw badSignature('The "jwk" in the JWS header must be a public key; it holds a private part.');
-    let address: string;
+    const coordinates: Record<string, Buffer> = {};
+    for (const member of spec.coordinates) {
+      const value = key[member];
+      const bytes = typeof value === 'string' && value.length === 43 ? Buffer.from(value, 'base64url') : undefined;
+      // The exact re-encoding, or one key would have several spellings and so several addresses.
+      if (bytes?.length !== 32 || bytes.toString('base64url') !== value) {
+        throw badSignature(`The "jwk" member "${member}" must be 32 bytes in unpadded base64url (43 characters).`);
+      }
+      coordinates[member] = bytes;
+    }
+    if (spec.kty === 'OKP') {
+      const problem = ed25519KeyProblem(coordinates['x'] as Buffer);
+      if (problem) throw badSignature(`The "jwk" is not a usable Ed25519 public key: ${ED25519_PROBLEMS[problem]}.`);
+    }
     let publicKey: KeyObject;
     try {
-      address = deriveAddress(key);
       publicKey = createPublicKey({ key: { kty: key.kty, crv: key.crv, x: key.x, y: key.y }, format: 'jwk' });
-    } catch (error) {
-      throw badSignature(`The "jwk" is not a valid public key: ${(error as Error).message}.`);
+    } catch {
+      throw badSignature(`The "jwk" is not a point on ${spec.crv}.`);
     }
-    const signer: Signer = { alg: alg as SigningAlgorithm, spec, jwk: key, address, publicKey };
-    if (this.signers.size >= MAX_CACHED_SIGNERS) {
-      const oldest = this.signers.keys().next().value;
-      if (oldest !== undefined) this.signers.delete(oldest);
-    }
-    this.signers.set(encodedHeader, signer);
-    return signer;
+    return { alg: alg as SigningAlgorithm, spec, jwk: key, address: deriveAddress(key), publicKey };
   }
 
-  /** Checks the payload's `iat` (seconds) is within 5 minutes of this server's clock. */
+  /** Checks the payload's `iat` (seconds): at most 5 minutes old, and at most a little ahead of this server's clock. */
   checkFreshness(payload: Readonly<Record<string, unknown>>): void {
     const iat = payload['iat'];
     if (typeof iat !== 'number' || !Number.isFinite(iat)) throw badSignature('The signed payload must hold "iat", in seconds.');
-    const skew = Math.abs(this.now() / 1000 - iat);
-    if (skew > MAX_CLOCK_SKEW_SECONDS) {
-      throw new AppError('stale_signature', `The signature's iat is ${Math.round(skew)} s from the server's clock; at most ${MAX_CLOCK_SKEW_SECONDS} s is accepted.`);
+    const age = this.now() / 1000 - iat;
+    const { maxAgeSeconds, maxFutureSeconds } = this.freshness;
+    if (age > maxAgeSeconds) {
+      throw new AppError('stale_signature', `The signature's iat is ${Math.round(age)} s old; at most ${maxAgeSeconds} s is accepted. Sign again with the current time.`);
+    }
+    if (-age > maxFutureSeconds) {
+      throw new AppError('stale_signature', `The signature's iat is ${Math.round(-age)} s ahead of the server's clock; at most ${maxFutureSeconds} s is accepted. Check the client's clock.`);
     }
   }
 }

@@ -250,6 +250,85 @@ describe('SignatureVerifier.verify', () => {
     expect(error.message).toMatch(/payload/);
   });
 
+  it('refuses a small-order Ed25519 key whose forged signature node:crypto would accept', () => {
+    // x = 01 00..00 is the identity: with R = identity and S = 0, [S]B = R + [k]A holds for any message.
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(Buffer.concat([Buffer.from([1]), Buffer.alloc(31)])) };
+    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () => Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]));
+    const error = expectBadSignature(() => new SignatureVerifier().verify(forged));
+    expect(error.message).toMatch(/small order/);
+  });
+
+  it('refuses a non-canonical Ed25519 key encoding (y >= p)', () => {
+    // p + 1 spells the identity again, with the high bytes of 2^255 - 18.
+    const y = Buffer.alloc(32, 0xff);
+    y[0] = 0xee;
+    y[31] = 0x7f;
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(y) };
+    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () => Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]));
+    expect(expectBadSignature(() => new SignatureVerifier().verify(forged)).message).toMatch(/canonical/);
+  });
+
+  it('refuses an Ed25519 signature whose S is not below the group order (S + L)', () => {
+    const signer = ed25519();
+    const jws = rawJws({ alg: 'EdDSA', jwk: signer.jwk }, JSON.stringify(payload), edSign(signer.privateKey));
+    const [h, p, s] = jws.split('.') as [string, string, string];
+    const signature = Buffer.from(s, 'base64url');
+    const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+    let S = signature.subarray(32).reduceRight((acc, byte) => (acc << 8n) | BigInt(byte), 0n) + L;
+    for (let i = 32; i < 64; i++, S >>= 8n) signature[i] = Number(S & 0xffn);
+    const verifier = new SignatureVerifier();
+    expect(verifier.verify(jws).payload).toEqual(payload);
+    expectBadSignature(() => verifier.verify(`${h}.${p}.${b64url(signature)}`));
+  });
+
+  it('refuses a second spelling of the same key (base64url with stray trailing bits)', () => {
+    const signer = ed25519();
+    const x = signer.jwk.x as string;
+    const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.indexOf(x.slice(-1));
+    const alias = `${x.slice(0, -1)}${'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[last ^ 1]}`;
+    expect(Buffer.from(alias, 'base64url').equals(Buffer.from(x, 'base64url'))).toBe(true);
+    const jws = rawJws({ alg: 'EdDSA', jwk: { ...signer.jwk, x: alias } }, JSON.stringify(payload), edSign(signer.privateKey));
+    expect(expectBadSignature(() => new SignatureVerifier().verify(jws)).message).toMatch(/43 characters/);
+  });
+
+  it('says what is wrong with an EC key in its own words, not the parser\'s', () => {
+    const signer = p256();
+    const y = Buffer.from(signer.jwk.y as string, 'base64url');
+    y[31] = (y[31] ?? 0) ^ 0x01;
+    const offCurve = rawJws({ alg: 'ES256', jwk: { ...signer.jwk, y: b64url(y) } }, JSON.stringify(payload), esSign(signer.privateKey));
+    const error = expectBadSignature(() => new SignatureVerifier().verify(offCurve));
+    expect(error.message).toBe('The "jwk" is not a point on P-256.');
+    const short = rawJws({ alg: 'ES256', jwk: { ...signer.jwk, x: 'AAAA' } }, JSON.stringify(payload), esSign(signer.privateKey));
+    expect(expectBadSignature(() => new SignatureVerifier().verify(short)).message).toBe(
+      'The "jwk" member "x" must be 32 bytes in unpadded base64url (43 characters).',
+    );
+  });
+
+  it('refuses a protected header over 1024 characters with a clear error', () => {
+    const signer = ed25519();
+    const jws = rawJws({ alg: 'EdDSA', jwk: signer.jwk, pad: 'x'.repeat(1000) }, JSON.stringify(payload), edSign(signer.privateKey));
+    const error = expectBadSignature(() => new SignatureVerifier().verify(jws));
+    expect(error.message).toMatch(/protected header is \d+ characters; at most 1024 are accepted/);
+  });
+
+  it('caches a signer only once its signature has verified', () => {
+    const verifier = new SignatureVerifier();
+    const signer = ed25519();
+    const good = rawJws({ alg: 'EdDSA', jwk: signer.jwk }, JSON.stringify(payload), edSign(signer.privateKey));
+    const [h, p] = good.split('.') as [string, string, string];
+    for (let i = 0; i < 50; i++) {
+      const other = ed25519();
+      const header = json64({ alg: 'EdDSA', jwk: other.jwk, n: i });
+      expectBadSignature(() => verifier.verify(`${header}.${p}.${b64url(Buffer.alloc(64, 1))}`));
+    }
+    expectBadSignature(() => verifier.verify(`${h}.${p}.${b64url(Buffer.alloc(64, 1))}`));
+    expect(verifier.cacheUsage().entries).toBe(0);
+    verifier.verify(good);
+    verifier.verify(good);
+    expect(verifier.cacheUsage().entries).toBe(1);
+    expect(verifier.cacheUsage().bytes).toBeGreaterThan(h.length);
+  });
+
   it('refuses a JSON-array payload signed with jose', async () => {
     const jws = await joseSign('ES256', esKeys.jwk, esKeys.privateKey, ['iat', 1]);
     expect(expectBadSignature(() => new SignatureVerifier().verify(jws)).message).toMatch(/must be a JSON object/);
@@ -261,14 +340,27 @@ describe('SignatureVerifier.checkFreshness', () => {
   const nowS = nowMs / 1000;
   const verifier = new SignatureVerifier(() => nowMs);
 
-  it.each([0, 1, -1, 300, -300, 299.5])('accepts an iat %d s from the clock', (offset) => {
+  it.each([0, 1, -1, 60, -300, 59.5, -299.5])('accepts an iat %d s from the clock', (offset) => {
     expect(() => verifier.checkFreshness({ iat: nowS + offset })).not.toThrow();
   });
 
-  it.each([301, -301, 86_400, -nowS])('refuses an iat %d s from the clock as stale_signature', (offset) => {
+  it.each([61, 290, 301, -301, 86_400, -nowS])('refuses an iat %d s from the clock as stale_signature', (offset) => {
     const error = appErrorOf(() => verifier.checkFreshness({ iat: nowS + offset }));
     expect(error.code).toBe('stale_signature');
     expect(error.status).toBe(401);
+  });
+
+  it('says whether the iat is too old or ahead of the clock', () => {
+    expect(appErrorOf(() => verifier.checkFreshness({ iat: nowS - 400 })).message).toMatch(/400 s old; at most 300 s/);
+    expect(appErrorOf(() => verifier.checkFreshness({ iat: nowS + 90 })).message).toMatch(/90 s ahead of the server's clock; at most 60 s/);
+  });
+
+  it('takes the future window from its options, leaving the past window as it is', () => {
+    const lenient = new SignatureVerifier(() => nowMs, { maxFutureSeconds: 120 });
+    expect(() => lenient.checkFreshness({ iat: nowS + 120 })).not.toThrow();
+    expect(appErrorOf(() => lenient.checkFreshness({ iat: nowS + 121 })).code).toBe('stale_signature');
+    expect(() => lenient.checkFreshness({ iat: nowS - 300 })).not.toThrow();
+    expect(appErrorOf(() => lenient.checkFreshness({ iat: nowS - 301 })).code).toBe('stale_signature');
   });
 
   it('uses the injected clock rather than the real one', () => {
