@@ -75,6 +75,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     host: config.http.host,
     port: config.http.port,
     log,
+    limits: config.http,
     tls: config.tls,
     onServer: (server) => hub.attach(server),
     beforeListen: () => producer.whenReady(),

@@ -88,6 +88,10 @@ export const VARIABLES = {
   RELAY_NODE_ID: variable(optionalText, '', 'Name of this node; pushes to its sockets go to a channel by this name (default: host name and pid).'),
   RELAY_HTTP_HOST: variable(text, '0.0.0.0', 'Address the ingress listens on.'),
   RELAY_HTTP_PORT: variable(integer(0, 65535), '8080', 'Port the ingress listens on (0: any free port).'),
+  RELAY_HTTP_HEADERS_TIMEOUT_MS: variable(integer(1000, 600_000), '20000', 'A client must send a request\'s headers within this long, or gets 408 and the connection is closed.'),
+  RELAY_HTTP_REQUEST_TIMEOUT_MS: variable(integer(1000, 3_600_000), '60000', 'A client must send a whole request, headers and body, within this long, or gets 408; at least RELAY_HTTP_HEADERS_TIMEOUT_MS.'),
+  RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS: variable(integer(1000, 600_000), '10000', 'An idle keep-alive connection is closed after this long; less than RELAY_HTTP_HEADERS_TIMEOUT_MS. A proxy in front must drop idle upstream connections sooner.'),
+  RELAY_HTTP_MAX_CONNECTIONS: variable(integer(1, 1_000_000), '10000', 'Open connections per listener, WebSocket streams included; further connections are closed as they arrive.'),
   RELAY_KAFKA_BROKERS: variable(hostPorts, '127.0.0.1:9092', 'Kafka bootstrap brokers, host:port[,host:port].'),
   RELAY_KAFKA_CLIENT_ID: variable(text, 'relay', 'Kafka client id prefix.'),
   RELAY_TOPIC_PREFIX: variable(topicPrefix, '', 'Prefix for every topic name (isolates tests and tenants).'),
@@ -131,7 +135,14 @@ export type VariableName = keyof typeof VARIABLES;
 
 export interface RelayConfig {
   readonly nodeId: string;
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly maxConnections: number;
+  };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
@@ -189,6 +200,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   const v = values as Values;
   if ((v.RELAY_TLS_CERT === '') !== (v.RELAY_TLS_KEY === '')) problems.push('RELAY_TLS_CERT and RELAY_TLS_KEY must be set together');
+  if (v.RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS >= v.RELAY_HTTP_HEADERS_TIMEOUT_MS) {
+    problems.push('RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS must be less than RELAY_HTTP_HEADERS_TIMEOUT_MS');
+  }
+  if (v.RELAY_HTTP_REQUEST_TIMEOUT_MS < v.RELAY_HTTP_HEADERS_TIMEOUT_MS) {
+    problems.push('RELAY_HTTP_REQUEST_TIMEOUT_MS must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS');
+  }
   if (v.RELAY_KAFKA_SASL_MECHANISM && (!v.RELAY_KAFKA_SASL_USERNAME || !v.RELAY_KAFKA_SASL_PASSWORD)) {
     problems.push('RELAY_KAFKA_SASL_MECHANISM needs RELAY_KAFKA_SASL_USERNAME and RELAY_KAFKA_SASL_PASSWORD');
   }
@@ -196,7 +213,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 
   return deepFreeze({
     nodeId: v.RELAY_NODE_ID || `${hostname()}-${process.pid}`,
-    http: { host: v.RELAY_HTTP_HOST, port: v.RELAY_HTTP_PORT },
+    http: {
+      host: v.RELAY_HTTP_HOST,
+      port: v.RELAY_HTTP_PORT,
+      headersTimeoutMs: v.RELAY_HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: v.RELAY_HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: v.RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: v.RELAY_HTTP_MAX_CONNECTIONS,
+    },
     kafka: {
       brokers: v.RELAY_KAFKA_BROKERS,
       clientId: v.RELAY_KAFKA_CLIENT_ID,
