@@ -11,6 +11,11 @@ const NONCE_SECONDS = 300;
 const ISSUER = 'relay';
 const KEY_RELOAD_MS = 60_000;
 const JWKS_RELOAD_MS = 5_000;
+/**
+ * A token naming a key id this node does not hold re-reads the keys (another node may have
+ * rotated), but at most once a second: made-up ids cannot turn into one Postgres query each.
+ */
+export const UNKNOWN_KID_RELOAD_MS = 1_000;
 
 type JoseKey = Awaited<ReturnType<typeof importJWK>>;
 
@@ -32,6 +37,8 @@ interface SigningKey {
 export class TokenService {
   private keys: SigningKey[] = [];
   private loadedAt = 0;
+  private unknownKidReloadAt = Number.NEGATIVE_INFINITY;
+  private loading: Promise<void> | undefined;
 
   constructor(
     private readonly deps: {
@@ -120,11 +127,12 @@ export class TokenService {
   private async keyById(kid: string): Promise<SigningKey> {
     await this.load(false);
     let key = this.keys.find((k) => k.kid === kid);
-    if (!key) {
+    if (!key && Date.now() - this.unknownKidReloadAt >= UNKNOWN_KID_RELOAD_MS) {
+      this.unknownKidReloadAt = Date.now();
       await this.load(true);
       key = this.keys.find((k) => k.kid === kid);
     }
-    if (!key) throw new Error(`unknown kid ${kid}`);
+    if (!key) throw new Error('unknown kid');
     return key;
   }
 
@@ -141,7 +149,15 @@ export class TokenService {
   }
 
   private async load(force: boolean): Promise<void> {
-    if (!force && Date.now() - this.loadedAt < KEY_RELOAD_MS) return;
+    // A forced read must see what was written before it; a routine one is shared by the requests
+    // that find the keys due at the same moment.
+    if (force) return this.read();
+    if (Date.now() - this.loadedAt < KEY_RELOAD_MS) return;
+    this.loading ??= this.read().finally(() => (this.loading = undefined));
+    await this.loading;
+  }
+
+  private async read(): Promise<void> {
     const { rows } = await this.deps.pool.query<{ kid: string; private_jwk: JWK; public_jwk: JWK; created_at: Date }>(
       `SELECT kid, private_jwk, public_jwk, created_at FROM token_signing_keys
         WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)`,
