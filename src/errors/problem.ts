@@ -33,6 +33,17 @@ const isDependencyFailure = (e: { code?: unknown; name?: unknown; message?: unkn
   (typeof e.message === 'string' && /Connection is closed|Connection terminated|timeout exceeded when trying to connect/i.test(e.message));
 
 /**
+ * Says where the JSON breaks in the relay's own words. The parser's message quotes the body back
+ * (and changes between Node.js versions), so only the position is taken from it.
+ */
+const malformedJsonDetail = (parserMessage: string | undefined): string => {
+  const position = /position (\d+)/.exec(parserMessage ?? '')?.[1];
+  return position === undefined
+    ? 'The body is not valid JSON.'
+    : `The body is not valid JSON: it breaks at character ${position} (counting from 0).`;
+};
+
+/**
  * Maps what body-parser, pg and ioredis throw onto the relay's codes; anything else is internal.
  */
 export function toAppError(error: unknown): AppError {
@@ -49,7 +60,7 @@ export function toAppError(error: unknown): AppError {
     case 'request.aborted':
       return new AppError('invalid_request', 'The body ended before its declared Content-Length.');
     case 'entity.parse.failed':
-      return new AppError('malformed_json', `The body is not valid JSON: ${e.message ?? 'parse error'}.`);
+      return new AppError('malformed_json', malformedJsonDetail(e.message));
     case 'entity.too.large':
       return new AppError('payload_too_large', `The body is larger than the limit of ${e.limit ?? '?'} bytes.`, {
         extensions: { limit: e.limit },
