@@ -1,6 +1,6 @@
 import { SignatureVerifier } from '../crypto/signatures.js';
 import { ApiKeyStore } from '../ingress/api-keys.js';
-import { mailboxGuard, streamGuard } from '../ingress/auth-guards.js';
+import { AuthFailureLimit, mailboxGuard, streamGuard } from '../ingress/auth-guards.js';
 import { RateLimiter } from '../ingress/rate-limit.js';
 import { TokenService } from '../ingress/tokens.js';
 import { createApp } from '../ingress/app.js';
@@ -30,7 +30,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const { config, log, kafka, codec, topics, pool, redis, metrics } = resources;
   const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
   const events = new EventPublisher(producer, codec, topics);
-  const verifier = new SignatureVerifier();
+  const verifier = new SignatureVerifier(Date.now, { maxFutureSeconds: config.auth.signatureFutureSeconds });
   const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
   const limiter = new RateLimiter(redis, config.redis.keyPrefix);
   const apiKeys = new ApiKeyStore(pool);
@@ -38,7 +38,8 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const required = config.auth.required;
   if (!required) log.warn('RELAY_AUTH=off: no API keys or tokens are checked; for development and trusted networks only');
   const authorizeMailbox = mailboxGuard(tokens, required);
-  const authorizeStream = streamGuard(apiKeys, tokens, required);
+  const failures = new AuthFailureLimit(limiter, config.auth.failureRate);
+  const authorizeStream = streamGuard(apiKeys, tokens, required, failures);
   const relay = new MessageRelay({
     verifier,
     events,
@@ -69,7 +70,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     mailbox,
     tokens,
     authorizeMailbox,
-    gate: required ? { apiKeys, limiter, keyRate: config.auth.keyRate } : undefined,
+    gate: required ? { apiKeys, limiter, keyRate: config.auth.keyRate, failures } : undefined,
   });
   const ingress = new IngressService(app, {
     host: config.http.host,

@@ -118,8 +118,11 @@ export const VARIABLES = {
   RELAY_LOCAL_HTTP_PORT: variable(integer(0, 65535), '0', 'With TLS on, also serve plain HTTP on 127.0.0.1 at this port for local probes and tools (0: off).'),
   RELAY_AUTH: variable(oneOf('required', 'off'), 'required', 'required: every /api/v1 call needs an API key and mailbox access a bearer token; off: neither (development and trusted networks only).'),
   RELAY_TOKEN_TTL_SECONDS: variable(integer(60, 900), '900', 'Lifetime of the address-bound access tokens (at most 15 minutes).'),
-  RELAY_RATE_KEY_PER_SECOND: variable(integer(1, 10_000_000), '20000', 'Sustained requests per second allowed per API key.'),
-  RELAY_RATE_KEY_BURST: variable(integer(1, 10_000_000), '40000', 'Requests an API key may make at once above its rate.'),
+  RELAY_RATE_KEY_PER_SECOND: variable(integer(1, 10_000_000), '500', 'Sustained requests per second allowed per API key.'),
+  RELAY_RATE_KEY_BURST: variable(integer(1, 10_000_000), '1000', 'Requests an API key may make at once above its rate.'),
+  RELAY_RATE_AUTH_FAILURES_PER_MINUTE: variable(integer(1, 1_000_000), '30', 'Sustained failed authentications (unknown API key, bad token, failed token proof) per minute allowed per client address.'),
+  RELAY_RATE_AUTH_FAILURES_BURST: variable(integer(1, 1_000_000), '20', 'Failed authentications a client address may make at once; over that, its calls are answered 429 until Retry-After.'),
+  RELAY_SIGNATURE_FUTURE_SECONDS: variable(integer(0, 300), '60', 'How far ahead of the server\'s clock a signed iat may be; one more than 300 s old is refused regardless.'),
   RELAY_RATE_SENDER_PER_SECOND: variable(integer(1, 1_000_000), '200', 'Sustained messages per second allowed per sender address.'),
   RELAY_RATE_SENDER_BURST: variable(integer(1, 1_000_000), '1000', 'Messages a sender may send at once above its rate.'),
   RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),
@@ -163,6 +166,9 @@ export interface RelayConfig {
     readonly tokenTtlSeconds: number;
     readonly keyRate: { readonly perSecond: number; readonly burst: number };
     readonly senderRate: { readonly perSecond: number; readonly burst: number };
+    /** Failed authentications per client address. */
+    readonly failureRate: { readonly perSecond: number; readonly burst: number };
+    readonly signatureFutureSeconds: number;
   };
   readonly kafkaSecurity: {
     readonly ssl: boolean;
@@ -245,6 +251,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       tokenTtlSeconds: v.RELAY_TOKEN_TTL_SECONDS,
       keyRate: { perSecond: v.RELAY_RATE_KEY_PER_SECOND, burst: v.RELAY_RATE_KEY_BURST },
       senderRate: { perSecond: v.RELAY_RATE_SENDER_PER_SECOND, burst: v.RELAY_RATE_SENDER_BURST },
+      failureRate: { perSecond: v.RELAY_RATE_AUTH_FAILURES_PER_MINUTE / 60, burst: v.RELAY_RATE_AUTH_FAILURES_BURST },
+      signatureFutureSeconds: v.RELAY_SIGNATURE_FUTURE_SECONDS,
     },
     kafkaSecurity: {
       ssl: v.RELAY_KAFKA_SSL,

@@ -5,6 +5,7 @@ import type { MailboxReader } from './mailbox-reader.js';
 import { MAX_ACK_IDS, MAX_BATCH, MAX_CONTENT_BYTES, type MessageRelay } from './message-relay.js';
 import type { PeerDirectory } from './peer-directory.js';
 import { apiKeyMiddleware, requireScope, type ApiKeyInfo, type ApiKeyStore } from './api-keys.js';
+import type { AuthFailureLimit } from './auth-guards.js';
 import { rateLimitHeaders, type Rate, type RateLimiter } from './rate-limit.js';
 import type { TokenService } from './tokens.js';
 import { addressAt, arrayAt, integerParam, invalid, objectAt, optionalParam } from './validation.js';
@@ -23,8 +24,8 @@ export interface ApiDeps {
   readonly mailbox: MailboxReader;
   readonly tokens: TokenService;
   readonly authorizeMailbox: MailboxGuard;
-  /** With auth required: API keys for every call, and a rate limit per key. */
-  readonly gate?: { readonly apiKeys: ApiKeyStore; readonly limiter: RateLimiter; readonly keyRate: Rate };
+  /** With auth required: API keys for every call, a rate limit per key, and a budget of failed authentications per client address. */
+  readonly gate?: { readonly apiKeys: ApiKeyStore; readonly limiter: RateLimiter; readonly keyRate: Rate; readonly failures: AuthFailureLimit };
 }
 
 /** How deep a JSON body may nest; the API's deepest documents are a JWK inside a batch. */
@@ -73,6 +74,7 @@ export function apiRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { gate } = deps;
   if (gate) {
+    router.use(gate.failures.before);
     router.use(apiKeyMiddleware(gate.apiKeys));
     router.use(async (_req, res, next) => {
       const key = res.locals['apiKey'] as ApiKeyInfo;
@@ -138,5 +140,6 @@ export function apiRoutes(deps: ApiDeps): Router {
     res.json({ acknowledged: await deps.relay.acknowledge(address, ids, 'http') });
   });
 
+  if (gate) router.use(gate.failures.after);
   return router;
 }

@@ -18,7 +18,8 @@ export interface Decision {
 
 // GCRA (the generic cell rate algorithm): one key holds the theoretical arrival time, in
 // microseconds of the Redis server's clock, so every node shares one clock and one decision
-// costs one round trip. ARGV: emission interval (us), burst, cost.
+// costs one round trip. ARGV: emission interval (us), burst, cost, and 1 to only look (the
+// decision is made but nothing is taken).
 const GCRA = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -32,7 +33,9 @@ local allow_at = new_tat - tolerance
 if allow_at > now then
   return {0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+if ARGV[4] ~= '1' then
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+end
 return {1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000)}`;
 
 /**
@@ -51,7 +54,12 @@ export class RateLimiter {
 
   /** One decision: takes `cost` (1) from the key's budget if it has that much. */
   async decide({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
-    return this.decision(await this.gcra.run(`${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1), rate.burst);
+    return this.decision(await this.gcra.run(`${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 0), rate.burst);
+  }
+
+  /** Whether `decide` would allow `cost` (1) now, without taking anything from the budget. */
+  async peek({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
+    return this.decision(await this.gcra.run(`${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 1), rate.burst);
   }
 
   private decision(value: unknown, limit: number): Decision {

@@ -2,12 +2,15 @@ import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import WebSocket from 'ws';
 import { makeDevCerts } from '../../src/cli/dev-certs.js';
 import { ApiKeyStore } from '../../src/ingress/api-keys.js';
 import { TokenService } from '../../src/ingress/tokens.js';
+import { deriveAddress } from '../../src/crypto/address.js';
 import { SignatureVerifier } from '../../src/crypto/signatures.js';
+import type { Pool } from '../../src/postgres/pool.js';
 import { eventually } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
 import { callTls, startRelay, type RunningRelay } from '../helpers/relay.js';
@@ -111,6 +114,25 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       expect(Buffer.from(row.secret_sha256).toString('utf8')).not.toContain(secret);
     }, 30_000);
 
+    it('remembers unknown key ids in a bounded cache of their own, so a flood of them neither grows memory nor evicts real keys', async () => {
+      let queries = 0;
+      const pool = relay.ctx.pool;
+      const counting = { query: (...args: Parameters<Pool['query']>) => (queries++, pool.query(...args)) } as unknown as Pool;
+      const store = new ApiKeyStore(counting, { unknownIds: 50 });
+      const real = await new ApiKeyStore(pool).create('cached');
+      await store.verify(real.key);
+      const unknownKey = (i: number) => `rk_${`u${String(i).padStart(11, '0')}`}_${'A'.repeat(43)}`;
+      queries = 0;
+      for (let i = 0; i < 120; i++) await expect(store.verify(unknownKey(i))).rejects.toMatchObject({ code: 'invalid_api_key' });
+      expect(queries).toBe(120);
+      expect(store.cacheUsage()).toEqual({ known: 1, unknown: 50 });
+      // The newest unknown ids are remembered (no query), and the real key was not pushed out.
+      queries = 0;
+      await expect(store.verify(unknownKey(119))).rejects.toMatchObject({ code: 'invalid_api_key' });
+      expect((await store.verify(real.key)).id).toBe(real.info.id);
+      expect(queries).toBe(0);
+    });
+
     it('refuses a call outside the key\'s scopes', async () => {
       const readOnly = await new ApiKeyStore(relay.ctx.pool).create('reader', ['peers:read']);
       const before = await recordCount(relay.ctx, relay.ctx.topics.mailbox);
@@ -180,6 +202,36 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       expect(answer.body).toMatchObject({ code: 'invalid_token' });
     });
 
+    it('re-reads the signing keys for an unknown kid at most once a second, and still finds a rotated key', async () => {
+      await tokenFor(bob); // makes sure a signing key exists
+      let queries = 0;
+      const pool = relay.ctx.pool;
+      const counting = { query: (...args: Parameters<Pool['query']>) => (queries++, pool.query(...args)) } as unknown as Pool;
+      const verifying = new TokenService({ pool: counting, redis: relay.ctx.redis, redisPrefix: relay.ctx.config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: 900 });
+      const now = Math.floor(Date.now() / 1000);
+      const tokenWith = async (kid: string, key: Parameters<SignJWT['sign']>[0]) =>
+        new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', kid }).setIssuer('relay').setSubject(bob.address).setIssuedAt(now).setExpirationTime(now + 60).sign(key);
+      const [current] = (await pool.query<{ kid: string; private_jwk: JWK }>('SELECT kid, private_jwk FROM token_signing_keys ORDER BY created_at DESC LIMIT 1')).rows;
+      expect(await verifying.verify(await tokenWith(current!.kid, await importJWK(current!.private_jwk, 'EdDSA')))).toBe(bob.address);
+      expect(queries).toBe(1);
+
+      // Another node rotates: the first token with the new kid makes this one re-read the keys.
+      const other = new TokenService({ pool, redis: relay.ctx.redis, redisPrefix: relay.ctx.config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: 900 });
+      const newKid = await other.rotate();
+      const [rotated] = (await pool.query<{ private_jwk: JWK }>('SELECT private_jwk FROM token_signing_keys WHERE kid = $1', [newKid])).rows;
+      expect(await verifying.verify(await tokenWith(newKid, await importJWK(rotated!.private_jwk, 'EdDSA')))).toBe(bob.address);
+      expect(queries).toBe(2);
+
+      // Made-up kids: each is refused, and together they cause at most one read per second.
+      const stranger = generateKeyPairSync('ed25519').privateKey;
+      const started = Date.now();
+      for (let i = 0; i < 50; i++) {
+        await expect(verifying.verify(await tokenWith(`made-up-${i}`, stranger))).rejects.toMatchObject({ code: 'invalid_token' });
+      }
+      const seconds = Math.ceil((Date.now() - started) / 1000);
+      expect(queries - 2).toBeLessThanOrEqual(seconds + 1);
+    });
+
     it('keeps earlier tokens valid across a key rotation and publishes both keys', async () => {
       const before = await tokenFor(bob);
       const tokens = new TokenService({ pool: relay.ctx.pool, redis: relay.ctx.redis, redisPrefix: relay.ctx.config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: 900 });
@@ -193,6 +245,71 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       expect(kids.length).toBeGreaterThanOrEqual(2);
       const read = await api('GET', `/api/v1/messages?address=${bob.address}`, undefined, { authorization: `Bearer ${before}` });
       expect(read.status).toBe(200);
+    });
+  });
+
+  describe('signatures', () => {
+    const smallOrderJwk = { kty: 'OKP', crv: 'Ed25519', x: Buffer.concat([Buffer.from([1]), Buffer.alloc(31)]).toString('base64url') };
+    const forgedJws = (payload: object) =>
+      `${Buffer.from(JSON.stringify({ alg: 'EdDSA', jwk: smallOrderJwk })).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]).toString('base64url')}`;
+
+    it('issues no token for a small-order Ed25519 key and a forged signature', async () => {
+      const address = deriveAddress(smallOrderJwk);
+      const challenge = await api('POST', '/api/v1/auth/challenge', { address });
+      expect(challenge.status).toBe(200);
+      const answer = await api('POST', '/api/v1/auth/token', { proof: forgedJws({ address, nonce: challenge.body['nonce'], iat: Math.floor(Date.now() / 1000) }) });
+      expect(answer.status).toBe(401);
+      expect(answer.body).toMatchObject({ code: 'bad_signature' });
+      expect(answer.body['detail']).toMatch(/small order/);
+      expect(answer.body).not.toHaveProperty('access_token');
+    });
+
+    it('accepts an iat a little ahead of the clock, and refuses one 90 s ahead (default 60 s)', async () => {
+      const peer = TestPeer.create();
+      const now = Math.floor(Date.now() / 1000);
+      const ahead = await api('POST', '/api/v1/peer/register', await peer.registration({ iat: now + 90 }));
+      expect(ahead.status).toBe(401);
+      expect(ahead.body).toMatchObject({ code: 'stale_signature' });
+      expect(ahead.body['detail']).toMatch(/ahead of the server's clock; at most 60 s/);
+      expect((await api('POST', '/api/v1/peer/register', await peer.registration({ iat: now + 30 }))).status).toBe(202);
+      expect((await api('POST', '/api/v1/peer/register', await peer.registration({ iat: now - 240 }))).status).toBe(202);
+    });
+
+    it('refuses a protected header over 1024 characters before decoding it', async () => {
+      const peer = TestPeer.create();
+      const payload = { address: peer.address, encryption_key: peer.encryptionKey, iat: Math.floor(Date.now() / 1000) };
+      const { CompactSign } = await import('jose');
+      const registration = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
+        .setProtectedHeader({ alg: peer.alg, jwk: { ...peer.jwk }, pad: 'x'.repeat(4000) })
+        .sign(peer.privateKey);
+      const answer = await api('POST', '/api/v1/peer/register', { registration });
+      expect(answer.status).toBe(401);
+      expect(answer.body).toMatchObject({ code: 'bad_signature' });
+      expect(answer.body['detail']).toMatch(/at most 1024 are accepted/);
+    });
+  });
+
+  describe('error details', () => {
+    it('do not quote the body back when it is not JSON', async () => {
+      const answer = await api('POST', '/api/v1/peer/register', '{"registration": hunter2-secret}');
+      expect(answer.status).toBe(400);
+      expect(answer.body).toMatchObject({ code: 'malformed_json' });
+      expect(answer.body['detail']).toMatch(/^The body is not valid JSON/);
+      expect(JSON.stringify(answer.body)).not.toContain('hunter2');
+    });
+
+    it('say what is wrong with a key in the relay\'s words, not the parser\'s', async () => {
+      const peer = TestPeer.create('ES256');
+      const y = Buffer.from(peer.jwk.y as string, 'base64url');
+      y[31] = (y[31] ?? 0) ^ 0x01;
+      const answer = await api('POST', '/api/v1/peer/register', await (async () => {
+        const { registration } = await peer.registration();
+        const [, p] = registration.split('.');
+        const header = Buffer.from(JSON.stringify({ alg: 'ES256', jwk: { ...peer.jwk, y: y.toString('base64url') } })).toString('base64url');
+        return { registration: `${header}.${p}.${'A'.repeat(86)}` };
+      })());
+      expect(answer.status).toBe(401);
+      expect(answer.body).toMatchObject({ code: 'bad_signature', detail: 'The "jwk" is not a point on P-256.' });
     });
   });
 
@@ -246,6 +363,8 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
         RELAY_RATE_KEY_BURST: '4',
         RELAY_RATE_SENDER_PER_SECOND: '5',
         RELAY_RATE_SENDER_BURST: '10',
+        RELAY_RATE_AUTH_FAILURES_PER_MINUTE: '6',
+        RELAY_RATE_AUTH_FAILURES_BURST: '5',
       });
       key = (await new ApiKeyStore(limited.ctx.pool).create('limited')).key;
     }, 90_000);
@@ -296,5 +415,34 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
       expect(results[30]).toMatchObject({ status: 'accepted' });
       expect(await recordCount(limited.ctx, limited.ctx.topics.mailbox)).toBe(before + accepted + 1);
     }, 60_000);
+
+    // Last in this block: it spends this address's failure budget, which refills one per 10 s.
+    it('answers a client address 429 once it has used up its failed authentications, valid key or not', async () => {
+      const get = (apiKey: string) => fetch(`${limited.baseUrl}/api/v1/peers/discover?address=${alice.address}`, { headers: { 'x-api-key': apiKey } });
+      const unknown = (i: number) => `rk_${`f${String(i).padStart(11, '0')}`}_${'A'.repeat(43)}`;
+      for (let i = 0; i < 5; i++) expect((await get(unknown(i))).status).toBe(401);
+      const refused = await get(unknown(5));
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const problem = (await refused.json()) as { code: string; detail: string; retry_after: number };
+      expect(problem).toMatchObject({ code: 'rate_limited' });
+      expect(problem.detail).toMatch(/failed authentications/);
+      // Until the budget refills, the address's calls are refused before their key is looked at.
+      expect((await get(key)).status).toBe(429);
+      const upgrade = await new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${limited.wsUrl}/api/v1/stream?address=${alice.address}`, { headers: { 'x-api-key': unknown(6) } });
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => resolve(101));
+        ws.once('error', () => undefined);
+      });
+      expect(upgrade).toBe(429);
+    });
+
+    it('has per-key defaults a real application needs, not 20,000/s', async () => {
+      const answer = await api('GET', `/api/v1/peers/${alice.address}`);
+      expect(answer.status).toBe(200);
+      expect(Number(answer.headers.get('ratelimit-limit'))).toBe(1000);
+    });
   });
 });
