@@ -15,6 +15,11 @@ export interface MessageSent extends EventBase {
   readonly content_sha256: string;
   readonly signature: string;
   readonly node_id: string;
+  /**
+   * Milliseconds since the epoch at which the relay stops offering the message undelivered.
+   * Null (or absent) in events written before expiry existed; see `expiresAtOf` in src/expiry.
+   */
+  readonly expires_at?: number | null;
 }
 
 export interface MessageDelivered extends EventBase {

@@ -44,11 +44,11 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
     const m = plan.messages;
     await client.query(
       `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
-                             content_sha256, signature, accepted_at, kafka_partition, kafka_offset)
-       SELECT id, sender, receiver, content, type, accepted_at AT TIME ZONE 'UTC', sha, sig, accepted_at, part, off
+                             content_sha256, signature, accepted_at, kafka_partition, kafka_offset, expires_at)
+       SELECT id, sender, receiver, content, type, accepted_at AT TIME ZONE 'UTC', sha, sig, accepted_at, part, off, expires_at
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::timestamptz[], $9::int[], $10::bigint[])
-           AS t(id, sender, receiver, content, type, sha, sig, accepted_at, part, off)
+                     $8::timestamptz[], $9::int[], $10::bigint[], $11::timestamptz[])
+           AS t(id, sender, receiver, content, type, sha, sig, accepted_at, part, off, expires_at)
        ON CONFLICT (id) DO NOTHING`,
       [
         m.map((r) => r.id),
@@ -61,6 +61,7 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
         m.map((r) => iso(r.acceptedAt)),
         m.map((r) => r.partition),
         m.map((r) => r.offset),
+        m.map((r) => iso(r.expiresAt)),
       ],
     );
   }
@@ -68,13 +69,13 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
     await client.query(
       `UPDATE messages SET delivered = TRUE, delivered_at = d.at
          FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
-        WHERE messages.id = d.id AND NOT messages.delivered`,
+        WHERE messages.id = d.id AND NOT messages.delivered AND NOT messages.expired`,
       [plan.deliveries.map((d) => d.key), plan.deliveries.map((d) => iso(d.at))],
     );
   }
   if (plan.expiries.length > 0) {
     await client.query(
-      `UPDATE messages SET expired = TRUE, expires_at = d.at
+      `UPDATE messages SET expired = TRUE, expired_at = d.at
          FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
         WHERE messages.id = d.id AND NOT messages.delivered AND NOT messages.expired`,
       [plan.expiries.map((d) => d.key), plan.expiries.map((d) => iso(d.at))],

@@ -1,5 +1,6 @@
 import type { ConsumedRecord } from '../kafka/consumer-service.js';
 import type { EventType } from '../events/types.js';
+import { expiresAtOf } from '../expiry/lifetime.js';
 
 /**
  * The Postgres read model as a pure function of the events: `planBatch` folds one partition's
@@ -24,6 +25,7 @@ export interface MessageRow {
   readonly contentSha256: string;
   readonly signature: string;
   readonly acceptedAt: number;
+  readonly expiresAt: number;
   readonly partition: number;
   readonly offset: string;
 }
@@ -49,6 +51,11 @@ export interface Stamp {
 export interface ReadModelPlan {
   /** New messages; a message id seen again keeps its first row. */
   readonly messages: readonly MessageRow[];
+  /**
+   * A message is settled once, by the first MessageDelivered or MessageExpired in the log: a
+   * message id is in at most one of these two lists, and the writer leaves rows that an earlier
+   * batch settled as they are. So a duplicate changes nothing, and neither event undoes the other.
+   */
   readonly deliveries: readonly Stamp[];
   readonly expiries: readonly Stamp[];
   /** The latest registration of each peer in the batch. */
@@ -61,6 +68,7 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
   const messages = new Map<string, MessageRow>();
   const deliveries = new Map<string, Stamp>();
   const expiries = new Map<string, Stamp>();
+  const settled = (id: string) => deliveries.has(id) || expiries.has(id);
   const peers = new Map<string, PeerRow>();
   const presence = new Map<string, Stamp & { online: boolean }>();
 
@@ -79,16 +87,17 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
           contentSha256: e.content_sha256,
           signature: e.signature,
           acceptedAt: e.occurred_at,
+          expiresAt: expiresAtOf(e),
           partition,
           offset,
         });
         break;
       }
       case 'MessageDelivered':
-        if (!deliveries.has(event.data.message_id)) deliveries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
+        if (!settled(event.data.message_id)) deliveries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
         break;
       case 'MessageExpired':
-        if (!expiries.has(event.data.message_id)) expiries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
+        if (!settled(event.data.message_id)) expiries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
         break;
       case 'PeerRegistered': {
         const e = event.data;

@@ -1,5 +1,6 @@
 import type { ConsumedRecord } from '../../../src/kafka/consumer-service.js';
 import type { MessageSent, PeerRegistered, RelayEvent } from '../../../src/events/types.js';
+import { LEGACY_LIFETIME_MS } from '../../../src/expiry/lifetime.js';
 import { HANDLED_EVENTS, planBatch } from '../../../src/projections/read-model.js';
 
 const ALICE = 'A'.repeat(43);
@@ -84,6 +85,7 @@ describe('planBatch', () => {
         contentSha256: 'c'.repeat(64),
         signature: 'h.p.s',
         acceptedAt: 1234,
+        expiresAt: 1234 + LEGACY_LIFETIME_MS,
         partition: 7,
         offset: '100',
       },
@@ -122,11 +124,32 @@ describe('planBatch', () => {
     expect(plan.deliveries).toEqual([]);
   });
 
-  it('keeps deliveries and expiries apart', () => {
-    const plan = planBatch([record(sent()), record(delivered(MSG_1, 10)), record(expired(MSG_1, 20))]);
+  it('takes the expiry a MessageSent carries', () => {
+    const plan = planBatch([record(sent({ occurred_at: 1000, expires_at: 3000 }))]);
+    expect(plan.messages[0]?.expiresAt).toBe(3000);
+  });
+
+  it('gives a MessageSent without expires_at (written before expiry existed) 30 days', () => {
+    expect(planBatch([record(sent({ occurred_at: 1000, expires_at: null }))]).messages[0]?.expiresAt).toBe(1000 + 30 * 86_400_000);
+  });
+
+  it('settles a message by its first MessageDelivered or MessageExpired: a delivery after an expiry changes nothing', () => {
+    const plan = planBatch([record(sent()), record(expired(MSG_1, 10)), record(delivered(MSG_1, 20))]);
     expect(plan.messages.map((m) => m.id)).toEqual([MSG_1]);
+    expect(plan.expiries).toEqual([{ key: MSG_1, at: 10 }]);
+    expect(plan.deliveries).toEqual([]);
+  });
+
+  it('settles a message by its first MessageDelivered or MessageExpired: an expiry after a delivery changes nothing', () => {
+    const plan = planBatch([record(sent()), record(delivered(MSG_1, 10)), record(expired(MSG_1, 20)), record(expired(MSG_1, 30))]);
     expect(plan.deliveries).toEqual([{ key: MSG_1, at: 10 }]);
-    expect(plan.expiries).toEqual([{ key: MSG_1, at: 20 }]);
+    expect(plan.expiries).toEqual([]);
+  });
+
+  it('settles each message on its own', () => {
+    const plan = planBatch([record(expired(MSG_1, 10)), record(delivered(MSG_2, 20)), record(delivered(MSG_1, 30)), record(expired(MSG_2, 40))]);
+    expect(plan.expiries).toEqual([{ key: MSG_1, at: 10 }]);
+    expect(plan.deliveries).toEqual([{ key: MSG_2, at: 20 }]);
   });
 
   it('keeps the last registration of each address, with its partition and offset', () => {
