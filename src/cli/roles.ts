@@ -48,6 +48,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     redis,
     redisPrefix: config.redis.keyPrefix,
     nodeId: config.nodeId,
+    messageTtlSeconds: config.expiry.messageTtlSeconds,
     senderLimit: { limiter, rate: config.auth.senderRate },
   });
   const peers = new PeerDirectory({ verifier, events, pool, presence });

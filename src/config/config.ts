@@ -112,6 +112,10 @@ export const VARIABLES = {
   RELAY_PRODUCER_LINGER_MS: variable(integer(0, 1000), '2', 'How long a produce call waits for others to share its request.'),
   RELAY_PRODUCER_QUEUE_MAX: variable(integer(1, 10_000_000), '50000', 'Records waiting to be produced before the ingress sheds load with 503.'),
   RELAY_PRESENCE_TTL_SECONDS: variable(integer(5, 3600), '60', 'A peer whose node stops heartbeating is offline after this long.'),
+  RELAY_MESSAGE_TTL_SECONDS: variable(integer(1, 315_360_000), '2592000', 'How long an undelivered message is offered before it expires (default 30 days); a sender may ask for less.'),
+  RELAY_PURGE_AFTER_SECONDS: variable(integer(0, 315_360_000), '604800', 'Delivered and expired messages are deleted from PostgreSQL this long after their delivery or expiry.'),
+  RELAY_MAILBOX_RETENTION_MS: variable(integer(-1, 315_360_000_000), '3888000000', 'retention.ms that relay setup sets on the mailbox and dead-letter topics (-1: keep forever).'),
+  RELAY_PEERS_RETENTION_MS: variable(integer(-1, 315_360_000_000), '-1', 'retention.ms that relay setup sets on the peers topic (-1: keep forever).'),
   RELAY_LOG_LEVEL: variable(logLevel, 'info', 'Least severe log level written: debug, info, warn or error.'),
   RELAY_TLS_CERT: variable(optionalText, '', 'PEM certificate chain file: with RELAY_TLS_KEY, the ingress serves HTTPS and WSS with TLS 1.3 only.'),
   RELAY_TLS_KEY: variable(optionalText, '', 'PEM private key file for RELAY_TLS_CERT.'),
@@ -159,6 +163,9 @@ export interface RelayConfig {
   readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly producer: { readonly maxBatch: number; readonly lingerMs: number; readonly maxQueue: number };
   readonly presence: { readonly ttlSeconds: number };
+  readonly expiry: { readonly messageTtlSeconds: number; readonly purgeAfterSeconds: number };
+  /** retention.ms of the topics, -1 for no time limit. */
+  readonly retention: { readonly mailboxMs: number; readonly peersMs: number };
   readonly logLevel: LogLevel;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly localHttpPort: number } | undefined;
   readonly auth: {
@@ -212,6 +219,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (v.RELAY_HTTP_REQUEST_TIMEOUT_MS < v.RELAY_HTTP_HEADERS_TIMEOUT_MS) {
     problems.push('RELAY_HTTP_REQUEST_TIMEOUT_MS must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS');
   }
+  // The log must outlive every row the read model holds, or a rebuild would lose rows the live model still has.
+  const rowLifetimeMs = (v.RELAY_MESSAGE_TTL_SECONDS + v.RELAY_PURGE_AFTER_SECONDS) * 1000;
+  if (v.RELAY_MAILBOX_RETENTION_MS !== -1 && v.RELAY_MAILBOX_RETENTION_MS < rowLifetimeMs) {
+    problems.push(`RELAY_MAILBOX_RETENTION_MS must be -1 or at least (RELAY_MESSAGE_TTL_SECONDS + RELAY_PURGE_AFTER_SECONDS) * 1000 = ${rowLifetimeMs}`);
+  }
   if (v.RELAY_KAFKA_SASL_MECHANISM && (!v.RELAY_KAFKA_SASL_USERNAME || !v.RELAY_KAFKA_SASL_PASSWORD)) {
     problems.push('RELAY_KAFKA_SASL_MECHANISM needs RELAY_KAFKA_SASL_USERNAME and RELAY_KAFKA_SASL_PASSWORD');
   }
@@ -244,6 +256,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       maxQueue: v.RELAY_PRODUCER_QUEUE_MAX,
     },
     presence: { ttlSeconds: v.RELAY_PRESENCE_TTL_SECONDS },
+    expiry: { messageTtlSeconds: v.RELAY_MESSAGE_TTL_SECONDS, purgeAfterSeconds: v.RELAY_PURGE_AFTER_SECONDS },
+    retention: { mailboxMs: v.RELAY_MAILBOX_RETENTION_MS, peersMs: v.RELAY_PEERS_RETENTION_MS },
     logLevel: v.RELAY_LOG_LEVEL,
     tls: v.RELAY_TLS_CERT ? { certFile: v.RELAY_TLS_CERT, keyFile: v.RELAY_TLS_KEY, localHttpPort: v.RELAY_LOCAL_HTTP_PORT } : undefined,
     auth: {

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   peer_not_found: { status: 404, title: 'No peer is registered at that address', retriable: false },
   not_found: { status: 404, title: 'No such endpoint', retriable: false },
   message_id_conflict: { status: 409, title: 'That message id was used for other content', retriable: false },
+  registration_superseded: { status: 409, title: 'A registration of this peer signed later is on record', retriable: false },
   payload_too_large: { status: 413, title: 'The body is larger than allowed', retriable: false },
   unsupported_media_type: { status: 415, title: 'The body must be application/json', retriable: false },
   rate_limited: { status: 429, title: 'Too many requests; retry after the given delay', retriable: true },

@@ -39,6 +39,29 @@ export interface PeerRegistered extends EventBase {
   readonly encryption_key: string;
   readonly connection_info: string;
   readonly registration: string;
+  /**
+   * When the peer signed the registration (its `iat`), in milliseconds. 0 in events written before
+   * the field existed (Avro's default); `registrationSignedAt` reads the JWS for those.
+   */
+  readonly signed_at?: number;
+}
+
+/** A signed `iat` (seconds, possibly fractional) as the whole milliseconds `signed_at` holds. */
+export const iatMillis = (iat: number): number => Math.floor(iat * 1000);
+
+/**
+ * When the peer signed a registration, in milliseconds: `signed_at`, or for an event written
+ * before that field, the `iat` inside the JWS it carries (verified when the relay accepted it); 0
+ * if neither can be read. Read models keep each peer's newest signed registration by this time.
+ */
+export function registrationSignedAt(event: PeerRegistered): number {
+  if (event.signed_at !== undefined && event.signed_at > 0) return event.signed_at;
+  try {
+    const claims = JSON.parse(Buffer.from(event.registration.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iat?: unknown };
+    return typeof claims.iat === 'number' && Number.isFinite(claims.iat) ? iatMillis(claims.iat) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 export interface PeerPresenceChanged extends EventBase {

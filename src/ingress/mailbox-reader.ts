@@ -13,7 +13,7 @@ function decodeCursor(cursor: string): [number, string] {
   return [Number(p), o.toString()];
 }
 
-/** Reads a recipient's undelivered messages from the read model, in the order they were accepted. */
+/** Reads a recipient's undelivered, unexpired messages from the read model, in the order they were accepted. */
 export class MailboxReader {
   constructor(private readonly pool: Pool) {}
 
@@ -26,12 +26,15 @@ export class MailboxReader {
       message_type: string;
       signature: string;
       accepted_at: Date;
+      expires_at: Date;
       kafka_partition: number;
       kafka_offset: string;
     }>(
-      `SELECT id, sender_address, encrypted_content, message_type, signature, accepted_at, kafka_partition, kafka_offset
+      `SELECT id, sender_address, encrypted_content, message_type, signature, accepted_at, expires_at, kafka_partition, kafka_offset
          FROM messages
         WHERE receiver_address = $1 AND NOT delivered AND NOT expired
+          -- past its expiry a message is gone at once, before the expiry role's MessageExpired is projected
+          AND expires_at > now()
           AND (kafka_partition, kafka_offset) > ($2::int, $3::bigint)
         ORDER BY kafka_partition, kafka_offset
         LIMIT $4`,
@@ -47,6 +50,7 @@ export class MailboxReader {
         encrypted_content: r.encrypted_content,
         signature: r.signature,
         accepted_at: r.accepted_at.toISOString(),
+        expires_at: r.expires_at.toISOString(),
       })),
       next_cursor: last && rows.length === limit ? encodeCursor(last.kafka_partition, last.kafka_offset) : null,
     };

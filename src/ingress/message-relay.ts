@@ -1,5 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
+import { messageExpiry } from '../expiry/lifetime.js';
+import { requestedExpiry } from '../expiry/requested-expiry.js';
 import type { RelayEvent } from '../events/types.js';
 import type { RecordPosition } from '../kafka/batching-producer.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
@@ -33,6 +35,8 @@ interface Checked {
   readonly contentSha256: string;
   readonly signature: string;
   readonly fingerprint: string;
+  /** The sender's `expires_at`, if it asked for one (ms since the epoch). */
+  readonly requestedExpiry: number | undefined;
 }
 
 const accepted = (messageId: string, position: RecordPosition): Accepted => ({
@@ -59,6 +63,8 @@ export class MessageRelay {
       readonly redis: Redis;
       readonly redisPrefix: string;
       readonly nodeId: string;
+      /** The longest a message is offered undelivered (RELAY_MESSAGE_TTL_SECONDS). */
+      readonly messageTtlSeconds: number;
       /** Messages per second per sender address, decided in Redis for the whole batch at once. */
       readonly senderLimit?: { readonly limiter: RateLimiter; readonly rate: Rate };
     },
@@ -109,6 +115,7 @@ export class MessageRelay {
             content_sha256: message.contentSha256,
             signature: message.signature,
             node_id: this.deps.nodeId,
+            expires_at: messageExpiry(now, message.requestedExpiry, this.deps.messageTtlSeconds),
           },
         }),
       ),
@@ -193,6 +200,8 @@ export class MessageRelay {
     const type = stringAt(body, 'message_type', { maxLength: MAX_MESSAGE_TYPE });
     const content = stringAt(body, 'encrypted_content', { maxBytes: MAX_CONTENT_BYTES });
     const signature = stringAt(body, 'signature', { maxLength: 8192 });
+    // Not signed, and not part of the fingerprint: a delivery instruction to the relay (api.md).
+    const requestedAt = requestedExpiry(body, Date.now());
 
     const verified = this.deps.verifier.verify(signature);
     const claims: Fields = verified.payload;
@@ -211,7 +220,7 @@ export class MessageRelay {
     this.deps.verifier.checkFreshness(claims);
 
     const fingerprint = createHash('sha256').update(`${from}\n${to}\n${type}\n${contentSha256}`).digest('base64url').slice(0, 22);
-    return { messageId, from, to, type, content, contentSha256, signature, fingerprint };
+    return { messageId, from, to, type, content, contentSha256, signature, fingerprint, requestedExpiry: requestedAt };
   }
 
   /** Another request is producing the same message: answer as it is answered. */

@@ -3,6 +3,7 @@ import { AppError } from '../errors/app-error.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { Pool } from '../postgres/pool.js';
+import { iatMillis } from '../events/types.js';
 import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
 import { decimalWithin, invalid, objectAt, stringAt, type Fields } from './validation.js';
 
@@ -70,6 +71,8 @@ export class PeerDirectory {
     if (Buffer.byteLength(connectionJson) > MAX_CONNECTION_INFO_BYTES) {
       throw invalid('connection_info', `connection_info must be at most ${MAX_CONNECTION_INFO_BYTES} bytes as JSON.`);
     }
+    const signedAt = iatMillis(payload['iat'] as number); // a finite number: checkFreshness passed
+    await this.refuseSuperseded(verified.address, signedAt, registration);
     await this.deps.events.publishOne({
       type: 'PeerRegistered',
       data: {
@@ -80,9 +83,33 @@ export class PeerDirectory {
         encryption_key: JSON.stringify(encryptionKey),
         connection_info: connectionJson,
         registration,
+        signed_at: signedAt,
       },
     });
     return { address: verified.address, status: 'registered' };
+  }
+
+  /**
+   * Refuses a registration signed before the one on record, or at the same time with other
+   * content: the read models would ignore it (they keep the newest signed registration), so a 202
+   * would mislead, and a replayed old registration is turned away at the door. The same
+   * registration again is let through (a client's retry); the read models ignore its event.
+   */
+  private async refuseSuperseded(address: string, signedAt: number, registration: string): Promise<void> {
+    const { rows } = await this.deps.pool.query<{ signed_at: Date | null; registration: string }>(
+      'SELECT signed_at, registration FROM peers WHERE address = $1',
+      [address],
+    );
+    const held = rows[0];
+    if (!held?.signed_at) return;
+    const heldAt = held.signed_at.getTime();
+    if (heldAt < signedAt || (heldAt === signedAt && held.registration === registration)) return;
+    const at = new Date(heldAt).toISOString();
+    throw new AppError(
+      'registration_superseded',
+      `A registration of this peer signed at ${at} is on record; to replace it, sign a new registration (its iat later than that).`,
+      { extensions: { signed_at: at } },
+    );
   }
 
   /** The registered peer, from the read model, with whether it is online now. */

@@ -24,6 +24,15 @@ local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if score and tonumber(score) <= tonumber(ARGV[3]) then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 1`;
 
+// Saves a peer's registration unless the one held was signed at the same time or later, so an
+// older registration replayed later cannot bring back an old key (a hash without signed_at was
+// written before it was kept, and is replaced).
+const SAVE_PEER = `
+local held = redis.call('HGET', KEYS[1], 'signed_at')
+if held and tonumber(held) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'signed_at', ARGV[1], 'signing_key', ARGV[2], 'encryption_key', ARGV[3], 'connection_info', ARGV[4], 'registered_at', ARGV[5])
+return 1`;
+
 /**
  * Presence in Redis, under the configured key prefix:
  * - `online`: sorted set of addresses scored by last-seen time (ms); a peer counts as online while
@@ -36,6 +45,7 @@ return 1`;
 export class PresenceStore {
   private readonly closeStream: RedisScript;
   private readonly goOffline: RedisScript;
+  private readonly savePeerScript: RedisScript;
 
   constructor(
     private readonly redis: Redis,
@@ -44,6 +54,7 @@ export class PresenceStore {
   ) {
     this.closeStream = redisScript(redis, 'relayCloseStream', 2, CLOSE_STREAM);
     this.goOffline = redisScript(redis, 'relayGoOffline', 1, GO_OFFLINE);
+    this.savePeerScript = redisScript(redis, 'relaySavePeer', 1, SAVE_PEER);
   }
 
   private get onlineKey() {
@@ -90,8 +101,20 @@ export class PresenceStore {
     else await this.goOffline.run(this.onlineKey, address, at);
   }
 
-  async savePeer(address: string, fields: { signing_key: string; encryption_key: string; connection_info: string; registered_at: number }): Promise<void> {
-    await this.redis.hset(this.peerKey(address), { ...fields, registered_at: String(fields.registered_at) });
+  /** Saves a registration if it was signed later than the one held; true if it was saved. */
+  async savePeer(
+    address: string,
+    fields: { signing_key: string; encryption_key: string; connection_info: string; registered_at: number; signed_at: number },
+  ): Promise<boolean> {
+    const saved = await this.savePeerScript.run(
+      this.peerKey(address),
+      fields.signed_at,
+      fields.signing_key,
+      fields.encryption_key,
+      fields.connection_info,
+      fields.registered_at,
+    );
+    return saved === 1;
   }
 
   /** The nodes that hold a stream for each address (empty: none). */

@@ -85,15 +85,18 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
     const p = plan.peers;
     await client.query(
       `INSERT INTO peers (address, public_key, connection_info, encryption_key, registration, registered_at, updated_at,
-                          kafka_partition, kafka_offset)
-       SELECT address, signing_key, info::jsonb, enc::jsonb, registration, first_at, at, part, off
+                          kafka_partition, kafka_offset, signed_at)
+       SELECT address, signing_key, info::jsonb, enc::jsonb, registration, first_at, at, part, off, signed_at
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int[], $8::bigint[],
-                     $9::timestamptz[])
-           AS t(address, signing_key, info, enc, registration, at, part, off, first_at)
+                     $9::timestamptz[], $10::timestamptz[])
+           AS t(address, signing_key, info, enc, registration, at, part, off, first_at, signed_at)
        ON CONFLICT (address) DO UPDATE SET
          public_key = EXCLUDED.public_key, connection_info = EXCLUDED.connection_info,
          encryption_key = EXCLUDED.encryption_key, registration = EXCLUDED.registration,
-         updated_at = EXCLUDED.updated_at, kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset`,
+         updated_at = EXCLUDED.updated_at, kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset,
+         signed_at = EXCLUDED.signed_at
+       -- only a registration signed later replaces the one held (see planBatch)
+       WHERE peers.signed_at IS NULL OR peers.signed_at < EXCLUDED.signed_at`,
       [
         p.map((r) => r.address),
         p.map((r) => r.signingKey),
@@ -104,6 +107,7 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
         p.map((r) => r.partition),
         p.map((r) => r.offset),
         p.map((r) => iso(r.firstAt)),
+        p.map((r) => iso(r.signedAt)),
       ],
     );
   }

@@ -1,5 +1,5 @@
 import type { ConsumedRecord } from '../kafka/consumer-service.js';
-import type { EventType } from '../events/types.js';
+import { registrationSignedAt, type EventType } from '../events/types.js';
 import { expiresAtOf } from '../expiry/lifetime.js';
 
 /**
@@ -38,6 +38,8 @@ export interface PeerRow {
   readonly encryptionKey: string;
   readonly connectionInfo: string;
   readonly registration: string;
+  /** When the peer signed this registration (ms): a row is only replaced by one signed later. */
+  readonly signedAt: number;
   readonly at: number;
   readonly partition: number;
   readonly offset: string;
@@ -58,7 +60,7 @@ export interface ReadModelPlan {
    */
   readonly deliveries: readonly Stamp[];
   readonly expiries: readonly Stamp[];
-  /** The latest registration of each peer in the batch. */
+  /** The newest signed registration of each peer in the batch (of equals, the first in the log). */
   readonly peers: readonly PeerRow[];
   /** The latest presence of each peer in the batch (key: address). */
   readonly presence: readonly (Stamp & { readonly online: boolean })[];
@@ -101,13 +103,19 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
         break;
       case 'PeerRegistered': {
         const e = event.data;
+        // An older registration replayed later must not bring back an old key: the newest signed
+        // one wins, whatever order they reach the log in, so a rebuild ends where the live model did.
+        const held = peers.get(e.address);
+        const signedAt = registrationSignedAt(e);
+        if (held && held.signedAt >= signedAt) break;
         peers.set(e.address, {
           address: e.address,
-          firstAt: peers.get(e.address)?.firstAt ?? e.occurred_at,
+          firstAt: held?.firstAt ?? e.occurred_at,
           signingKey: e.signing_key,
           encryptionKey: e.encryption_key,
           connectionInfo: e.connection_info,
           registration: e.registration,
+          signedAt,
           at: e.occurred_at,
           partition,
           offset,

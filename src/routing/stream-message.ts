@@ -1,4 +1,5 @@
 import type { MessageSent } from '../events/types.js';
+import { expiresAtOf } from '../expiry/lifetime.js';
 
 /** A message as the API returns it: GET /api/v1/messages and the stream's `message` frames. */
 export interface MessageView {
@@ -9,6 +10,11 @@ export interface MessageView {
   readonly encrypted_content: string;
   readonly signature: string;
   readonly accepted_at: string;
+  /**
+   * When the relay stops offering the message undelivered. Always sent by the relay; optional
+   * here because a sender may, but need not, ask for an earlier one in its relay request.
+   */
+  readonly expires_at?: string;
 }
 
 export const toStreamMessage = (m: MessageSent): MessageView => ({
@@ -19,4 +25,5 @@ export const toStreamMessage = (m: MessageSent): MessageView => ({
   encrypted_content: m.encrypted_content,
   signature: m.signature,
   accepted_at: new Date(m.occurred_at).toISOString(),
+  expires_at: new Date(expiresAtOf(m)).toISOString(),
 });

@@ -51,6 +51,7 @@ const registered = (address: string, at: number, overrides: Partial<PeerRegister
     encryption_key: `{"kty":"OKP","crv":"X25519","at":${at}}`,
     connection_info: `{"at":${at}}`,
     registration: `registration-${at}`,
+    signed_at: at,
     ...overrides,
   },
 });
@@ -152,7 +153,7 @@ describe('planBatch', () => {
     expect(plan.deliveries).toEqual([{ key: MSG_2, at: 20 }]);
   });
 
-  it('keeps the last registration of each address, with its partition and offset', () => {
+  it('keeps the newest signed registration of each address, with its partition and offset', () => {
     const plan = planBatch([
       record(registered(ALICE, 1), 0, 'relay.peers.v1'),
       record(registered(BOB, 2), 0, 'relay.peers.v1'),
@@ -165,6 +166,7 @@ describe('planBatch', () => {
       encryptionKey: '{"kty":"OKP","crv":"X25519","at":3}',
       connectionInfo: '{"at":3}',
       registration: 'registration-3',
+      signedAt: 3,
       firstAt: 1,
       at: 3,
       partition: 4,
@@ -210,7 +212,7 @@ describe('planBatch and batch boundaries', () => {
       partition: 0,
       offset,
       key: 'A',
-      event: { type: 'PeerRegistered', data: { event_id: offset, occurred_at: at, address: 'A', signing_key: `k${offset}`, encryption_key: 'e', connection_info: '{}', registration: 'r' } },
+      event: { type: 'PeerRegistered', data: { event_id: offset, occurred_at: at, address: 'A', signing_key: `k${offset}`, encryption_key: 'e', connection_info: '{}', registration: 'r', signed_at: at } },
     });
     const [peer] = planBatch([registered('1', 1000), registered('2', 2000)]).peers;
     expect(peer).toMatchObject({ firstAt: 1000, at: 2000, signingKey: 'k2', offset: '2' });
