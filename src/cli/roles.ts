@@ -12,6 +12,7 @@ import { PeerDirectory } from '../ingress/peer-directory.js';
 import { StreamHub } from '../ingress/stream-hub.js';
 import { BatchingProducer } from '../kafka/batching-producer.js';
 import { ConsumerService } from '../kafka/consumer-service.js';
+import { DEFAULT_EXPIRY_OPTIONS, ExpiryService } from '../expiry/expiry-service.js';
 import { EventPublisher } from '../kafka/event-publisher.js';
 import type { Resources } from '../lifecycle/resources.js';
 import type { Service } from '../lifecycle/service.js';
@@ -20,7 +21,7 @@ import { PresenceStore } from '../presence/presence-store.js';
 import { postgresProjector } from '../projections/postgres-projector.js';
 import { router } from '../routing/router.js';
 
-export const ROLES = ['ingress', 'projector', 'presence', 'router', 'all'] as const;
+export const ROLES = ['ingress', 'projector', 'presence', 'router', 'expiry', 'all'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const isRole = (value: string): value is Role => (ROLES as readonly string[]).includes(value);
@@ -104,6 +105,25 @@ export function consumerService(resources: Resources, role: 'projector' | 'prese
   }
 }
 
+/** The expiry role: MessageExpired for undelivered messages past expires_at, and the purge of settled rows. */
+export function expiryServices(resources: Resources): Service[] {
+  const { config, log, kafka, codec, topics, pool, metrics } = resources;
+  const producer = new BatchingProducer(kafka, [topics.mailbox], config.producer, log.child({ service: 'expiry-producer' }), metrics);
+  const expiry = new ExpiryService(
+    {
+      pool,
+      events: new EventPublisher(producer, codec, topics),
+      admin: () => resources.kafkaAdmin(),
+      mailboxTopic: topics.mailbox,
+      schema: config.postgres.schema,
+      log: log.child({ service: 'expiry' }),
+      ready: () => producer.whenReady(),
+    },
+    { ...DEFAULT_EXPIRY_OPTIONS, purgeAfterSeconds: config.expiry.purgeAfterSeconds },
+  );
+  return [producer, expiry];
+}
+
 /** The services one role runs; `all` runs every role in one process. */
 export function servicesFor(role: Role, resources: Resources): Service[] {
   switch (role) {
@@ -113,7 +133,9 @@ export function servicesFor(role: Role, resources: Resources): Service[] {
     case 'presence':
     case 'router':
       return [consumerService(resources, role)];
+    case 'expiry':
+      return expiryServices(resources);
     case 'all':
-      return [...ingressServices(resources).services, consumerService(resources, 'projector'), consumerService(resources, 'presence'), consumerService(resources, 'router')];
+      return [...ingressServices(resources).services, consumerService(resources, 'projector'), consumerService(resources, 'presence'), consumerService(resources, 'router'), ...expiryServices(resources)];
   }
 }

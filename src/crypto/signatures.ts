@@ -65,7 +65,6 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 const ED25519_PROBLEMS = {
   length: 'its "x" is not 32 bytes',
   non_canonical: 'its "x" is not the canonical encoding of a point',
-  not_on_curve: 'its "x" is not a point on Ed25519',
   small_order: 'its "x" is a point of small order, which any signature can match',
 } as const;
 

@@ -1,3 +1,4 @@
+import kafkajs from 'kafkajs';
 import type { KafkaAdmin, KafkaClient } from './client.js';
 
 export interface TopicSpec {
@@ -54,6 +55,57 @@ export async function partitionCounts(kafka: KafkaClient, topics: readonly strin
   try {
     const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
     return new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Gives existing topics the `configEntries` of their specs, altering only those that differ.
+ * Kafka's AlterConfigs replaces a topic's whole set of overrides, so the topic's other overrides
+ * are sent along unchanged. Returns `topic: name=value` for each change.
+ */
+export async function alignTopicConfigs(kafka: KafkaClient, specs: readonly TopicSpec[]): Promise<string[]> {
+  const wanted = specs.filter((spec) => (spec.configEntries ?? []).length > 0);
+  if (wanted.length === 0) return [];
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: wanted.map((spec) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic })),
+    });
+    const changes: string[] = [];
+    const alterations = wanted.flatMap((spec) => {
+      const entries = resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
+      const overrides = new Map(
+        entries.filter((e) => e.configSource === kafkajs.ConfigSource.TOPIC_CONFIG && !e.isSensitive && !e.readOnly).map((e) => [e.configName, e.configValue]),
+      );
+      const differing = (spec.configEntries ?? []).filter(({ name, value }) => entries.find((e) => e.configName === name)?.configValue !== value);
+      if (differing.length === 0) return [];
+      for (const { name, value } of differing) {
+        overrides.set(name, value);
+        changes.push(`${spec.topic}: ${name}=${value}`);
+      }
+      return [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configEntries: [...overrides].map(([name, value]) => ({ name, value })) }];
+    });
+    if (alterations.length > 0) await admin.alterConfigs({ validateOnly: false, resources: alterations });
+    return changes;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** One configuration value of a topic as the broker applies it (its override, or the broker's default). */
+export async function topicConfigValue(kafka: KafkaClient, topic: string, name: string): Promise<string | undefined> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: [name] }],
+    });
+    return resources[0]?.configEntries.find((e) => e.configName === name)?.configValue;
   } finally {
     await admin.disconnect();
   }

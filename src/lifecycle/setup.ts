@@ -1,20 +1,31 @@
-import { ensureTopics } from '../kafka/admin.js';
+import { alignTopicConfigs, ensureTopics } from '../kafka/admin.js';
 import { migrate } from '../postgres/migrate.js';
 import type { Resources } from './resources.js';
 
 /**
- * Brings the dependencies to what this version of the relay expects: topics exist, event schemas
- * are registered (and compatible), the read model is migrated. Safe to run any number of times.
+ * Brings the dependencies to what this version of the relay expects: topics exist with the
+ * configured retention, event schemas are registered (and compatible), the read model is
+ * migrated. Safe to run any number of times.
  */
 export async function prepareDependencies(resources: Resources): Promise<void> {
   const { config, log, topics, kafka, codec, pool } = resources;
-  const spec = (topic: string) => ({
+  const spec = (topic: string, retentionMs?: number) => ({
     topic,
     numPartitions: config.kafka.partitions,
     replicationFactor: config.kafka.replicationFactor,
+    configEntries: retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(retentionMs) }],
   });
-  const created = await ensureTopics(kafka, [spec(topics.mailbox), spec(topics.peers), spec(topics.anchors), spec(topics.dlq)]);
+  // The anchors topic keeps the broker's retention until something writes to it.
+  const specs = [
+    spec(topics.mailbox, config.retention.mailboxMs),
+    spec(topics.peers, config.retention.peersMs),
+    spec(topics.anchors),
+    spec(topics.dlq, config.retention.mailboxMs),
+  ];
+  const created = await ensureTopics(kafka, specs);
   if (created.length > 0) log.info('created topics', { topics: created });
+  const altered = await alignTopicConfigs(kafka, specs.filter((s) => !created.includes(s.topic)));
+  if (altered.length > 0) log.info('changed topic configuration', { changes: altered });
   const ids = await codec.registerAll();
   log.info('event schemas registered', { schema_ids: Object.fromEntries(ids) });
   await migrate(pool, config.postgres.schema, log);

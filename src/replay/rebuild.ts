@@ -1,5 +1,7 @@
 import type kafkajs from 'kafkajs';
 import type { EventCodec } from '../events/codec.js';
+import { purgeSettledAtOnce } from '../expiry/purge.js';
+import { topicConfigValue } from '../kafka/admin.js';
 import { isPoison, type BatchHandler, type ConsumedRecord } from '../kafka/consumer-service.js';
 import type { Resources } from '../lifecycle/resources.js';
 import { sleep } from '../lifecycle/service.js';
@@ -25,7 +27,9 @@ import { planRanges, rangeSize } from './offsets.js';
  *    whose search_path is the rebuild schema. So the rebuild writes the same rows and the same
  *    per-partition checkpoints, in the same transactions, as the live projector would.
  * 4. Catch up, without any lock, to the live projector's checkpoints, which have moved on
- *    meanwhile, until little is left: this keeps the pause of step 5 short.
+ *    meanwhile, until little is left: this keeps the pause of step 5 short. Then delete from the
+ *    rebuild the settled messages the live expiry role has purged (older than
+ *    RELAY_PURGE_AFTER_SECONDS), which the replay brought back.
  * 5. The switch, in ONE transaction on the live schema:
  *    - lock the live `projection_checkpoints` table in EXCLUSIVE mode, and read its rows with
  *      SELECT ... FOR UPDATE. The live projector starts every batch by writing its checkpoint row
@@ -355,7 +359,11 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
     }
 
     const ranges = await planRanges(kafka, [topics.mailbox, topics.peers], { kind: 'beginning' }, { kind: 'now' });
-    const truncated = ranges.filter((r) => r.start > 0n).map((r) => `${r.topic}/${r.partition} starts at ${r.start}`);
+    // Mailbox retention that outlasts a message's lifetime plus the purge delay deletes only
+    // records of messages the live read model has purged already: such a truncation loses nothing.
+    const mailboxRetentionMs = Number(await topicConfigValue(kafka, topics.mailbox, 'retention.ms'));
+    const mailboxOutlivesRows = mailboxRetentionMs >= (config.expiry.messageTtlSeconds + config.expiry.purgeAfterSeconds) * 1000;
+    const truncated = ranges.filter((r) => r.start > 0n && !(r.topic === topics.mailbox && mailboxOutlivesRows)).map((r) => `${r.topic}/${r.partition} starts at ${r.start}`);
     if (truncated.length > 0 && !options.allowTruncatedLog) {
       throw new RebuildError(
         `the log no longer holds its oldest records (${truncated.join(', ')}), so a rebuild would lose what the live read model ` +
@@ -397,6 +405,12 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
         if (gap <= lockedCatchUpMax) break;
       }
     }
+
+    // The live expiry role has deleted settled messages older than the purge delay; so does the
+    // rebuild, or the switch would bring them back. Rows settled since its last pass are deleted by
+    // its next one, in either schema.
+    const purged = await purgeSettledAtOnce(rebuildPool, config.expiry.purgeAfterSeconds);
+    if (purged > 0) report.phase(`left out ${purged.toLocaleString('en-US')} delivered or expired messages past RELAY_PURGE_AFTER_SECONDS`);
 
     const retired = retiredSchemaOf(live, new Date());
     let pausedMs = 0;

@@ -281,6 +281,12 @@ describe('SignatureVerifier.verify', () => {
     expectBadSignature(() => verifier.verify(`${h}.${p}.${b64url(signature)}`));
   });
 
+  it('refuses an Ed25519 key that is no point on the curve', () => {
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(Buffer.concat([Buffer.from([2]), Buffer.alloc(31)])) };
+    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () => Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]));
+    expectBadSignature(() => new SignatureVerifier().verify(forged));
+  });
+
   it('refuses a second spelling of the same key (base64url with stray trailing bits)', () => {
     const signer = ed25519();
     const x = signer.jwk.x as string;

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import type { RelayEvent } from '../events/types.js';
+import type { RecordPosition } from '../kafka/batching-producer.js';
+import type { KafkaAdmin } from '../kafka/client.js';
+import type { EventPublisher } from '../kafka/event-publisher.js';
+import { sleep, type Service } from '../lifecycle/service.js';
+import type { Logger } from '../observability/logger.js';
+import type { Pool, PoolClient } from '../postgres/pool.js';
+import { PROJECTION_NAME } from '../projections/postgres-projector.js';
+import { purgeSettled } from './purge.js';
+
+/*
+ * The expiry role: writes one MessageExpired for each undelivered message past its expires_at,
+ * and purges settled rows from the read model.
+ *
+ * Exactly one MessageExpired per message, without a second store of what was emitted:
+ * - One expirer at a time per read model: the one holding a Postgres session advisory lock.
+ *   Others wait and take over when its connection ends (a crash releases the lock).
+ * - The read model decides what is due, and it learns of an emitted MessageExpired only when the
+ *   projector applies it. So the expirer never looks again before the projector has caught up:
+ *   on taking the lock it waits until the projector's checkpoints reach the mailbox topic's end
+ *   offsets of that moment (so whatever a predecessor emitted before dying is applied), and after
+ *   each batch it waits until the checkpoints pass the positions of the events it wrote.
+ * If the projector stops, expiry waits with it rather than emit twice. A MessageExpired that
+ * still comes twice (a predecessor that lost its connection but not its process, mid-produce)
+ * changes nothing: the projection applies the first settling event of a message and ignores the
+ * rest (read-model.ts).
+ */
+
+export interface ExpiryOptions {
+  /** Pause between passes when nothing is due. */
+  readonly intervalMs: number;
+  /** Most MessageExpired written per pass. */
+  readonly expireBatch: number;
+  /** Rows settled longer ago than this are purged (RELAY_PURGE_AFTER_SECONDS). */
+  readonly purgeAfterSeconds: number;
+  readonly purgeBatch: number;
+  readonly purgePauseMs: number;
+  readonly purgeMaxBatches: number;
+}
+
+export const DEFAULT_EXPIRY_OPTIONS: Omit<ExpiryOptions, 'purgeAfterSeconds'> = {
+  intervalMs: 1000,
+  expireBatch: 1000,
+  purgeBatch: 500,
+  purgePauseMs: 50,
+  purgeMaxBatches: 100,
+};
+
+export interface ExpiryDeps {
+  readonly pool: Pool;
+  readonly events: EventPublisher;
+  readonly admin: () => Promise<KafkaAdmin>;
+  readonly mailboxTopic: string;
+  /** Names the advisory lock: one expirer per read model schema. */
+  readonly schema: string;
+  readonly log: Logger;
+  /** Resolves once the producer can send. */
+  readonly ready?: () => Promise<void>;
+}
+
+const WAIT_REPORT_MS = 30_000;
+
+export class ExpiryService implements Service {
+  readonly name = 'expiry';
+
+  constructor(
+    private readonly deps: ExpiryDeps,
+    private readonly options: ExpiryOptions,
+  ) {}
+
+  async run(signal: AbortSignal): Promise<void> {
+    await this.deps.ready?.();
+    while (!signal.aborted) {
+      let leader: PoolClient | undefined;
+      let failure: unknown;
+      try {
+        leader = await this.deps.pool.connect();
+        if (await this.lock(leader)) {
+          this.deps.log.info('this process is the expirer');
+          await this.lead(leader, signal);
+        }
+      } catch (error) {
+        failure = error;
+        if (!signal.aborted) this.deps.log.warn('expiry pass failed; trying again', { error: (error as Error).message });
+      } finally {
+        // A connection that failed is dropped, which also releases its lock; a healthy one unlocks and goes back.
+        if (leader && failure === undefined) await leader.query('SELECT pg_advisory_unlock_all()').catch((error: unknown) => (failure = error));
+        leader?.release(failure instanceof Error ? failure : undefined);
+      }
+      await sleep(this.options.intervalMs, signal);
+    }
+  }
+
+  private async lock(client: PoolClient): Promise<boolean> {
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`relay.expiry:${this.deps.schema}`]);
+    return rows[0]?.ok === true;
+  }
+
+  private async lead(leader: PoolClient, signal: AbortSignal): Promise<void> {
+    // Whatever an earlier expirer wrote is in the log by now; wait until the read model shows it.
+    await this.waitForProjection(await this.logEnds(), signal);
+    while (!signal.aborted) {
+      await leader.query('SELECT 1'); // still holding the lock: the session is alive
+      const expired = await this.expireDue(signal);
+      const purged = await purgeSettled(this.deps.pool, this.options.purgeAfterSeconds, {
+        batch: this.options.purgeBatch,
+        pauseMs: this.options.purgePauseMs,
+        maxBatches: this.options.purgeMaxBatches,
+        signal,
+      });
+      if (expired > 0 || purged > 0) this.deps.log.debug('expiry pass', { expired, purged });
+      if (expired < this.options.expireBatch) await sleep(this.options.intervalMs, signal);
+    }
+  }
+
+  /** Writes MessageExpired for the messages due now and waits until the projector has applied them. */
+  private async expireDue(signal: AbortSignal): Promise<number> {
+    const { rows } = await this.deps.pool.query<{ id: string; receiver_address: string }>(
+      `SELECT id, receiver_address FROM messages
+        WHERE NOT delivered AND NOT expired AND expires_at <= now()
+        ORDER BY expires_at LIMIT $1`,
+      [this.options.expireBatch],
+    );
+    if (rows.length === 0) return 0;
+    const now = Date.now();
+    const events: RelayEvent[] = rows.map((row) => ({
+      type: 'MessageExpired',
+      data: { event_id: randomUUID(), occurred_at: now, message_id: row.id, to_address: row.receiver_address },
+    }));
+    const positions = await Promise.all(this.deps.events.publish(events));
+    await this.waitForProjection(nextOffsets(positions), signal);
+    return rows.length;
+  }
+
+  /** The mailbox topic's end offset per partition. */
+  private async logEnds(): Promise<Map<number, bigint>> {
+    const admin = await this.deps.admin();
+    const offsets = await admin.fetchTopicOffsets(this.deps.mailboxTopic);
+    return new Map(offsets.map((p) => [p.partition, BigInt(p.high)]));
+  }
+
+  /** Waits until the projector's checkpoint of each partition is at least its target. */
+  private async waitForProjection(targets: ReadonlyMap<number, bigint>, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
+    let reported = started;
+    while (!signal.aborted) {
+      const { rows } = await this.deps.pool.query<{ partition: number; next_offset: string }>(
+        'SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1 AND topic = $2',
+        [PROJECTION_NAME, this.deps.mailboxTopic],
+      );
+      const at = new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+      if ([...targets].every(([partition, target]) => (at.get(partition) ?? 0n) >= target)) return;
+      if (Date.now() - reported >= WAIT_REPORT_MS) {
+        reported = Date.now();
+        this.deps.log.warn('expiry waits for the projector to apply the mailbox topic', { waited_ms: reported - started });
+      }
+      await sleep(50, signal);
+    }
+  }
+}
+
+/** Per partition, the offset after the last of the positions. */
+function nextOffsets(positions: readonly RecordPosition[]): Map<number, bigint> {
+  const result = new Map<number, bigint>();
+  for (const { partition, offset } of positions) {
+    const next = BigInt(offset) + 1n;
+    if (next > (result.get(partition) ?? 0n)) result.set(partition, next);
+  }
+  return result;
+}
