@@ -1,6 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import WebSocket from 'ws';
+import { deriveAddress } from '../../src/crypto/address.js';
 import { ERROR_CODES } from '../../src/errors/codes.js';
 import { ApiKeyStore } from '../../src/ingress/api-keys.js';
 import { TestPeer } from '../helpers/peer.js';
@@ -25,7 +26,15 @@ describe('hostile input', () => {
     (await recordCount(relay.ctx, relay.ctx.topics.mailbox)) + (await recordCount(relay.ctx, relay.ctx.topics.peers));
 
   beforeAll(async () => {
-    relay = await startRelay('hostile', { RELAY_AUTH: 'required' });
+    relay = await startRelay('hostile', {
+      RELAY_AUTH: 'required',
+      // Thousands of bad keys come from 127.0.0.1 as fast as one client can send them: with the
+      // default budgets every later request would be 429, and the properties would test nothing else.
+      RELAY_RATE_AUTH_FAILURES_PER_MINUTE: '1000000',
+      RELAY_RATE_AUTH_FAILURES_BURST: '1000000',
+      RELAY_RATE_KEY_PER_SECOND: '1000000',
+      RELAY_RATE_KEY_BURST: '1000000',
+    });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('fuzz')).key;
     eventsBefore = await counts();
   }, 90_000);
@@ -209,4 +218,117 @@ describe('hostile input', () => {
     // The only events the stream test may write are the peer's presence changes.
     expect(await recordCount(relay.ctx, relay.ctx.topics.mailbox)).toBe(mailboxBefore);
   }, 300_000);
+
+  describe('signatures that verify but must not count', () => {
+    const SIGNED_RUNS = Math.max(30, Math.floor(RUNS / 3));
+    type Target = 'register' | 'message' | 'token';
+    const targets = fc.constantFrom<Target>('register', 'message', 'token');
+    const now = () => Math.floor(Date.now() / 1000);
+
+    const post = async (path: string, body: unknown) => {
+      const response = await fetch(`${relay.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await response.text();
+      if (!isProblem(response.status, response.headers.get('content-type') ?? '', text)) throw new Error(`${response.status} ${text.slice(0, 300)}`);
+      return JSON.parse(text) as { status: number; code: string; detail: string };
+    };
+    const nonceFor = async (address: string): Promise<string> => {
+      const response = await fetch(`${relay.baseUrl}/api/v1/auth/challenge`, {
+        method: 'POST',
+        headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ address }),
+      });
+      return ((await response.json()) as { nonce: string }).nonce;
+    };
+    /** Sends, to `target`, what `sign` signs for `address`; answers the problem the relay returns. */
+    const attempt = async (target: Target, address: string, iat: number, sign: (payload: object) => Promise<string>) => {
+      switch (target) {
+        case 'register':
+          return post('/api/v1/peer/register', { registration: await sign({ address, encryption_key: peer.encryptionKey, iat }) });
+        case 'token':
+          return post('/api/v1/auth/token', { proof: await sign({ address, nonce: await nonceFor(address), iat }) });
+        case 'message': {
+          const messageId = randomUUID();
+          const content = `ciphertext-${messageId}`;
+          const sha256 = createHash('sha256').update(content, 'utf8').digest('base64url');
+          const signature = await sign({ message_id: messageId, from: address, to: peer.address, type: 'text', sha256, iat });
+          return post('/api/v1/message/relay', { message_id: messageId, from_address: address, to_address: peer.address, message_type: 'text', encrypted_content: content, signature });
+        }
+      }
+    };
+
+    it('refuses registrations, messages and token proofs signed more than 300 s ago or more than 60 s ahead', async () => {
+      const before = await counts();
+      const offsets = fc.oneof(fc.integer({ min: -400_000, max: -302 }), fc.integer({ min: 62, max: 400_000 }));
+      await fc.assert(
+        fc.asyncProperty(offsets, targets, async (offset, target) => {
+          const signer = TestPeer.create(offset % 2 === 0 ? 'EdDSA' : 'ES256');
+          const problem = await attempt(target, signer.address, now() + offset, (payload) => signer.sign(payload));
+          if (problem.code !== 'stale_signature' || problem.status !== 401) throw new Error(JSON.stringify(problem));
+        }),
+        { seed: SEED, numRuns: SIGNED_RUNS },
+      );
+      expect(await counts()).toBe(before);
+    }, 300_000);
+
+    it('accepts a registration signed up to 300 s ago or up to 60 s ahead', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: -298, max: 58 }), async (offset) => {
+          const signer = TestPeer.create();
+          const response = await fetch(`${relay.baseUrl}/api/v1/peer/register`, {
+            method: 'POST',
+            headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+            body: JSON.stringify(await signer.registration({ iat: now() + offset })),
+          });
+          if (response.status !== 202) throw new Error(`${response.status} ${await response.text()}`);
+        }),
+        { seed: SEED, numRuns: 20 },
+      );
+    }, 120_000);
+
+    // The eight points of small order, some with the sign bit flipped, and spellings of points with y >= p.
+    const P = 2n ** 255n - 19n;
+    const encode = (y: bigint, signBit = false) => {
+      const bytes = Buffer.alloc(32);
+      for (let i = 0; i < 32; i++) bytes[i] = Number((y >> BigInt(8 * i)) & 0xffn);
+      if (signBit) bytes[31] = (bytes[31] ?? 0) | 0x80;
+      return bytes;
+    };
+    const order8 = (hex: string, signBit = false) => {
+      const bytes = Buffer.from(hex, 'hex');
+      if (signBit) bytes[31] = (bytes[31] ?? 0) | 0x80;
+      return bytes;
+    };
+    const weakKeys = [
+      encode(1n), encode(P - 1n), encode(0n), encode(0n, true),
+      order8('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05'),
+      order8('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', true),
+      order8('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'),
+      order8('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', true),
+      encode(P), encode(P + 1n), encode(2n ** 255n - 1n), encode(1n, true),
+    ].map((x) => x.toString('base64url'));
+    const forgedSignatures = fc.oneof(
+      fc.constant(Buffer.alloc(64)),
+      fc.constant(Buffer.concat([Buffer.from([1]), Buffer.alloc(63)])),
+      fc.uint8Array({ minLength: 64, maxLength: 64 }).map((bytes) => Buffer.from(bytes)),
+    );
+
+    it('refuses small-order and non-canonical Ed25519 keys, whatever the signature, at every signed endpoint', async () => {
+      const before = await counts();
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...weakKeys), forgedSignatures, targets, async (x, signature, target) => {
+          const jwk = { kty: 'OKP', crv: 'Ed25519', x };
+          const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', jwk })).toString('base64url');
+          const forge = async (payload: object) => `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signature.toString('base64url')}`;
+          const problem = await attempt(target, deriveAddress(jwk), now(), forge);
+          if (problem.code !== 'bad_signature' || problem.status !== 401) throw new Error(JSON.stringify(problem));
+        }),
+        { seed: SEED, numRuns: SIGNED_RUNS },
+      );
+      expect(await counts()).toBe(before);
+    }, 300_000);
+  });
 });
