@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { deriveAddress } from '../../src/crypto/address.js';
@@ -136,6 +137,83 @@ describe('hostile input', () => {
   it('refuses malformed stream upgrades with a 4xx problem', async () => {
     await checkUpgrades();
   }, 300_000);
+
+  describe('compressed bodies and cursors', () => {
+    const compressors = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync } as const;
+    type Encoding = keyof typeof compressors;
+    // A body of about 20 KB that inflates to 20 MiB of JSON, once per encoding.
+    const bombs = new Map<Encoding, Buffer>();
+    const bomb = (encoding: Encoding): Buffer => {
+      const text = JSON.stringify({ messages: [{ encrypted_content: 'A'.repeat(20 * 1024 * 1024) }] });
+      const body = bombs.get(encoding) ?? compressors[encoding](text);
+      bombs.set(encoding, body);
+      return body;
+    };
+
+    it.each(posts)('POST %s refuses every compressed body with 415, before reading it', async (path) => {
+      const plain = fc.oneof(rawBody, fc.constant(JSON.stringify(peer.address)), fc.constant(undefined));
+      const encodings = fc.constantFrom<Encoding>('gzip', 'deflate', 'br');
+      await fc.assert(
+        fc.asyncProperty(plain, encodings, fc.constantFrom('', 'identity, ', 'GZIP, '), async (text, encoding, prefix) => {
+          const response = await fetch(`${relay.baseUrl}${path}`, {
+            method: 'POST',
+            headers: { 'x-api-key': apiKey, 'content-type': 'application/json', 'content-encoding': `${prefix}${encoding}` },
+            body: text === undefined ? bomb(encoding) : compressors[encoding](text),
+          });
+          const body = await response.text();
+          if (response.status !== 415 || !isProblem(response.status, response.headers.get('content-type') ?? '', body)) {
+            throw new Error(`${response.status} ${body.slice(0, 300)}`);
+          }
+          if ((JSON.parse(body) as { code: string }).code !== 'unsupported_media_type') throw new Error(body.slice(0, 300));
+        }),
+        { seed: SEED, numRuns: Math.max(20, Math.floor(RUNS / 10)) },
+      );
+    }, 300_000);
+
+    // Cursors are base64url of "<partition>:<offset>" (mailbox) or "<offset>" (discover); these
+    // hold numbers of every size and spelling, near-misses of both shapes included.
+    const number = fc.oneof(
+      fc.bigInt({ min: 0n, max: 2n ** 80n }).map(String),
+      fc.bigInt({ min: 2n ** 63n - 3n, max: 2n ** 63n + 3n }).map(String),
+      fc.double().map(String),
+      fc.constantFrom('1e300', '9999999999999999999', '-1', '0x10', ' 1', '', 'NaN', 'Infinity'),
+    );
+    const cursorText = fc.oneof(number, fc.tuple(number, number).map(([p, o]) => `${p}:${o}`), fc.constant('0:9999999999999999999'), fc.string({ maxLength: 40 }));
+    const cursor = cursorText.map((text) => Buffer.from(text).toString('base64url'));
+
+    it('answers every mailbox and discover cursor with 200 or a 4xx problem, never a 500', async () => {
+      const nonce = await fetch(`${relay.baseUrl}/api/v1/auth/challenge`, {
+        method: 'POST',
+        headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ address: peer.address }),
+      }).then(async (r) => ((await r.json()) as { nonce: string }).nonce);
+      const proof = await peer.sign({ address: peer.address, nonce, iat: Math.floor(Date.now() / 1000) });
+      const { access_token: token } = await fetch(`${relay.baseUrl}/api/v1/auth/token`, {
+        method: 'POST',
+        headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ proof }),
+      }).then((r) => r.json() as Promise<{ access_token: string }>);
+      const ask = async (path: string, authorized: boolean) => {
+        const response = await fetch(`${relay.baseUrl}${path}`, { headers: { 'x-api-key': apiKey, ...(authorized ? { authorization: `Bearer ${token}` } : {}) } });
+        const body = await response.text();
+        if (response.status !== 200 && !isProblem(response.status, response.headers.get('content-type') ?? '', body)) throw new Error(`${path}: ${response.status} ${body.slice(0, 300)}`);
+        return response.status;
+      };
+      // The two cursors of the finding, answered 400 (they were 500).
+      const offenders = [
+        `/api/v1/messages?address=${peer.address}&after=${Buffer.from('0:9999999999999999999').toString('base64url')}`,
+        `/api/v1/peers/discover?address=${peer.address}&cursor=${Buffer.from('1e300').toString('base64url')}`,
+      ];
+      for (const path of offenders) expect(await ask(path, true)).toBe(400);
+      await fc.assert(
+        fc.asyncProperty(cursor, async (c) => {
+          await ask(`/api/v1/messages?address=${peer.address}&after=${c}`, true);
+          await ask(`/api/v1/peers/discover?address=${peer.address}&cursor=${c}`, false);
+        }),
+        { seed: SEED, numRuns: RUNS },
+      );
+    }, 300_000);
+  });
 
   it('is still up after the HTTP and upgrade runs, and no event was written', async () => {
     expect((await fetch(`${relay.baseUrl}/healthz`)).status).toBe(200);
