@@ -4,7 +4,7 @@ import { expiryServices } from '../../src/cli/roles.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { prepareDependencies } from '../../src/lifecycle/setup.js';
 import type { Pool } from '../../src/postgres/pool.js';
-import { rebuildReadModel } from '../../src/replay/rebuild.js';
+import { RebuildError, rebuildReadModel } from '../../src/replay/rebuild.js';
 import { eventually } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
 import { call, startRelay, type RunningRelay } from '../helpers/relay.js';
@@ -72,6 +72,8 @@ async function readModel(pool: Pool) {
 // the purge deletes settled rows, and a rebuild from the log ends with the live read model.
 describe('message expiry and retention', () => {
   let relay: RunningRelay;
+  /** The one message left in the read model after the second test. */
+  let lasting: string;
   const alice = TestPeer.create('EdDSA');
   const bob = TestPeer.create('ES256');
 
@@ -116,7 +118,7 @@ describe('message expiry and retention', () => {
 
   it('drops a due message from fetch and stream at once, writes one MessageExpired for it, purges it, and a rebuild agrees', async () => {
     const shortLived = await send(await alice.message(bob.address, 'short-lived'), { expires_at: new Date(Date.now() + 2000).toISOString() });
-    const lasting = await send(await alice.message(bob.address, 'lasting'));
+    lasting = await send(await alice.message(bob.address, 'lasting'));
     const acked = await send(await alice.message(bob.address, 'acknowledged'));
     const row = await projected(shortLived);
     await projected(lasting);
@@ -194,4 +196,26 @@ describe('message expiry and retention', () => {
     await prepareDependencies(relay.ctx);
     expect(await describe(mailbox)).toMatchObject({ 'retention.ms': '3888000000', 'segment.ms': '7200000' });
   });
+
+  it('rebuilds from a mailbox topic that retention has truncated, unless its retention is shorter than a row lives', async () => {
+    // What retention deletes first: the records before the lasting message, all of purged messages.
+    const row = (await relay.ctx.pool.query<{ kafka_partition: number; kafka_offset: string }>('SELECT kafka_partition, kafka_offset FROM messages WHERE id = $1', [lasting])).rows[0];
+    expect(row).toBeDefined();
+    expect(Number(row?.kafka_offset)).toBeGreaterThan(0);
+    const admin = await relay.ctx.kafkaAdmin();
+    await admin.deleteTopicRecords({ topic: relay.ctx.topics.mailbox, partitions: [{ partition: row?.kafka_partition ?? 0, offset: row?.kafka_offset ?? '0' }] });
+    const live = await readModel(relay.ctx.pool);
+    await rebuildReadModel(relay.ctx);
+    expect(await readModel(relay.ctx.pool)).toEqual(live);
+
+    // A retention shorter than a message's lifetime plus the purge delay may have deleted rows the live model holds.
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: relay.ctx.topics.mailbox, configEntries: [{ name: 'retention.ms', value: String(30 * DAY_MS) }] }] });
+    try {
+      await expect(rebuildReadModel(relay.ctx)).rejects.toThrow(RebuildError);
+      await expect(rebuildReadModel(relay.ctx)).rejects.toThrow(/no longer holds its oldest records/);
+    } finally {
+      await prepareDependencies(relay.ctx);
+    }
+    expect(await readModel(relay.ctx.pool)).toEqual(live);
+  }, 120_000);
 });
