@@ -39,7 +39,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const required = config.auth.required;
   if (!required) log.warn('RELAY_AUTH=off: no API keys or tokens are checked; for development and trusted networks only');
   const authorizeMailbox = mailboxGuard(tokens, required);
-  const failures = new AuthFailureLimit(limiter, config.auth.failureRate);
+  const failures = new AuthFailureLimit(limiter, config.auth.failureRate, config.auth.trustedProxies);
   const authorizeStream = streamGuard(apiKeys, tokens, required, failures);
   const relay = new MessageRelay({
     verifier,

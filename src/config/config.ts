@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 
 /**
@@ -66,6 +67,18 @@ const oneOf =
   (raw, name) =>
     (choices as string[]).includes(raw) ? (raw as T) : fail(`${name} must be one of ${choices.join(', ')}, not "${raw}"`);
 
+/** Comma-separated IP addresses and CIDR ranges (203.0.113.0/24, 2001:db8::/32); empty for none. */
+const ipRanges: Parser<string[]> = (raw, name) =>
+  raw.trim() === ''
+    ? []
+    : raw.split(',').map((part) => {
+        const [address = '', prefix, extra] = part.trim().split('/');
+        const family = isIP(address);
+        const bits = family === 4 ? 32 : 128;
+        const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits);
+        return family !== 0 && prefixOk && extra === undefined ? part.trim() : fail(`${name} must be IP addresses or CIDR ranges separated by commas, not "${part.trim()}"`);
+      });
+
 const flag: Parser<boolean> = (raw, name) =>
   raw === 'true' || raw === '1' ? true : raw === 'false' || raw === '0' || raw === '' ? false : fail(`${name} must be true or false, not "${raw}"`);
 
@@ -127,6 +140,7 @@ export const VARIABLES = {
   RELAY_RATE_AUTH_FAILURES_PER_MINUTE: variable(integer(1, 1_000_000), '30', 'Sustained failed authentications (unknown API key, bad token, failed token proof) per minute allowed per client address.'),
   RELAY_RATE_AUTH_FAILURES_BURST: variable(integer(1, 1_000_000), '20', 'Failed authentications a client address may make at once; over that, its calls are answered 429 until Retry-After.'),
   RELAY_SIGNATURE_FUTURE_SECONDS: variable(integer(0, 300), '60', 'How far ahead of the server\'s clock a signed iat may be; one more than 300 s old is refused regardless.'),
+  RELAY_TRUSTED_PROXIES: variable(ipRanges, '', 'Proxies (IP addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client address for the failed-authentication budget (empty: the TCP peer is the client).'),
   RELAY_RATE_SENDER_PER_SECOND: variable(integer(1, 1_000_000), '200', 'Sustained messages per second allowed per sender address.'),
   RELAY_RATE_SENDER_BURST: variable(integer(1, 1_000_000), '1000', 'Messages a sender may send at once above its rate.'),
   RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),
@@ -176,6 +190,8 @@ export interface RelayConfig {
     /** Failed authentications per client address. */
     readonly failureRate: { readonly perSecond: number; readonly burst: number };
     readonly signatureFutureSeconds: number;
+    /** Proxies whose X-Forwarded-For is believed when finding a client's address. */
+    readonly trustedProxies: readonly string[];
   };
   readonly kafkaSecurity: {
     readonly ssl: boolean;
@@ -267,6 +283,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       senderRate: { perSecond: v.RELAY_RATE_SENDER_PER_SECOND, burst: v.RELAY_RATE_SENDER_BURST },
       failureRate: { perSecond: v.RELAY_RATE_AUTH_FAILURES_PER_MINUTE / 60, burst: v.RELAY_RATE_AUTH_FAILURES_BURST },
       signatureFutureSeconds: v.RELAY_SIGNATURE_FUTURE_SECONDS,
+      trustedProxies: v.RELAY_TRUSTED_PROXIES,
     },
     kafkaSecurity: {
       ssl: v.RELAY_KAFKA_SSL,

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError } from '../errors/app-error.js';
 import type { ErrorCode } from '../errors/codes.js';
@@ -17,11 +18,43 @@ const FAILED_CREDENTIALS: ReadonlySet<ErrorCode> = new Set(['invalid_api_key', '
 /** On the token endpoint, a proof that does not verify is a failed authentication too. */
 const FAILED_PROOFS: ReadonlySet<ErrorCode> = new Set([...FAILED_CREDENTIALS, 'bad_signature', 'stale_signature']);
 
-/** The client's IP address as the socket sees it, IPv4-mapped IPv6 written as IPv4. */
-export const clientAddress = (req: Pick<IncomingMessage, 'socket'>): string => {
-  const address = req.socket.remoteAddress ?? 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
+const unmapped = (address: string): string => (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address);
+
+/** A BlockList of proxies (IP addresses and CIDR ranges, as RELAY_TRUSTED_PROXIES holds them). */
+export function proxyList(ranges: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const range of ranges) {
+    const [address = '', prefix] = range.split('/');
+    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, Number(prefix), type);
+  }
+  return list;
+}
+
+const isTrusted = (proxies: BlockList, address: string): boolean => {
+  const family = isIP(address);
+  return family !== 0 && proxies.check(address, family === 6 ? 'ipv6' : 'ipv4');
 };
+
+/**
+ * The client's IP address: the TCP peer's, or, when the peer is a trusted proxy, the nearest
+ * address in X-Forwarded-For that is not a trusted proxy itself (the entries before it could be
+ * written by the client). IPv4-mapped IPv6 is written as IPv4.
+ */
+export function clientAddress(req: Pick<IncomingMessage, 'socket' | 'headers'>, proxies?: BlockList): string {
+  let address = unmapped(req.socket.remoteAddress ?? 'unknown');
+  if (!proxies || !isTrusted(proxies, address)) return address;
+  const header = req.headers['x-forwarded-for'];
+  const hops = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').map((hop) => unmapped(hop.trim()));
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i] ?? '';
+    if (isIP(hop) === 0) break;
+    address = hop;
+    if (!isTrusted(proxies, hop)) break;
+  }
+  return address;
+}
 
 /**
  * A budget of failed authentications per client address, in Redis so that it holds across nodes.
@@ -29,10 +62,20 @@ export const clientAddress = (req: Pick<IncomingMessage, 'socket'>): string => {
  * 429 before its credentials are looked at, so guessing keys or tokens costs no Postgres query.
  */
 export class AuthFailureLimit {
+  private readonly proxies: BlockList | undefined;
+
   constructor(
     private readonly limiter: RateLimiter,
     private readonly rate: Rate,
-  ) {}
+    trustedProxies: readonly string[] = [],
+  ) {
+    this.proxies = trustedProxies.length > 0 ? proxyList(trustedProxies) : undefined;
+  }
+
+  /** The address whose budget a request spends (see clientAddress). */
+  clientOf(req: Pick<IncomingMessage, 'socket' | 'headers'>): string {
+    return clientAddress(req, this.proxies);
+  }
 
   /** Throws 429 rate_limited if `client` has no failures left. */
   async check(client: string): Promise<void> {
@@ -53,7 +96,7 @@ export class AuthFailureLimit {
   /** Refuses a request from an address that has used up its failures (the first handler of the API). */
   readonly before: RequestHandler = async (req, _res, next) => {
     try {
-      await this.check(clientAddress(req));
+      await this.check(this.clientOf(req));
       next();
     } catch (error) {
       next(error);
@@ -63,7 +106,7 @@ export class AuthFailureLimit {
   /** Counts a failed authentication on its way to the problem middleware (the API's last handler). */
   readonly after: ErrorRequestHandler = async (error: unknown, req, _res, next) => {
     // The failure is answered either way; a limiter that cannot be reached does not change the answer.
-    await this.record(clientAddress(req), error, req.path === '/auth/token').catch(() => undefined);
+    await this.record(this.clientOf(req), error, req.path === '/auth/token').catch(() => undefined);
     next(error);
   };
 }
@@ -77,7 +120,7 @@ export class AuthFailureLimit {
 export const streamGuard = (apiKeys: ApiKeyStore, tokens: TokenService, required: boolean, failures?: AuthFailureLimit): StreamGuard =>
   required
     ? async (req, address, url) => {
-        const client = failures && 'socket' in req ? clientAddress(req as IncomingMessage) : undefined;
+        const client = failures && 'socket' in req ? failures.clientOf(req as IncomingMessage) : undefined;
         if (client !== undefined) await failures?.check(client);
         try {
           const header = req.headers['x-api-key'];

@@ -365,6 +365,8 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
         RELAY_RATE_SENDER_BURST: '10',
         RELAY_RATE_AUTH_FAILURES_PER_MINUTE: '6',
         RELAY_RATE_AUTH_FAILURES_BURST: '5',
+        // The test client plays a proxy: requests that carry X-Forwarded-For count for the address in it.
+        RELAY_TRUSTED_PROXIES: '127.0.0.1',
       });
       key = (await new ApiKeyStore(limited.ctx.pool).create('limited')).key;
     }, 90_000);
@@ -437,6 +439,20 @@ describe('security: TLS 1.3, API keys, address-bound tokens, rate limits', () =>
         ws.once('error', () => undefined);
       });
       expect(upgrade).toBe(429);
+    });
+
+    it('behind a trusted proxy, gives each forwarded client address a budget of its own', async () => {
+      const get = (forwardedFor: string, i: number) =>
+        fetch(`${limited.baseUrl}/api/v1/peers/discover?address=${alice.address}`, {
+          headers: { 'x-api-key': `rk_${`p${String(i).padStart(11, '0')}`}_${'A'.repeat(43)}`, 'x-forwarded-for': forwardedFor },
+        });
+      // 127.0.0.1 itself has spent its budget above; the clients behind it have not. What a client
+      // writes before the proxy's own entry does not choose its budget.
+      for (let i = 0; i < 5; i++) expect((await get(`203.0.113.${i}, 198.51.100.20`, i)).status).toBe(401);
+      const refused = await get('203.0.113.99, 198.51.100.20', 5);
+      expect(refused.status).toBe(429);
+      expect(((await refused.json()) as { detail: string }).detail).toMatch(/from 198\.51\.100\.20;/);
+      expect((await get('198.51.100.21', 6)).status).toBe(401);
     });
 
     it('has per-key defaults a real application needs, not 20,000/s', async () => {
