@@ -10,6 +10,8 @@ import { prepareDependencies } from '../lifecycle/setup.js';
 import { createLogger } from '../observability/logger.js';
 import { runApiKeyCommand, runTokenKeyCommand, UsageError } from './admin-commands.js';
 import { runDemo } from './demo.js';
+import { runVerifyProof } from './verify-proof.js';
+import { setupAnchoring } from '../anchoring/setup-anchoring.js';
 import { ANALYST_USAGE, isAnalystCommand, runAnalystCommand } from './replay-commands.js';
 import { makeDevCerts } from './dev-certs.js';
 import { isRole, ROLES, servicesFor } from './roles.js';
@@ -22,6 +24,7 @@ Roles (run until SIGINT or SIGTERM, then stop cleanly):
   projector   Kafka events into the Postgres read model
   presence    peer and presence events into Redis
   router      pushes new messages to the node that holds the recipient's socket
+  anchor      anchors batches of messages on an EVM chain (RELAY_ANCHOR_*; part of all when set)
 
 Operations:
   setup                     create topics, register event schemas, migrate the database
@@ -30,6 +33,8 @@ Operations:
   dev-certs [--out DIR]     make a local CA and a certificate for localhost (default .relay/certs)
   demo [--url URL] [--api-key KEY] [--ca FILE]
                             two peers exchange encrypted messages through a running relay
+  verify-proof --rpc URL FILE|-
+                            check a message's anchoring proof against the chain alone
   help                      this text
 
 ${ANALYST_USAGE}
@@ -40,7 +45,10 @@ const print = (line: string) => process.stdout.write(`${line}\n`);
 
 /** Commands that need the dependencies prepared, then run against them and exit. */
 const OPERATIONS: Record<string, (args: readonly string[], resources: Resources) => Promise<number>> = {
-  setup: async () => 0,
+  setup: async (_args, resources) => {
+    await setupAnchoring(resources, print);
+    return 0;
+  },
   apikey: (args, resources) => runApiKeyCommand(args, resources, print),
   'token-key': (args, resources) => runTokenKeyCommand(args, resources, print),
 };
@@ -59,6 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command === 'demo') return runDemo(args, print);
+  if (command === 'verify-proof') return runVerifyProof(args, print);
   const operation = OPERATIONS[command];
   if (!operation && !isRole(command) && !isAnalystCommand(command)) {
     process.stderr.write(`relay: unknown command "${command}"; roles are ${ROLES.join(', ')}\n\n${USAGE}\n`);
@@ -78,8 +87,13 @@ async function main(argv: readonly string[]): Promise<number> {
     const stop = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) return;
-      log.info('stopping', { signal });
+      log.info('stopping', { signal, grace_ms: config.shutdownGraceMs });
       stop.abort();
+      // Whatever has not stopped within the grace period is abandoned: a deployment waits no longer.
+      setTimeout(() => {
+        log.error('did not stop within the shutdown grace period; exiting', { grace_ms: config.shutdownGraceMs });
+        process.exit(1);
+      }, config.shutdownGraceMs).unref();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

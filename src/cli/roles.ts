@@ -11,17 +11,24 @@ import { MessageRelay } from '../ingress/message-relay.js';
 import { PeerDirectory } from '../ingress/peer-directory.js';
 import { StreamHub } from '../ingress/stream-hub.js';
 import { BatchingProducer } from '../kafka/batching-producer.js';
+import { LogEnds } from '../kafka/log-ends.js';
+import { ReadConsistency } from '../ingress/read-consistency.js';
+import { CheckpointWatch } from '../projections/checkpoint-watch.js';
+import { createClient } from '../postgres/pool.js';
 import { ConsumerService } from '../kafka/consumer-service.js';
 import { DEFAULT_EXPIRY_OPTIONS, ExpiryService } from '../expiry/expiry-service.js';
 import { EventPublisher } from '../kafka/event-publisher.js';
 import type { Resources } from '../lifecycle/resources.js';
-import type { Service } from '../lifecycle/service.js';
+import { stopInOrder, type Service } from '../lifecycle/service.js';
 import { presenceProjection } from '../presence/presence-projection.js';
 import { PresenceStore } from '../presence/presence-store.js';
 import { postgresProjector } from '../projections/postgres-projector.js';
 import { router } from '../routing/router.js';
+import { AnchorService } from '../anchoring/anchor-service.js';
+import { ProofReader } from '../anchoring/proof-reader.js';
+import { UsageError } from '../errors/usage-error.js';
 
-export const ROLES = ['ingress', 'projector', 'presence', 'router', 'expiry', 'all'] as const;
+export const ROLES = ['ingress', 'projector', 'presence', 'router', 'anchor', 'expiry', 'all'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const isRole = (value: string): value is Role => (ROLES as readonly string[]).includes(value);
@@ -31,6 +38,8 @@ export function ingressServices(resources: Resources): { services: Service[]; in
   const { config, log, kafka, codec, topics, pool, redis, metrics } = resources;
   const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
   const events = new EventPublisher(producer, codec, topics);
+  const watch = new CheckpointWatch({ pool, connect: () => createClient(config), schema: config.postgres.schema, log: log.child({ service: 'checkpoint-watch' }) });
+  const consistency = new ReadConsistency({ watch, producer, logEnds: new LogEnds(() => resources.kafkaAdmin()), topics, waitMs: config.reads.waitMs });
   const verifier = new SignatureVerifier(Date.now, { maxFutureSeconds: config.auth.signatureFutureSeconds });
   const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
   const limiter = new RateLimiter(redis, config.redis.keyPrefix);
@@ -51,6 +60,8 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     nodeId: config.nodeId,
     messageTtlSeconds: config.expiry.messageTtlSeconds,
     senderLimit: { limiter, rate: config.auth.senderRate },
+    recipientLimit: { limiter, rate: config.auth.recipientRate, overrides: config.auth.recipientOverrides },
+    consistency,
   });
   const peers = new PeerDirectory({ verifier, events, pool, presence });
   const mailbox = new MailboxReader(pool);
@@ -61,17 +72,21 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     relay,
     mailbox,
     events,
+    consistency,
+    limits: config.streams,
     ttlSeconds: config.presence.ttlSeconds,
     authorize: authorizeStream,
     log: log.child({ service: 'stream' }),
     metrics,
   });
   const app = createApp(resources, {
+    consistency,
     relay,
     peers,
     mailbox,
     tokens,
     authorizeMailbox,
+    proofs: new ProofReader(pool),
     gate: required ? { apiKeys, limiter, keyRate: config.auth.keyRate, failures } : undefined,
   });
   const ingress = new IngressService(app, {
@@ -83,7 +98,8 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     onServer: (server) => hub.attach(server),
     beforeListen: () => producer.whenReady(),
   });
-  return { services: [producer, hub, ingress], ingress };
+  // Stop accepting and close the streams first; the producer flushes their last events after them.
+  return { services: [stopInOrder('ingress node', [[ingress, hub], [producer, watch]], log)], ingress };
 }
 
 /** One consuming role: the Postgres projector, the Redis presence projection, or the router. */
@@ -97,7 +113,7 @@ export function consumerService(resources: Resources, role: 'projector' | 'prese
   const gather = { minBytes: 64 * 1024, maxWaitMs: 50 };
   switch (role) {
     case 'projector':
-      return new ConsumerService(kafka, codec, { ...common, topics: [topics.mailbox, topics.peers], fetch: gather }, postgresProjector(pool, metrics), roleLog, metrics);
+      return new ConsumerService(kafka, codec, { ...common, topics: [topics.mailbox, topics.peers, topics.anchors], fetch: gather }, postgresProjector(pool, metrics), roleLog, metrics);
     case 'presence':
       return new ConsumerService(kafka, codec, { ...common, topics: [topics.peers], fetch: gather }, presenceProjection(presence, metrics), roleLog, metrics);
     case 'router':
@@ -124,6 +140,20 @@ export function expiryServices(resources: Resources): Service[] {
   return [producer, expiry];
 }
 
+/**
+ * The anchor role (src/anchoring/anchor-service.ts). `all` includes it only when anchoring is
+ * configured (RELAY_ANCHOR_RPC_URL); `relay anchor` without it is a usage error.
+ */
+export function anchorServices(resources: Resources, required = false): Service[] {
+  const { config, kafka, codec, topics, pool, log } = resources;
+  if (!config.anchor) {
+    if (required) throw new UsageError('relay anchor needs RELAY_ANCHOR_RPC_URL and a signer key (docs/guides/anchoring.md)');
+    return [];
+  }
+  const options = { groupId: `${config.kafka.groupPrefix}.anchor`, mailboxTopic: topics.mailbox, anchorsTopic: topics.anchors, config: config.anchor };
+  return [new AnchorService(kafka, codec, pool, options, log.child({ service: 'anchor' }))];
+}
+
 /** The services one role runs; `all` runs every role in one process. */
 export function servicesFor(role: Role, resources: Resources): Service[] {
   switch (role) {
@@ -135,7 +165,9 @@ export function servicesFor(role: Role, resources: Resources): Service[] {
       return [consumerService(resources, role)];
     case 'expiry':
       return expiryServices(resources);
+    case 'anchor':
+      return anchorServices(resources, true);
     case 'all':
-      return [...ingressServices(resources).services, consumerService(resources, 'projector'), consumerService(resources, 'presence'), consumerService(resources, 'router'), ...expiryServices(resources)];
+      return [...ingressServices(resources).services, consumerService(resources, 'projector'), consumerService(resources, 'presence'), consumerService(resources, 'router'), ...anchorServices(resources), ...expiryServices(resources)];
   }
 }

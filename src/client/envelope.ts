@@ -279,5 +279,6 @@ export function asRelayedMessage(value: unknown): RelayedMessage | undefined {
   const [message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at] = MESSAGE_FIELDS.map((f) => fields[f] as string) as [
     string, string, string, string, string, string, string,
   ];
-  return { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at };
+  const cursor = typeof fields['cursor'] === 'string' ? fields['cursor'] : undefined;
+  return { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at, ...(cursor === undefined ? {} : { cursor }) };
 }

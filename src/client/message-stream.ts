@@ -21,6 +21,17 @@ export interface StreamOptions {
   readonly autoAck?: boolean;
   /** How long to wait for the upgrade; default 15 s. */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * Resume behind this cursor (a previous stream's `cursor`): messages at or before it are not
+   * sent again on this stream. Unacknowledged ones stay in the mailbox for `GET /messages`.
+   */
+  readonly after?: string;
+}
+
+/** What an acknowledgement did with each id (docs/reference/api.md). */
+export interface AckAnswer {
+  readonly acknowledged: number;
+  readonly results: readonly { readonly message_id: string; readonly status: string }[];
 }
 
 export interface StreamClosed {
@@ -36,8 +47,8 @@ interface Waiter {
 }
 
 /**
- * The relay can push a message before its projection lands in the read model, and an ack of such
- * a message counts 0 (docs/reference/api.md). These are the delays before asking again.
+ * An ack the relay could not decide in time (`not_yet_known`: its read model lagged past the read
+ * wait) is asked again after these delays.
  */
 const ACK_RETRY_DELAYS_MS = [250, 500, 1000, 2000, 4000];
 const MAX_ERROR_BODY = 16 * 1024;
@@ -56,8 +67,9 @@ export class MessageStream {
   private readonly waiters: Waiter[] = [];
   private processing: Promise<void> = Promise.resolve();
   private acking: Promise<unknown> = Promise.resolve();
-  private answer: { resolve(count: number): void; reject(error: Error): void } | undefined;
+  private answer: { resolve(answer: AckAnswer): void; reject(error: Error): void } | undefined;
   private isClosed = false;
+  private lastCursor: string | undefined;
 
   private constructor(
     private readonly ws: WebSocket,
@@ -141,10 +153,23 @@ export class MessageStream {
     });
   }
 
+  /**
+   * The cursor of the last message frame received: open a new stream with `{ after: cursor }` to
+   * resume behind it. Undefined before the first message (or from a relay without cursors).
+   */
+  get cursor(): string | undefined {
+    return this.lastCursor;
+  }
+
   /** Acknowledges messages over the stream; resolves with how many this ack newly acknowledged. */
-  ack(messageIds: readonly string[]): Promise<number> {
+  async ack(messageIds: readonly string[]): Promise<number> {
+    return (await this.acknowledge(messageIds)).acknowledged;
+  }
+
+  /** Acknowledges messages over the stream; resolves with what the relay did with each id. */
+  acknowledge(messageIds: readonly string[]): Promise<AckAnswer> {
     const run = () =>
-      new Promise<number>((resolve, reject) => {
+      new Promise<AckAnswer>((resolve, reject) => {
         if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) {
           reject(streamClosed('The stream is closed; acknowledge over HTTP instead.'));
           return;
@@ -183,6 +208,7 @@ export class MessageStream {
           this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'A message frame lacks a member.' }));
           return;
         }
+        if (message.cursor !== undefined) this.lastCursor = message.cursor;
         // One at a time and in order, while ack answers (below) are handled at once: a handler
         // that awaits its ack must not wait behind itself.
         this.processing = this.processing.then(() => this.deliver(message)).catch((error: unknown) => this.options.onError?.(error as Error));
@@ -190,7 +216,8 @@ export class MessageStream {
       }
       case 'ack_result': {
         const count = fields['acknowledged'];
-        this.answer?.resolve(typeof count === 'number' ? count : 0);
+        const results = Array.isArray(fields['results']) ? (fields['results'] as AckAnswer['results']) : [];
+        this.answer?.resolve({ acknowledged: typeof count === 'number' ? count : 0, results });
         this.answer = undefined;
         return;
       }
@@ -242,18 +269,18 @@ export class MessageStream {
     if (this.options.autoAck ?? true) await this.ackOnce(message.message_id);
   }
 
-  /** Acks one message, asking again a few times while the read model has not caught up with it. */
+  /** Acks one message, asking again a few times while the relay cannot decide it yet. */
   private async ackOnce(messageId: string, attempt = 0): Promise<void> {
     try {
-      if ((await this.ack([messageId])) > 0) return;
+      const answer = await this.acknowledge([messageId]);
+      if (answer.results.every((r) => r.status !== 'not_yet_known')) return;
     } catch (error) {
       this.options.onError?.(error as Error);
       return;
     }
     const delay = ACK_RETRY_DELAYS_MS[attempt];
     if (delay === undefined || this.isClosed) return;
-    // In the background, so later messages are not held up; a count of 0 can also mean that
-    // the message was acknowledged already, and asking again is then harmless.
+    // In the background, so later messages are not held up.
     setTimeout(() => void this.ackOnce(messageId, attempt + 1), delay).unref();
   }
 

@@ -87,6 +87,7 @@ const asRecord = (value: unknown): Record<string, unknown> =>
  */
 export class RelayClient {
   readonly identity: PeerIdentity;
+  private readonly written = new WrittenPositions();
   private readonly transport: HttpTransport;
   private readonly tokens: AccessTokens | undefined;
 
@@ -113,6 +114,7 @@ export class RelayClient {
     const registration = await signRegistration(this.identity, connectionInfo);
     const answer = await this.transport.request<Registered>('POST', '/peer/register', { body: { registration } });
     if (answer.address !== this.address) throw unexpected(`The relay registered ${String(answer.address)}, not ${this.address}.`);
+    this.written.remember(answer.consistency_token);
     return answer;
   }
 
@@ -123,7 +125,7 @@ export class RelayClient {
    */
   async getPeer(address: string): Promise<PeerRecord> {
     if (!isAddress(address)) throw new TypeError(`${String(address)} is not an address (43 base64url characters).`);
-    const answer = await this.transport.request<Record<string, unknown>>('GET', `/peers/${address}`);
+    const answer = await this.transport.request<Record<string, unknown>>('GET', `/peers/${address}`, { query: { consistency_token: this.written.token() } });
     let signingKey: PublicJwk;
     let encryptionKey: PublicJwk;
     try {
@@ -240,7 +242,7 @@ export class RelayClient {
 
   /** One page of this peer's undelivered messages as the relay stores them: still encrypted, not yet verified. */
   async fetchMessages(options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<MailboxPage> {
-    const query = { address: this.address, after: options.after, limit: options.limit };
+    const query = { address: this.address, after: options.after, limit: options.limit, consistency_token: this.written.token() };
     const page = await this.withBearer((bearer) => this.transport.request<{ messages?: unknown; next_cursor?: unknown }>('GET', '/messages', { query, bearer }));
     if (!Array.isArray(page.messages)) throw unexpected('The mailbox answer has no "messages" array.');
     const messages = page.messages.map((item: unknown) => {
@@ -308,8 +310,9 @@ export class RelayClient {
     let total = 0;
     for (let i = 0; i < messageIds.length; i += 1000) {
       const body = { address: this.address, message_ids: messageIds.slice(i, i + 1000) };
-      const answer = await this.withBearer((bearer) => this.transport.request<{ acknowledged?: unknown }>('POST', '/messages/ack', { body, bearer }));
+      const answer = await this.withBearer((bearer) => this.transport.request<{ acknowledged?: unknown; consistency_token?: unknown }>('POST', '/messages/ack', { body, bearer }));
       if (typeof answer.acknowledged !== 'number') throw unexpected('The ack answer has no "acknowledged" count.');
+      this.written.remember(answer.consistency_token);
       total += answer.acknowledged;
     }
     return total;
@@ -320,7 +323,7 @@ export class RelayClient {
    * and decrypted. See StreamOptions for handler-style or pull-style (`next()`) reading.
    */
   async openStream(options: StreamOptions = {}): Promise<MessageStream> {
-    const url = this.transport.webSocketUrl('/stream', { address: this.address });
+    const url = this.transport.webSocketUrl('/stream', { address: this.address, ...(options.after === undefined ? {} : { after: options.after }) });
     return this.withBearer(async (bearer) => MessageStream.open(url, { headers: this.transport.headers(bearer), ca: this.options.ca }, this.identity, options));
   }
 
@@ -343,6 +346,33 @@ export class RelayClient {
     if (answer.status !== 'accepted' || typeof answer.partition !== 'number' || typeof answer.offset !== 'string') {
       throw unexpected('The relay answered without an accepted message id, partition and offset.');
     }
+    this.written.remember(answer.consistency_token);
     return answer;
+  }
+}
+
+/**
+ * The log positions of this client's writes, highest per partition, sent with its reads as a
+ * consistency token: whichever node answers, a read shows this client's own registrations, sends
+ * and acknowledgements (docs/reference/api.md, "Reading your own writes").
+ */
+class WrittenPositions {
+  private readonly highest = new Map<string, bigint>();
+
+  remember(token: unknown): void {
+    if (typeof token !== 'string' || token === '') return;
+    for (const entry of token.split(',')) {
+      const cut = entry.lastIndexOf(':');
+      const offset = /^\d{1,19}$/.test(entry.slice(cut + 1)) ? BigInt(entry.slice(cut + 1)) : undefined;
+      if (cut <= 0 || offset === undefined) continue;
+      const slot = entry.slice(0, cut);
+      if ((this.highest.get(slot) ?? -1n) < offset) this.highest.set(slot, offset);
+    }
+  }
+
+  token(): string | undefined {
+    if (this.highest.size === 0) return undefined;
+    // The relay reads at most 64 positions; a client writes to few partitions, but stay within it.
+    return [...this.highest].slice(-64).map(([slot, offset]) => `${slot}:${offset}`).join(',');
   }
 }

@@ -6,10 +6,13 @@ import type { SigningAlgorithm } from './identity.js';
 // compared with, logged as, or sent as what the relay sees without translation.
 
 /** A message as the relay hands it over: `GET /api/v1/messages` items and stream `message` frames. */
-export type RelayedMessage = MessageView;
+export type RelayedMessage = Omit<MessageView, 'cursor'> & {
+  /** The message's place in the log; a relay older than cursors leaves it out. */
+  readonly cursor?: string;
+};
 
 /** The body of `POST /api/v1/message/relay`: a sealed, signed message (encrypted_content is the compact JWE, signature the sender's compact JWS). */
-export type OutgoingMessage = Omit<MessageView, 'accepted_at'>;
+export type OutgoingMessage = Omit<MessageView, 'accepted_at' | 'cursor'>;
 
 /** The payload the sender signs for each message. */
 export interface MessageClaims {
@@ -42,11 +45,16 @@ export interface Accepted {
   readonly partition: number;
   /** A decimal string: Kafka offsets can exceed 2^53. */
   readonly offset: string;
+  /** Send with a read (the Consistency-Token header) to read this write on any node. */
+  readonly consistency_token: string;
 }
 
 export interface Registered {
   readonly address: string;
   readonly status: 'registered';
+  readonly partition: number;
+  readonly offset: string;
+  readonly consistency_token: string;
 }
 
 /** Who to encrypt to: an address and its public encryption key. */

@@ -56,6 +56,11 @@ const url =
     return fail(`${name} must be a ${protocols.join(' or ')}// URL, not "${raw}"`);
   };
 
+const optionalUrl =
+  (...protocols: string[]): Parser<string> =>
+  (raw, name) =>
+    raw.trim() === '' ? '' : url(...protocols)(raw.trim(), name);
+
 const identifier: Parser<string> = (raw, name) =>
   /^[a-z_][a-z0-9_]{0,62}$/.test(raw) ? raw : fail(`${name} must be a lower-case SQL identifier, not "${raw}"`);
 
@@ -66,6 +71,19 @@ const oneOf =
   <T extends string>(...choices: T[]): Parser<T> =>
   (raw, name) =>
     (choices as string[]).includes(raw) ? (raw as T) : fail(`${name} must be one of ${choices.join(', ')}, not "${raw}"`);
+
+/** `ADDRESS=RATE[/BURST]` entries, comma-separated; the burst defaults to five seconds of the rate. */
+const rateOverrides: Parser<ReadonlyMap<string, { perSecond: number; burst: number }>> = (raw, name) => {
+  const entries = raw.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  return new Map(
+    entries.map((entry) => {
+      const match = /^([A-Za-z0-9_-]{43})=(\d{1,9})(?:\/(\d{1,9}))?$/.exec(entry);
+      const perSecond = Number(match?.[2]);
+      if (!match || perSecond < 1) return fail(`${name} must be ADDRESS=RATE[/BURST] entries separated by commas, not "${entry}"`);
+      return [match[1] as string, { perSecond, burst: match[3] ? Math.max(1, Number(match[3])) : perSecond * 5 }];
+    }),
+  );
+};
 
 /** Comma-separated IP addresses and CIDR ranges (203.0.113.0/24, 2001:db8::/32); empty for none. */
 const ipRanges: Parser<string[]> = (raw, name) =>
@@ -124,11 +142,13 @@ export const VARIABLES = {
   RELAY_PRODUCER_BATCH_MAX: variable(integer(1, 100_000), '2000', 'Most records in one produce request.'),
   RELAY_PRODUCER_LINGER_MS: variable(integer(0, 1000), '2', 'How long a produce call waits for others to share its request.'),
   RELAY_PRODUCER_QUEUE_MAX: variable(integer(1, 10_000_000), '50000', 'Records waiting to be produced before the ingress sheds load with 503.'),
+  RELAY_PRODUCER_COMPRESSION: variable(oneOf('gzip', 'none'), 'gzip', 'Codec of the record batches the relay produces: gzip or none.'),
   RELAY_PRESENCE_TTL_SECONDS: variable(integer(5, 3600), '60', 'A peer whose node stops heartbeating is offline after this long.'),
   RELAY_MESSAGE_TTL_SECONDS: variable(integer(1, 315_360_000), '2592000', 'How long an undelivered message is offered before it expires (default 30 days); a sender may ask for less.'),
   RELAY_PURGE_AFTER_SECONDS: variable(integer(0, 315_360_000), '604800', 'Delivered and expired messages are deleted from PostgreSQL this long after their delivery or expiry.'),
   RELAY_MAILBOX_RETENTION_MS: variable(integer(-1, 315_360_000_000), '3888000000', 'retention.ms that relay setup sets on the mailbox and dead-letter topics (-1: keep forever).'),
   RELAY_PEERS_RETENTION_MS: variable(integer(-1, 315_360_000_000), '-1', 'retention.ms that relay setup sets on the peers topic (-1: keep forever).'),
+  RELAY_SHUTDOWN_GRACE_MS: variable(integer(0, 600_000), '10000', 'On SIGTERM or SIGINT, how long a role may take to stop in order (stop accepting, close streams, flush records, commit) before it exits anyway.'),
   RELAY_LOG_LEVEL: variable(logLevel, 'info', 'Least severe log level written: debug, info, warn or error.'),
   RELAY_TLS_CERT: variable(optionalText, '', 'PEM certificate chain file: with RELAY_TLS_KEY, the ingress serves HTTPS and WSS with TLS 1.3 only.'),
   RELAY_TLS_KEY: variable(optionalText, '', 'PEM private key file for RELAY_TLS_CERT.'),
@@ -143,6 +163,12 @@ export const VARIABLES = {
   RELAY_TRUSTED_PROXIES: variable(ipRanges, '', 'Proxies (IP addresses or CIDR ranges, comma-separated) whose X-Forwarded-For names the client address for the failed-authentication budget (empty: the TCP peer is the client).'),
   RELAY_RATE_SENDER_PER_SECOND: variable(integer(1, 1_000_000), '200', 'Sustained messages per second allowed per sender address.'),
   RELAY_RATE_SENDER_BURST: variable(integer(1, 1_000_000), '1000', 'Messages a sender may send at once above its rate.'),
+  RELAY_RATE_RECIPIENT_PER_SECOND: variable(integer(1, 1_000_000), '500', 'Sustained messages per second allowed per recipient address.'),
+  RELAY_RATE_RECIPIENT_BURST: variable(integer(1, 1_000_000), '5000', 'Messages a recipient may receive at once above its rate.'),
+  RELAY_RATE_RECIPIENT_OVERRIDES: variable(rateOverrides, '', 'Higher rates for known busy recipients (bots, services): ADDRESS=RATE[/BURST], comma-separated.'),
+  RELAY_READ_WAIT_MS: variable(integer(0, 30_000), '2000', 'How long a read waits for the read model to apply the writes it follows (its consistency token, or this node\'s last write to the address).'),
+  RELAY_STREAMS_PER_ADDRESS: variable(integer(1, 1000), '8', 'Open WebSocket streams allowed per address on one node.'),
+  RELAY_STREAM_FRAMES_PER_SECOND: variable(integer(1, 100_000), '50', 'Frames per second a stream may send; more are refused and a stream that keeps on is closed.'),
   RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),
   RELAY_KAFKA_SSL_CA: variable(optionalText, '', 'PEM file of the CA that signed the brokers\' certificates (default: the system CAs).'),
   RELAY_KAFKA_SASL_MECHANISM: variable(oneOf('', 'plain', 'scram-sha-256', 'scram-sha-512'), '', 'SASL mechanism for Kafka: plain, scram-sha-256 or scram-sha-512 (empty: none).'),
@@ -150,6 +176,16 @@ export const VARIABLES = {
   RELAY_KAFKA_SASL_PASSWORD: variable(optionalText, '', 'SASL password for Kafka.'),
   RELAY_DATABASE_SSL_CA: variable(optionalText, '', 'PEM file of the CA for PostgreSQL TLS; TLS itself is chosen by sslmode in RELAY_DATABASE_URL.'),
   RELAY_REDIS_TLS_CA: variable(optionalText, '', 'PEM file of the CA for Redis TLS (use a rediss:// URL).'),
+  RELAY_ANCHOR_RPC_URL: variable(optionalUrl('http:', 'https:'), '', 'JSON-RPC URL of the EVM chain that anchors message digests (empty: no anchoring).'),
+  RELAY_ANCHOR_CHAIN_ID: variable(integer(1, 2 ** 53 - 1), '31337', 'Chain id the RPC endpoint must report; anchoring refuses to start on another chain.'),
+  RELAY_ANCHOR_PRIVATE_KEY: variable(optionalText, '', 'Hex private key of the anchoring signer (or use RELAY_ANCHOR_KEY_FILE).'),
+  RELAY_ANCHOR_KEY_FILE: variable(optionalText, '', 'File holding the hex private key of the anchoring signer.'),
+  RELAY_ANCHOR_CONTRACT: variable(optionalText, '', 'Address of a deployed RelayAnchor contract (empty: relay setup deploys one and records it).'),
+  RELAY_ANCHOR_INTERVAL_SECONDS: variable(integer(1, 86_400), '10', 'A batch is anchored at most this long after its first message.'),
+  RELAY_ANCHOR_MAX_MESSAGES: variable(integer(1, 20_000), '10000', 'A batch is anchored as soon as it holds this many messages.'),
+  RELAY_ANCHOR_CONFIRMATIONS: variable(integer(1, 1000), '2', 'Blocks (the anchoring one included) before an anchor is recorded.'),
+  RELAY_ANCHOR_MAX_FEE_GWEI: variable(integer(1, 1_000_000), '200', 'Most the signer pays per unit of gas (EIP-1559 max fee), in gwei.'),
+  RELAY_ANCHOR_REPLACE_AFTER_SECONDS: variable(integer(5, 3600), '60', 'An anchoring transaction not mined after this long is replaced (same nonce, higher fees).'),
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -175,24 +211,29 @@ export interface RelayConfig {
   readonly registry: { readonly url: string };
   readonly postgres: { readonly url: string; readonly schema: string; readonly poolSize: number };
   readonly redis: { readonly url: string; readonly keyPrefix: string };
-  readonly producer: { readonly maxBatch: number; readonly lingerMs: number; readonly maxQueue: number };
+  readonly producer: { readonly maxBatch: number; readonly lingerMs: number; readonly maxQueue: number; readonly compression: 'gzip' | 'none' };
   readonly presence: { readonly ttlSeconds: number };
   readonly expiry: { readonly messageTtlSeconds: number; readonly purgeAfterSeconds: number };
   /** retention.ms of the topics, -1 for no time limit. */
   readonly retention: { readonly mailboxMs: number; readonly peersMs: number };
   readonly logLevel: LogLevel;
+  readonly shutdownGraceMs: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly localHttpPort: number } | undefined;
   readonly auth: {
     readonly required: boolean;
     readonly tokenTtlSeconds: number;
     readonly keyRate: { readonly perSecond: number; readonly burst: number };
     readonly senderRate: { readonly perSecond: number; readonly burst: number };
+    readonly recipientRate: { readonly perSecond: number; readonly burst: number };
+    readonly recipientOverrides: ReadonlyMap<string, { readonly perSecond: number; readonly burst: number }>;
     /** Failed authentications per client address. */
     readonly failureRate: { readonly perSecond: number; readonly burst: number };
     readonly signatureFutureSeconds: number;
     /** Proxies whose X-Forwarded-For is believed when finding a client's address. */
     readonly trustedProxies: readonly string[];
   };
+  readonly reads: { readonly waitMs: number };
+  readonly streams: { readonly perAddress: number; readonly framesPerSecond: number };
   readonly kafkaSecurity: {
     readonly ssl: boolean;
     readonly caFile: string;
@@ -200,6 +241,21 @@ export interface RelayConfig {
   };
   readonly databaseCaFile: string;
   readonly redisCaFile: string;
+  /** Anchoring on an EVM chain; undefined when RELAY_ANCHOR_RPC_URL is empty. */
+  readonly anchor: AnchorConfig | undefined;
+}
+
+export interface AnchorConfig {
+  readonly rpcUrl: string;
+  readonly chainId: number;
+  readonly privateKey: string;
+  readonly keyFile: string;
+  readonly contract: string;
+  readonly intervalSeconds: number;
+  readonly maxMessages: number;
+  readonly confirmations: number;
+  readonly maxFeeGwei: number;
+  readonly replaceAfterSeconds: number;
 }
 
 type Values = { [K in VariableName]: ReturnType<(typeof VARIABLES)[K]['parse']> };
@@ -235,10 +291,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (v.RELAY_HTTP_REQUEST_TIMEOUT_MS < v.RELAY_HTTP_HEADERS_TIMEOUT_MS) {
     problems.push('RELAY_HTTP_REQUEST_TIMEOUT_MS must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS');
   }
+  if (v.RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS >= v.RELAY_HTTP_HEADERS_TIMEOUT_MS) {
+    problems.push('RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS must be less than RELAY_HTTP_HEADERS_TIMEOUT_MS');
+  }
+  if (v.RELAY_HTTP_REQUEST_TIMEOUT_MS < v.RELAY_HTTP_HEADERS_TIMEOUT_MS) {
+    problems.push('RELAY_HTTP_REQUEST_TIMEOUT_MS must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS');
+  }
   // The log must outlive every row the read model holds, or a rebuild would lose rows the live model still has.
   const rowLifetimeMs = (v.RELAY_MESSAGE_TTL_SECONDS + v.RELAY_PURGE_AFTER_SECONDS) * 1000;
   if (v.RELAY_MAILBOX_RETENTION_MS !== -1 && v.RELAY_MAILBOX_RETENTION_MS < rowLifetimeMs) {
     problems.push(`RELAY_MAILBOX_RETENTION_MS must be -1 or at least (RELAY_MESSAGE_TTL_SECONDS + RELAY_PURGE_AFTER_SECONDS) * 1000 = ${rowLifetimeMs}`);
+  }
+  if (v.RELAY_ANCHOR_RPC_URL && !v.RELAY_ANCHOR_PRIVATE_KEY && !v.RELAY_ANCHOR_KEY_FILE) {
+    problems.push('RELAY_ANCHOR_RPC_URL needs a signer: RELAY_ANCHOR_PRIVATE_KEY or RELAY_ANCHOR_KEY_FILE');
+  }
+  if (v.RELAY_ANCHOR_CONTRACT && !/^0x[0-9a-fA-F]{40}$/.test(v.RELAY_ANCHOR_CONTRACT)) {
+    problems.push(`RELAY_ANCHOR_CONTRACT must be a 0x-prefixed 20-byte hex address, not "${v.RELAY_ANCHOR_CONTRACT}"`);
   }
   if (v.RELAY_KAFKA_SASL_MECHANISM && (!v.RELAY_KAFKA_SASL_USERNAME || !v.RELAY_KAFKA_SASL_PASSWORD)) {
     problems.push('RELAY_KAFKA_SASL_MECHANISM needs RELAY_KAFKA_SASL_USERNAME and RELAY_KAFKA_SASL_PASSWORD');
@@ -270,21 +338,27 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       maxBatch: v.RELAY_PRODUCER_BATCH_MAX,
       lingerMs: v.RELAY_PRODUCER_LINGER_MS,
       maxQueue: v.RELAY_PRODUCER_QUEUE_MAX,
+      compression: v.RELAY_PRODUCER_COMPRESSION,
     },
     presence: { ttlSeconds: v.RELAY_PRESENCE_TTL_SECONDS },
     expiry: { messageTtlSeconds: v.RELAY_MESSAGE_TTL_SECONDS, purgeAfterSeconds: v.RELAY_PURGE_AFTER_SECONDS },
     retention: { mailboxMs: v.RELAY_MAILBOX_RETENTION_MS, peersMs: v.RELAY_PEERS_RETENTION_MS },
     logLevel: v.RELAY_LOG_LEVEL,
+    shutdownGraceMs: v.RELAY_SHUTDOWN_GRACE_MS,
     tls: v.RELAY_TLS_CERT ? { certFile: v.RELAY_TLS_CERT, keyFile: v.RELAY_TLS_KEY, localHttpPort: v.RELAY_LOCAL_HTTP_PORT } : undefined,
     auth: {
       required: v.RELAY_AUTH === 'required',
       tokenTtlSeconds: v.RELAY_TOKEN_TTL_SECONDS,
       keyRate: { perSecond: v.RELAY_RATE_KEY_PER_SECOND, burst: v.RELAY_RATE_KEY_BURST },
       senderRate: { perSecond: v.RELAY_RATE_SENDER_PER_SECOND, burst: v.RELAY_RATE_SENDER_BURST },
+      recipientRate: { perSecond: v.RELAY_RATE_RECIPIENT_PER_SECOND, burst: v.RELAY_RATE_RECIPIENT_BURST },
+      recipientOverrides: v.RELAY_RATE_RECIPIENT_OVERRIDES,
       failureRate: { perSecond: v.RELAY_RATE_AUTH_FAILURES_PER_MINUTE / 60, burst: v.RELAY_RATE_AUTH_FAILURES_BURST },
       signatureFutureSeconds: v.RELAY_SIGNATURE_FUTURE_SECONDS,
       trustedProxies: v.RELAY_TRUSTED_PROXIES,
     },
+    reads: { waitMs: v.RELAY_READ_WAIT_MS },
+    streams: { perAddress: v.RELAY_STREAMS_PER_ADDRESS, framesPerSecond: v.RELAY_STREAM_FRAMES_PER_SECOND },
     kafkaSecurity: {
       ssl: v.RELAY_KAFKA_SSL,
       caFile: v.RELAY_KAFKA_SSL_CA,
@@ -294,5 +368,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     },
     databaseCaFile: v.RELAY_DATABASE_SSL_CA,
     redisCaFile: v.RELAY_REDIS_TLS_CA,
+    anchor: v.RELAY_ANCHOR_RPC_URL
+      ? {
+          rpcUrl: v.RELAY_ANCHOR_RPC_URL,
+          chainId: v.RELAY_ANCHOR_CHAIN_ID,
+          privateKey: v.RELAY_ANCHOR_PRIVATE_KEY,
+          keyFile: v.RELAY_ANCHOR_KEY_FILE,
+          contract: v.RELAY_ANCHOR_CONTRACT,
+          intervalSeconds: v.RELAY_ANCHOR_INTERVAL_SECONDS,
+          maxMessages: v.RELAY_ANCHOR_MAX_MESSAGES,
+          confirmations: v.RELAY_ANCHOR_CONFIRMATIONS,
+          maxFeeGwei: v.RELAY_ANCHOR_MAX_FEE_GWEI,
+          replaceAfterSeconds: v.RELAY_ANCHOR_REPLACE_AFTER_SECONDS,
+        }
+      : undefined,
   });
 }

@@ -1,6 +1,7 @@
-import express, { Router, type Request, type RequestHandler } from 'express';
+import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../errors/app-error.js';
 import { problemOf } from '../errors/problem.js';
+import type { ProofReader } from '../anchoring/proof-reader.js';
 import type { MailboxReader } from './mailbox-reader.js';
 import { MAX_ACK_IDS, MAX_BATCH, MAX_CONTENT_BYTES, type MessageRelay } from './message-relay.js';
 import type { PeerDirectory } from './peer-directory.js';
@@ -8,7 +9,8 @@ import { apiKeyMiddleware, requireScope, type ApiKeyInfo, type ApiKeyStore } fro
 import type { AuthFailureLimit } from './auth-guards.js';
 import { rateLimitHeaders, type Rate, type RateLimiter } from './rate-limit.js';
 import type { TokenService } from './tokens.js';
-import { addressAt, arrayAt, integerParam, invalid, objectAt, optionalParam } from './validation.js';
+import { ReadConsistency, RESULT_HEADER, TOKEN_HEADER, TOKEN_PARAM, type TokenTopic } from './read-consistency.js';
+import { addressAt, arrayAt, integerParam, invalid, objectAt, optionalParam, uuidAt } from './validation.js';
 
 /**
  * Decides whether a request may read or acknowledge `address`'s mailbox, throwing an AppError if
@@ -18,12 +20,21 @@ export type MailboxGuard = (req: Request, address: string) => Promise<void>;
 
 export const openMailboxes: MailboxGuard = async () => undefined;
 
+/** Waits until the read model covers the writes a read follows, and says in a header whether it does. */
+async function readAfterWrites(consistency: ReadConsistency, req: Request, res: Response, topic: TokenTopic, key: string): Promise<void> {
+  const token = req.get(TOKEN_HEADER) ?? optionalParam(req.query, TOKEN_PARAM);
+  res.set(RESULT_HEADER, (await consistency.settle(token, topic, key)) ? 'consistent' : 'stale');
+}
+
 export interface ApiDeps {
+  readonly consistency: ReadConsistency;
   readonly relay: MessageRelay;
   readonly peers: PeerDirectory;
   readonly mailbox: MailboxReader;
   readonly tokens: TokenService;
   readonly authorizeMailbox: MailboxGuard;
+  /** Merkle proofs of anchored messages (docs/guides/anchoring.md); without it the route answers 404. */
+  readonly proofs?: ProofReader;
   /** With auth required: API keys for every call, a rate limit per key, and a budget of failed authentications per client address. */
   readonly gate?: { readonly apiKeys: ApiKeyStore; readonly limiter: RateLimiter; readonly keyRate: Rate; readonly failures: AuthFailureLimit };
 }
@@ -108,6 +119,7 @@ export function apiRoutes(deps: ApiDeps): Router {
 
   router.get('/peers/:address', scope('peers:read'), async (req, res) => {
     const address = addressAt(req.params, 'address');
+    await readAfterWrites(deps.consistency, req, res, 'peers', address);
     res.json(await deps.peers.get(address));
   });
 
@@ -120,7 +132,11 @@ export function apiRoutes(deps: ApiDeps): Router {
   router.post('/message/relay/batch', scope('messages:write'), ...json(BATCH_LIMIT), async (req, res) => {
     const messages = arrayAt(objectAt(req.body, 'body'), 'messages', MAX_BATCH);
     const results = await deps.relay.relay(messages);
-    res.json({ results: results.map((r) => (r instanceof AppError ? problemOf(r) : r)) });
+    const accepted = results.filter((r) => !(r instanceof AppError));
+    res.json({
+      results: results.map((r) => (r instanceof AppError ? problemOf(r) : r)),
+      consistency_token: ReadConsistency.token('mailbox', accepted),
+    });
   });
 
   router.get('/messages', scope('messages:read'), async (req, res) => {
@@ -129,7 +145,24 @@ export function apiRoutes(deps: ApiDeps): Router {
     const limit = integerParam(query, 'limit', 1, 500, 100);
     const after = optionalParam(query, 'after');
     await deps.authorizeMailbox(req, address);
+    await readAfterWrites(deps.consistency, req, res, 'mailbox', address);
     res.json(await deps.mailbox.undelivered(address, after, limit));
+  });
+
+  // A message's proof is for its recipient or its sender: a token for either address.
+  router.get('/messages/:id/proof', scope('messages:read'), async (req, res) => {
+    const id = uuidAt(req.params, 'id').toLowerCase();
+    if (!deps.proofs) throw new AppError('not_found', 'This relay does not serve anchoring proofs.');
+    const { sender, recipient } = await deps.proofs.subject(id);
+    try {
+      await deps.authorizeMailbox(req, recipient);
+    } catch (error) {
+      if (sender === recipient) throw error;
+      await deps.authorizeMailbox(req, sender).catch(() => {
+        throw error;
+      });
+    }
+    res.json(await deps.proofs.proof(id));
   });
 
   router.post('/messages/ack', scope('messages:read'), ...json(SMALL_LIMIT), async (req, res) => {
@@ -137,7 +170,7 @@ export function apiRoutes(deps: ApiDeps): Router {
     const address = addressAt(body, 'address');
     const ids = arrayAt(body, 'message_ids', MAX_ACK_IDS);
     await deps.authorizeMailbox(req, address);
-    res.json({ acknowledged: await deps.relay.acknowledge(address, ids, 'http') });
+    res.json(await deps.relay.acknowledge(address, ids, 'http'));
   });
 
   if (gate) router.use(gate.failures.after);

@@ -1,11 +1,9 @@
 import type { Pool } from '../postgres/pool.js';
-import type { MessageView } from '../routing/stream-message.js';
+import { encodeCursor, type MessageView } from '../routing/stream-message.js';
 import { decimalWithin, invalid, MAX_INT64 } from './validation.js';
 
-/** A mailbox cursor: the log position (partition, offset) of the last message returned. */
-const encodeCursor = (partition: number, offset: string) => Buffer.from(`${partition}:${offset}`).toString('base64url');
-
-function decodeCursor(cursor: string): [number, string] {
+/** The log position (partition, offset) a mailbox cursor names; a cursor this relay did not make is a 400. */
+export function decodeCursor(cursor: string): [number, string] {
   const [partition, offset, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
   const p = decimalWithin(partition ?? '', 999_999n);
   const o = decimalWithin(offset ?? '', MAX_INT64);
@@ -51,6 +49,7 @@ export class MailboxReader {
         signature: r.signature,
         accepted_at: r.accepted_at.toISOString(),
         expires_at: r.expires_at.toISOString(),
+        cursor: encodeCursor(r.kafka_partition, r.kafka_offset),
       })),
       next_cursor: last && rows.length === limit ? encodeCursor(last.kafka_partition, last.kafka_offset) : null,
     };

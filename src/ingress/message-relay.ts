@@ -10,7 +10,8 @@ import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
 import { sleep } from '../lifecycle/service.js';
 import type { Claim, IdempotencyStore } from './idempotency.js';
-import type { Rate, RateLimiter } from './rate-limit.js';
+import type { Decision, Rate, RateLimiter } from './rate-limit.js';
+import { ReadConsistency } from './read-consistency.js';
 import { addressAt, invalid, isUuid, objectAt, stringAt, uuidAt, type Fields } from './validation.js';
 
 export const MAX_CONTENT_BYTES = 65_536;
@@ -24,6 +25,31 @@ export interface Accepted {
   readonly status: 'accepted';
   readonly partition: number;
   readonly offset: string;
+  /** Send it with a read (Consistency-Token) to read this write: docs/reference/api.md. */
+  readonly consistency_token: string;
+}
+
+/** What an acknowledgement did with one message id. */
+export type AckStatus = 'acknowledged' | 'already_delivered' | 'expired' | 'not_found' | 'not_yet_known';
+
+export interface AckResult {
+  readonly message_id: string;
+  readonly status: AckStatus;
+}
+
+/** The answer to an acknowledgement: how many it newly acknowledged, and what it did with each id. */
+export interface AckAnswer {
+  readonly acknowledged: number;
+  readonly results: AckResult[];
+  /** The positions of the MessageDelivered events, for a read that should see them (empty if none). */
+  readonly consistency_token: string;
+}
+
+/** Per-recipient rate: one rate for every address, and higher ones an operator set for known busy addresses. */
+export interface RecipientLimit {
+  readonly limiter: RateLimiter;
+  readonly rate: Rate;
+  readonly overrides: ReadonlyMap<string, Rate>;
 }
 
 interface Checked {
@@ -44,6 +70,7 @@ const accepted = (messageId: string, position: RecordPosition): Accepted => ({
   status: 'accepted',
   partition: position.partition,
   offset: position.offset,
+  consistency_token: ReadConsistency.token('mailbox', [position]),
 });
 
 const PENDING_WAIT_MS = 10_000;
@@ -67,6 +94,10 @@ export class MessageRelay {
       readonly messageTtlSeconds: number;
       /** Messages per second per sender address, decided in Redis for the whole batch at once. */
       readonly senderLimit?: { readonly limiter: RateLimiter; readonly rate: Rate };
+      /** Messages per second per recipient address: new key pairs are free, so senders' limits alone do not protect a mailbox. */
+      readonly recipientLimit?: RecipientLimit;
+      /** Decides acknowledgements of messages the read model does not have yet. */
+      readonly consistency: ReadConsistency;
     },
   ) {}
 
@@ -82,12 +113,21 @@ export class MessageRelay {
       }
     });
 
-    // One round trip for the whole request: each message's sender-rate decision and its id claim.
-    const claims = await this.claimAndLimit(checked.map(({ message }) => message));
+    // Each id is decided once: a batch that names an id again gets the first one's answer.
+    const firstOf = new Map<string, { index: number; message: Checked }>();
+    const repeats: { index: number; message: Checked; first: { index: number; message: Checked } }[] = [];
+    const unique = checked.filter((entry) => {
+      const first = firstOf.get(entry.message.messageId);
+      if (first) repeats.push({ ...entry, first });
+      else firstOf.set(entry.message.messageId, entry);
+      return !first;
+    });
+
+    const claims = await this.claimAndLimit(unique.map(({ message }) => message));
     const fresh: { index: number; message: Checked }[] = [];
     const waiting: Promise<void>[] = [];
     const released: string[] = [];
-    checked.forEach((entry, i) => {
+    unique.forEach((entry, i) => {
       const { claim, limited } = claims[i] ?? { claim: { kind: 'new' } as Claim, limited: undefined };
       if (claim.kind !== 'new' && claim.fingerprint !== entry.message.fingerprint) results[entry.index] = conflict(entry.message.messageId);
       else if (claim.kind === 'accepted') results[entry.index] = accepted(entry.message.messageId, claim.position);
@@ -121,12 +161,12 @@ export class MessageRelay {
       ),
     );
     const settled = await Promise.allSettled(positions);
-    const done: { id: string; fingerprint: string; position: RecordPosition }[] = [];
+    const done: { id: string; fingerprint: string; position: RecordPosition; to: string }[] = [];
     const failed: string[] = [];
     settled.forEach((outcome, i) => {
       const { index, message } = fresh[i] as { index: number; message: Checked };
       if (outcome.status === 'fulfilled') {
-        done.push({ id: message.messageId, fingerprint: message.fingerprint, position: outcome.value });
+        done.push({ id: message.messageId, fingerprint: message.fingerprint, position: outcome.value, to: message.to });
         results[index] = accepted(message.messageId, outcome.value);
       } else {
         failed.push(message.messageId);
@@ -134,62 +174,98 @@ export class MessageRelay {
       }
     });
     await Promise.all([this.deps.idempotency.accepted(done), this.deps.idempotency.release(failed), ...waiting]);
+    for (const { index, message, first } of repeats) {
+      results[index] = message.fingerprint === first.message.fingerprint ? results[first.index] : conflict(message.messageId);
+    }
     return results as (Accepted | AppError)[];
   }
 
   /**
-   * One MessageDelivered for each listed message that is addressed to `address` and not yet
-   * delivered; the rest are ignored. Returns how many were acknowledged.
+   * One MessageDelivered for each listed message accepted for `address` and not yet delivered,
+   * decided from the log: the read model first, then the id's idempotency record (written once
+   * Kafka stored the MessageSent, naming its recipient), and for ids neither knows, the read model
+   * once it has applied the recipient's partition up to its current end. Partition order makes
+   * the projector apply the MessageSent before the MessageDelivered. Every id gets an answer.
    */
-  async acknowledge(address: string, ids: readonly unknown[], via: 'http' | 'stream'): Promise<number> {
+  async acknowledge(address: string, ids: readonly unknown[], via: 'http' | 'stream'): Promise<AckAnswer> {
     const messageIds = [...new Set(ids.map((id, i) => {
       if (!isUuid(id)) throw invalid(`message_ids[${i}]`, `message_ids[${i}] must be a UUID.`);
       return id.toLowerCase();
     }))];
-    const { rows } = await this.deps.pool.query<{ id: string }>(
-      'SELECT id FROM messages WHERE id = ANY($1::uuid[]) AND receiver_address = $2 AND NOT delivered',
-      [messageIds, address],
-    );
-    if (rows.length === 0) return 0;
+    const decided = new Map<string, AckStatus | 'deliver'>();
+    const fromReadModel = async (unknown: readonly string[]) => {
+      const { rows } = await this.deps.pool.query<{ id: string; delivered: boolean; expired: boolean }>(
+        'SELECT id, delivered, expired FROM messages WHERE id = ANY($1::uuid[]) AND receiver_address = $2',
+        [unknown, address],
+      );
+      for (const row of rows) decided.set(row.id, row.delivered ? 'already_delivered' : row.expired ? 'expired' : 'deliver');
+    };
+    const undecided = () => messageIds.filter((id) => !decided.has(id));
+
+    await fromReadModel(messageIds);
+    const claims = await this.deps.idempotency.lookupMany(undecided());
+    undecided().forEach((id, i) => {
+      const claim = claims[i];
+      if (claim?.kind === 'accepted' && claim.to === address) decided.set(id, 'deliver');
+    });
+    if (undecided().length > 0) {
+      const caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address);
+      await fromReadModel(undecided());
+      for (const id of undecided()) decided.set(id, caughtUp ? 'not_found' : 'not_yet_known');
+    }
+
     // Two acknowledgements racing for one message produce one event: the first claim wins.
-    const claims = await Promise.all(rows.map(({ id }) => this.deps.redis.set(`${this.deps.redisPrefix}ack:${id}`, '1', 'EX', 3600, 'NX')));
-    const mine = rows.filter((_, i) => claims[i] === 'OK').map((r) => r.id);
+    const deliver = messageIds.filter((id) => decided.get(id) === 'deliver');
+    const won = await Promise.all(deliver.map((id) => this.deps.redis.set(`${this.deps.redisPrefix}ack:${id}`, '1', 'EX', 3600, 'NX')));
+    const mine = deliver.filter((id, i) => {
+      decided.set(id, won[i] === 'OK' ? 'acknowledged' : 'already_delivered');
+      return won[i] === 'OK';
+    });
     const now = Date.now();
     const events: RelayEvent[] = mine.map((id) => ({
       type: 'MessageDelivered',
       data: { event_id: randomUUID(), occurred_at: now, message_id: id, to_address: address, via },
     }));
+    let positions: RecordPosition[];
     try {
-      await Promise.all(this.deps.events.publish(events));
+      positions = await Promise.all(this.deps.events.publish(events));
     } catch (error) {
-      await this.deps.redis.del(...mine.map((id) => `${this.deps.redisPrefix}ack:${id}`));
+      if (mine.length > 0) await this.deps.redis.del(...mine.map((id) => `${this.deps.redisPrefix}ack:${id}`));
       throw error;
     }
-    return mine.length;
+    return {
+      acknowledged: mine.length,
+      results: messageIds.map((id) => ({ message_id: id, status: decided.get(id) as AckStatus })),
+      consistency_token: ReadConsistency.token('mailbox', positions),
+    };
   }
 
   /**
-   * Claims each message id and, per sender address, takes one message from its rate budget. The
-   * signature was checked first, so nobody spends another's budget. Every command goes out in
-   * the same auto-pipelined write, shared with the other requests of this event-loop turn.
+   * Claims each message id, then takes each new one from its sender's and its recipient's rate
+   * budgets. Only new ids spend a budget, so replaying a signed message costs its sender and
+   * recipient nothing; the signature was checked first, so nobody spends another's budget. Each
+   * step's commands go out in one auto-pipelined write, shared with the other requests of this
+   * event-loop turn.
    */
-  private claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
-    const limit = this.deps.senderLimit;
-    return Promise.all(
-      messages.map(async (message) => {
-        const [decision, claim] = await Promise.all([
-          limit?.limiter.decide({ key: `sender:${message.from}`, rate: limit.rate }),
-          this.deps.idempotency.claim({ id: message.messageId, fingerprint: message.fingerprint }),
-        ]);
-        const limited =
-          !limit || !decision || decision.allowed
-            ? undefined
-            : new AppError('rate_limited', `Sender ${message.from} is over its rate of ${limit.rate.perSecond} messages/s.`, {
-                extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: message.messageId },
-              });
-        return { claim, limited };
-      }),
-    );
+  private async claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
+    const claims = await Promise.all(messages.map((m) => this.deps.idempotency.claim({ id: m.messageId, fingerprint: m.fingerprint })));
+    const limits = await Promise.all(messages.map((m, i) => (claims[i]?.kind === 'new' ? this.overLimit(m) : Promise.resolve(undefined))));
+    return messages.map((_, i) => ({ claim: claims[i] as Claim, limited: limits[i] }));
+  }
+
+  /** The refusal of a new message whose sender or recipient is over its rate, if either is. */
+  private async overLimit(message: Checked): Promise<AppError | undefined> {
+    const { senderLimit, recipientLimit } = this.deps;
+    if (senderLimit) {
+      const decision = await senderLimit.limiter.decide({ key: `sender:${message.from}`, rate: senderLimit.rate });
+      if (!decision.allowed) return rateLimited(`Sender ${message.from}`, senderLimit.rate, decision, message.messageId);
+    }
+    if (recipientLimit) {
+      const rate = recipientLimit.overrides.get(message.to) ?? recipientLimit.rate;
+      const decision = await recipientLimit.limiter.decide({ key: `recipient:${message.to}`, rate });
+      if (!decision.allowed) return rateLimited(`Recipient ${message.to}`, rate, decision, message.messageId);
+    }
+    return undefined;
   }
 
   private check(input: unknown): Checked {
@@ -237,6 +313,11 @@ export class MessageRelay {
     return new AppError('dependency_unavailable', 'A request with the same message id did not finish; retry.', { extensions: { retry_after: 1 } });
   }
 }
+
+const rateLimited = (who: string, rate: Rate, decision: Decision, messageId: string) =>
+  new AppError('rate_limited', `${who} is over its rate of ${rate.perSecond} messages/s.`, {
+    extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: messageId },
+  });
 
 const conflict = (messageId: string) =>
   new AppError('message_id_conflict', `Message id ${messageId} was already used for other content.`, { extensions: { message_id: messageId } });

@@ -5,6 +5,7 @@ import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { Pool } from '../postgres/pool.js';
 import { iatMillis } from '../events/types.js';
 import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
+import { ReadConsistency } from './read-consistency.js';
 import { decimalWithin, invalid, objectAt, stringAt, type Fields } from './validation.js';
 
 export const MAX_CONNECTION_INFO_BYTES = 4096;
@@ -45,6 +46,15 @@ export interface PeerView {
   readonly registration: string;
 }
 
+/** The 202 answer to a registration: where its event is, and the token to read it with. */
+export interface Registered {
+  readonly address: string;
+  readonly status: 'registered';
+  readonly partition: number;
+  readonly offset: string;
+  readonly consistency_token: string;
+}
+
 /** Registering peers, and looking them up. */
 export class PeerDirectory {
   constructor(
@@ -57,7 +67,7 @@ export class PeerDirectory {
   ) {}
 
   /** Verifies a signed registration and produces PeerRegistered; resolves once acknowledged. */
-  async register(body: unknown): Promise<{ address: string; status: 'registered' }> {
+  async register(body: unknown): Promise<Registered> {
     const registration = stringAt(objectAt(body, 'body'), 'registration', { maxLength: 16_384 });
     const verified = this.deps.verifier.verify(registration);
     const payload = verified.payload;
@@ -73,7 +83,7 @@ export class PeerDirectory {
     }
     const signedAt = iatMillis(payload['iat'] as number); // a finite number: checkFreshness passed
     await this.refuseSuperseded(verified.address, signedAt, registration);
-    await this.deps.events.publishOne({
+    const position = await this.deps.events.publishOne({
       type: 'PeerRegistered',
       data: {
         event_id: randomUUID(),
@@ -86,7 +96,7 @@ export class PeerDirectory {
         signed_at: signedAt,
       },
     });
-    return { address: verified.address, status: 'registered' };
+    return { address: verified.address, status: 'registered', ...position, consistency_token: ReadConsistency.token('peers', [position]) };
   }
 
   /**

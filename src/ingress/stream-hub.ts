@@ -5,22 +5,28 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError } from '../errors/app-error.js';
 import { problemOf, toAppError } from '../errors/problem.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
-import { untilAborted, type Service } from '../lifecycle/service.js';
+import { sleep, untilAborted, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PresenceStore } from '../presence/presence-store.js';
 import type { Redis } from '../presence/redis.js';
 import type { MessageView } from '../routing/stream-message.js';
-import type { MailboxReader } from './mailbox-reader.js';
+import { decodeCursor, type MailboxReader } from './mailbox-reader.js';
 import type { MessageRelay } from './message-relay.js';
-import { addressAt, objectAt, arrayAt } from './validation.js';
+import type { ReadConsistency } from './read-consistency.js';
+import { addressAt, arrayAt, objectAt, optionalParam } from './validation.js';
 import { MAX_ACK_IDS } from './message-relay.js';
 
 export const STREAM_PATH = '/api/v1/stream';
 const BACKLOG_PAGE = 500;
-/** A second backlog read after connecting covers messages projected while the first one ran. */
-const CATCH_UP_DELAY_MS = 1500;
+/** Past the read wait, how long each further wait for the read model to catch up with a stream's partition is. */
+const CATCH_UP_WAIT_MS = 10_000;
 const MAX_REMEMBERED_IDS = 10_000;
+/** Bytes queued in a socket above which nothing more is written to it until it drains. */
+const HIGH_WATER_BYTES = 1024 * 1024;
+/** Messages a stream may have waiting for its socket before it is closed as too slow. */
+const MAX_WAITING = 2 * BACKLOG_PAGE;
+const DRAIN_CHECK_MS = 20;
 
 /**
  * Decides whether an upgrade request may open `address`'s stream (the security layer's check).
@@ -32,9 +38,22 @@ export type StreamGuard = (req: Pick<IncomingMessage, 'headers'>, address: strin
 interface Connection {
   readonly ws: WebSocket;
   readonly address: string;
-  /** Ids already written to this socket, so backlog and live pushes never repeat a message. */
-  sent: Set<string>;
+  /** Ids already written to this socket (the most recent ones), so no message is written twice. */
+  readonly sent: Set<string>;
+  /** Resume point: messages at or before this log position are not sent. */
+  readonly after: { readonly cursor: string; readonly position: [number, string] } | undefined;
+  /** Messages waiting for the socket to drain. */
+  readonly waiting: MessageView[];
+  /**
+   * Live pushes that arrived before the first backlog pass was written; they follow it, so the
+   * stream goes out in log order (the partition is projected in order, so what the backlog lacks
+   * is newer than all it has). Undefined once the backlog is out.
+   */
+  held: MessageView[] | undefined;
+  draining: NodeJS.Timeout | undefined;
   alive: boolean;
+  /** Frame budget: tokens left, refilled at the frame rate, and frames refused this second. */
+  frames: { tokens: number; at: number; refused: number; second: number };
   /** The upgrade's check, run again on each heartbeat. */
   readonly recheck: () => Promise<void>;
 }
@@ -46,18 +65,24 @@ export interface StreamDeps {
   readonly relay: MessageRelay;
   readonly mailbox: MailboxReader;
   readonly events: EventPublisher;
+  readonly consistency: ReadConsistency;
   readonly ttlSeconds: number;
   readonly authorize: StreamGuard;
+  readonly limits: { readonly perAddress: number; readonly framesPerSecond: number };
   readonly log: Logger;
   readonly metrics?: Metrics;
 }
 
 /**
- * The WebSocket stream at /api/v1/stream?address=A. On open the peer is online (presence in
- * Redis at once, and a PeerPresenceChanged event) and receives its backlog; then every message
- * the router pushes to this node's channel for it; `{"type":"ack","message_ids":[...]}` frames
- * acknowledge. Sockets are pinged and the online score refreshed every third of the presence
- * TTL, so a node that dies stops vouching for its peers within one TTL.
+ * The WebSocket stream at /api/v1/stream?address=A[&after=CURSOR]. On open the peer is online
+ * (presence in Redis at once, and a PeerPresenceChanged event) and receives its backlog; then
+ * every message the router pushes to this node's channel for it; `{"type":"ack","message_ids":[...]}`
+ * frames acknowledge. Sockets are pinged and the online score refreshed every third of the
+ * presence TTL, so a node that dies stops vouching for its peers within one TTL.
+ *
+ * No message falls between backlog and live pushes: pushes are routed here before the partition's
+ * end is read, and the backlog is read once the read model has applied the partition up to that
+ * end; every later message is pushed. Each message is written once per stream, with its cursor.
  */
 export class StreamHub implements Service {
   readonly name = 'stream';
@@ -85,11 +110,20 @@ export class StreamHub implements Service {
     } finally {
       clearInterval(beat);
       await subscriber.quit().catch(() => undefined);
-      const all = [...this.connections.values()].flatMap((set) => [...set]);
-      for (const connection of all) connection.ws.close(1001, 'server shutting down');
-      await Promise.allSettled([...this.connections.keys()].map((address) => this.wentOffline(address)));
+      // Forget the streams before closing them, so their close events do not announce them twice.
+      const open = [...this.connections];
       this.connections.clear();
-      log.info('streams closed', { count: all.length });
+      let count = 0;
+      for (const [, set] of open) {
+        for (const connection of set) {
+          clearTimeout(connection.draining);
+          connection.ws.close(1001, 'server shutting down');
+          this.deps.metrics?.openSockets.dec();
+          count++;
+        }
+      }
+      await Promise.allSettled(open.map(([address]) => this.wentOffline(address)));
+      log.info('streams closed', { count });
     }
   }
 
@@ -101,15 +135,33 @@ export class StreamHub implements Service {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://relay');
     if (url.pathname !== STREAM_PATH) throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
-    const address = addressAt(Object.fromEntries(url.searchParams), 'address');
+    const params = Object.fromEntries(url.searchParams);
+    const address = addressAt(params, 'address');
+    const cursor = optionalParam(params, 'after');
+    const after = cursor === undefined ? undefined : { cursor, position: decodeCursor(cursor) };
     await this.deps.authorize(req, address, url);
+    if ((this.connections.get(address)?.size ?? 0) >= this.deps.limits.perAddress) {
+      throw new AppError('too_many_streams', `${address} already has ${this.deps.limits.perAddress} streams open on this node; close one first.`);
+    }
     const credentials = { headers: { authorization: req.headers.authorization, 'x-api-key': req.headers['x-api-key'] } };
     const recheck = () => this.deps.authorize(credentials, address, url);
-    this.wss.handleUpgrade(req, socket, head, (ws) => void this.opened(ws, address, recheck));
+    this.wss.handleUpgrade(req, socket, head, (ws) => void this.opened(ws, address, recheck, after));
   }
 
-  private async opened(ws: WebSocket, address: string, recheck: () => Promise<void>): Promise<void> {
-    const connection: Connection = { ws, address, sent: new Set(), alive: true, recheck };
+  private async opened(ws: WebSocket, address: string, recheck: () => Promise<void>, after: Connection['after']): Promise<void> {
+    const rate = this.deps.limits.framesPerSecond;
+    const connection: Connection = {
+      ws,
+      address,
+      sent: new Set(),
+      after,
+      waiting: [],
+      held: [],
+      draining: undefined,
+      alive: true,
+      frames: { tokens: rate, at: Date.now(), refused: 0, second: 0 },
+      recheck,
+    };
     const first = !this.connections.has(address);
     const set = this.connections.get(address) ?? new Set();
     set.add(connection);
@@ -121,13 +173,20 @@ export class StreamHub implements Service {
     ws.on('error', (error) => this.deps.log.debug('stream socket error', { address, error: error.message }));
     ws.on('close', () => void this.closed(connection));
     try {
-      // Route pushes here before reading the backlog, so nothing falls between the two.
+      // Route pushes here before reading where the partition ends: every message stored later
+      // is pushed, and every one stored earlier is in the read model once it reaches that end.
       await this.deps.presence.connected(address, this.deps.nodeId, Date.now());
       if (first) await this.presenceEvent(address, true);
+      let caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address);
       await this.sendBacklog(connection);
-      setTimeout(() => {
-        if (ws.readyState === ws.OPEN) void this.sendBacklog(connection).catch(() => undefined);
-      }, CATCH_UP_DELAY_MS).unref();
+      const held = connection.held ?? [];
+      connection.held = undefined;
+      for (const message of held) this.write(connection, message, 'live');
+      // The read model lags more than the read wait: send what it has, then the rest once it catches up.
+      while (!caughtUp && isOpen(connection)) {
+        caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address, CATCH_UP_WAIT_MS);
+        await this.sendBacklog(connection);
+      }
     } catch (error) {
       this.deps.log.warn('stream set-up failed', { address, error: (error as Error).message });
       ws.close(1011, 'the relay could not open the stream; reconnect');
@@ -135,12 +194,15 @@ export class StreamHub implements Service {
   }
 
   private async sendBacklog(connection: Connection): Promise<void> {
-    let cursor: string | undefined;
+    let cursor = connection.after?.cursor;
     do {
+      // Read the next page only once the socket has taken most of the last one.
+      while (isOpen(connection) && connection.waiting.length >= BACKLOG_PAGE) await sleep(DRAIN_CHECK_MS);
+      if (!isOpen(connection)) return;
       const page = await this.deps.mailbox.undelivered(connection.address, cursor, BACKLOG_PAGE);
       for (const message of page.messages) this.write(connection, message, 'backlog');
       cursor = page.next_cursor ?? undefined;
-    } while (cursor !== undefined && connection.ws.readyState === connection.ws.OPEN);
+    } while (cursor !== undefined);
   }
 
   private push(payload: string): void {
@@ -151,19 +213,60 @@ export class StreamHub implements Service {
       return;
     }
     for (const message of messages) {
-      for (const connection of this.connections.get(message.to_address) ?? []) this.write(connection, message, 'live');
+      for (const connection of this.connections.get(message.to_address) ?? []) {
+        if (connection.after && !isAfter(message.cursor, connection.after.position)) continue;
+        this.write(connection, message, 'live');
+      }
     }
   }
 
+  /** Queues a message for the socket unless this stream has had it; writes what the socket can take. */
   private write(connection: Connection, message: MessageView, source: 'backlog' | 'live'): void {
-    if (connection.sent.has(message.message_id) || connection.ws.readyState !== connection.ws.OPEN) return;
-    if (connection.sent.size >= MAX_REMEMBERED_IDS) connection.sent = new Set();
+    if (source === 'live' && connection.held) {
+      connection.held.push(message);
+      if (connection.held.length > MAX_WAITING) this.tooSlow(connection);
+      return;
+    }
+    if (connection.sent.has(message.message_id) || !isOpen(connection)) return;
+    if (connection.sent.size >= MAX_REMEMBERED_IDS) {
+      // Forget the oldest tenth: a Set iterates in insertion order.
+      let drop = MAX_REMEMBERED_IDS / 10;
+      for (const id of connection.sent) if (drop-- > 0) connection.sent.delete(id);
+    }
     connection.sent.add(message.message_id);
-    connection.ws.send(JSON.stringify({ type: 'message', ...message }));
+    connection.waiting.push(message);
     this.deps.metrics?.pushes.inc({ source });
+    if (source === 'live' && connection.waiting.length > MAX_WAITING) return this.tooSlow(connection);
+    this.flush(connection);
+  }
+
+  /**
+   * A socket this far behind would hold messages in memory without bound: it is closed, and the
+   * client resumes from its last cursor on a new stream; nothing is lost (nothing was acknowledged).
+   */
+  private tooSlow(connection: Connection): void {
+    this.deps.log.info('closing a stream that does not keep up', { address: connection.address, waiting: connection.waiting.length });
+    connection.waiting.length = 0;
+    connection.held = undefined;
+    connection.ws.close(1013, 'the stream fell behind; reconnect to resume');
+  }
+
+  /** Writes waiting messages while the socket's buffer is below the high-water mark. */
+  private flush(connection: Connection): void {
+    while (connection.waiting.length > 0 && isOpen(connection) && connection.ws.bufferedAmount < HIGH_WATER_BYTES) {
+      const message = connection.waiting.shift() as MessageView;
+      connection.ws.send(JSON.stringify({ type: 'message', ...message }));
+    }
+    if (connection.waiting.length > 0 && isOpen(connection) && !connection.draining) {
+      connection.draining = setTimeout(() => {
+        connection.draining = undefined;
+        this.flush(connection);
+      }, DRAIN_CHECK_MS);
+    }
   }
 
   private async received(connection: Connection, text: string, isBinary: boolean): Promise<void> {
+    if (!this.takeFrame(connection)) return;
     try {
       if (isBinary) throw new AppError('unsupported_media_type', 'Stream frames are JSON text.');
       let frame: unknown;
@@ -175,14 +278,44 @@ export class StreamHub implements Service {
       const fields = objectAt(frame, 'frame');
       if (fields['type'] !== 'ack') throw new AppError('invalid_request', 'Frames have "type": "ack".', { extensions: { field: 'type' } });
       const ids = arrayAt(fields, 'message_ids', MAX_ACK_IDS);
-      const acknowledged = await this.deps.relay.acknowledge(connection.address, ids, 'stream');
-      connection.ws.send(JSON.stringify({ type: 'ack_result', acknowledged }));
+      const answer = await this.deps.relay.acknowledge(connection.address, ids, 'stream');
+      connection.ws.send(JSON.stringify({ type: 'ack_result', ...answer }));
     } catch (error) {
       connection.ws.send(JSON.stringify({ type: 'error', problem: problemOf(toAppError(error)) }));
     }
   }
 
+  /**
+   * Takes one frame from the stream's budget (a token bucket at the frame rate). A frame over it
+   * is answered with `rate_limited`; a stream that sends twice the rate within a second is closed.
+   */
+  private takeFrame(connection: Connection): boolean {
+    const rate = this.deps.limits.framesPerSecond;
+    const frames = connection.frames;
+    const now = Date.now();
+    frames.tokens = Math.min(rate, frames.tokens + ((now - frames.at) / 1000) * rate);
+    frames.at = now;
+    if (frames.tokens >= 1) {
+      frames.tokens -= 1;
+      return true;
+    }
+    const second = Math.floor(now / 1000);
+    if (frames.second !== second) {
+      frames.second = second;
+      frames.refused = 0;
+    }
+    if (++frames.refused > rate) {
+      connection.ws.close(4429, 'rate_limited');
+      return false;
+    }
+    const problem = new AppError('rate_limited', `Streams may send ${rate} frames per second; wait before sending more.`, { extensions: { retry_after: 1 } });
+    connection.ws.send(JSON.stringify({ type: 'error', problem: problemOf(problem) }));
+    return false;
+  }
+
   private async closed(connection: Connection): Promise<void> {
+    clearTimeout(connection.draining);
+    connection.waiting.length = 0;
     const set = this.connections.get(connection.address);
     if (!set?.delete(connection)) return;
     this.deps.metrics?.openSockets.dec();
@@ -223,6 +356,14 @@ export class StreamHub implements Service {
       .heartbeat(this.connectedAddresses(), Date.now(), this.deps.nodeId)
       .catch((error: unknown) => this.deps.log.warn('presence heartbeat failed', { error: (error as Error).message }));
   }
+}
+
+const isOpen = (connection: Connection): boolean => connection.ws.readyState === connection.ws.OPEN;
+
+/** Whether a message's cursor lies after a log position. */
+function isAfter(cursor: string, [partition, offset]: [number, string]): boolean {
+  const [p, o] = decodeCursor(cursor);
+  return p !== partition ? p > partition : BigInt(o) > BigInt(offset);
 }
 
 /**

@@ -60,6 +60,38 @@ export async function partitionCounts(kafka: KafkaClient, topics: readonly strin
   }
 }
 
+/** What the producer needs to know of a topic: its partitions and the broker's record-batch limit. */
+export interface TopicLayout {
+  readonly partitions: number;
+  /** The topic's `max.message.bytes`: the largest record batch (per partition and request) the broker accepts. */
+  readonly maxMessageBytes: number;
+}
+
+/** Partition count and record-batch limit of each topic, from the cluster's metadata and configuration. */
+export async function topicLayouts(kafka: KafkaClient, topics: readonly string[]): Promise<Map<string, TopicLayout>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
+    const configs = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: topics.map((name) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })),
+    });
+    const limits = new Map(
+      configs.resources.map((r) => [r.resourceName, Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)]),
+    );
+    return new Map(
+      metadata.topics.map((t) => {
+        const limit = limits.get(t.name);
+        // 1 MiB and a little: Kafka's default, should a broker not say.
+        return [t.name, { partitions: t.partitions.length, maxMessageBytes: limit && Number.isFinite(limit) && limit > 0 ? limit : 1_048_588 }];
+      }),
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /**
  * Gives existing topics the `configEntries` of their specs, altering only those that differ.
  * Kafka's AlterConfigs replaces a topic's whole set of overrides, so the topic's other overrides

@@ -1,12 +1,32 @@
+import { promisify } from 'node:util';
+import { gzip as zlibGzip, unzip as zlibUnzip } from 'node:zlib';
 import kafkajs from 'kafkajs';
 import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { sleep, type Service } from '../lifecycle/service.js';
-import { partitionCounts } from './admin.js';
+import { topicLayouts } from './admin.js';
 import type { KafkaClient } from './client.js';
 
-const { Partitioners } = kafkajs;
+const { CompressionCodecs, CompressionTypes, Partitioners } = kafkajs;
+const gzip = promisify(zlibGzip);
+const unzip = promisify(zlibUnzip);
+
+// kafkajs's gzip codec compresses at zlib's default level 6. Ciphertext gains almost nothing from
+// the slower levels, and level 1 costs a fraction of the CPU, which is what the ingress is short of.
+CompressionCodecs[CompressionTypes.GZIP] = () => ({
+  compress: (encoder: { buffer: Buffer }) => gzip(encoder.buffer, { level: 1 }),
+  decompress: (buffer: Buffer) => unzip(buffer),
+});
+
+/** Bytes a record adds to its batch beyond its key and value (lengths, varints, attributes), rounded up. */
+const RECORD_OVERHEAD = 32;
+/** Bytes of a record batch's own header. */
+const BATCH_OVERHEAD = 128;
+/** A produce request stays well below the broker's socket.request.max.bytes (100 MiB by default). */
+const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+
+export type Compression = 'none' | 'gzip';
 
 export interface OutgoingRecord {
   readonly topic: string;
@@ -33,6 +53,8 @@ export interface BatchingOptions {
   readonly lingerMs: number;
   /** Records waiting beyond this are refused with `overloaded` (503). */
   readonly maxQueue: number;
+  /** Codec of the record batches; gzip is built into Node, so it needs no native download. */
+  readonly compression: Compression;
 }
 
 /**
@@ -50,6 +72,10 @@ export class BatchingProducer implements Service {
   private readonly producer;
   private readonly partitioner = Partitioners.DefaultPartitioner();
   private readonly partitionMetadata = new Map<string, kafkajs.PartitionMetadata[]>();
+  /** Per topic, the most bytes of records one partition may take in one request. */
+  private readonly partitionBytes = new Map<string, number>();
+  /** Per `topic/partition`, the offset of the last record this process stored there. */
+  private readonly lastStored = new Map<string, string>();
   private queue: Pending[] = [];
   private wake: (() => void) | undefined;
   private ready: Promise<void>;
@@ -103,11 +129,13 @@ export class BatchingProducer implements Service {
   async run(signal: AbortSignal): Promise<void> {
     try {
       await this.producer.connect();
-      const counts = await partitionCounts(this.kafka, this.topics);
+      const layouts = await topicLayouts(this.kafka, this.topics);
       for (const topic of this.topics) {
-        const count = counts.get(topic);
-        if (!count) throw new Error(`topic ${topic} does not exist; run \`relay setup\``);
-        this.partitionMetadata.set(topic, Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] })));
+        const layout = layouts.get(topic);
+        if (!layout?.partitions) throw new Error(`topic ${topic} does not exist; run \`relay setup\``);
+        this.partitionMetadata.set(topic, Array.from({ length: layout.partitions }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] })));
+        // Sizes are counted before compression, so a batch that fits uncompressed fits compressed.
+        this.partitionBytes.set(topic, Math.floor(layout.maxMessageBytes * 0.9) - BATCH_OVERHEAD);
       }
     } catch (error) {
       this.failStart(error);
@@ -132,11 +160,54 @@ export class BatchingProducer implements Service {
       if (this.queue.length < this.options.maxBatch && this.options.lingerMs > 0 && !signal.aborted) {
         await sleep(this.options.lingerMs, signal);
       }
-      const batch = this.queue.splice(0, this.options.maxBatch);
+      const batch = this.takeBatch();
       this.metrics?.producerQueueDepth.set(this.queue.length);
       await this.produce(batch);
     }
     await this.producer.disconnect();
+  }
+
+  /** Where the last record this process stored for `key` in `topic` is, if it stored one since it started. */
+  lastStoredFor(topic: string, key: string): RecordPosition | undefined {
+    const partition = this.partitionFor(topic, key);
+    const offset = this.lastStored.get(`${topic}/${partition}`);
+    return offset === undefined ? undefined : { partition, offset };
+  }
+
+  /**
+   * The next request's records: up to maxBatch, in queue order, with no partition's records
+   * passing the broker's record-batch limit (one recipient can have all of them). A record whose
+   * partition is full stays queued, and so do the later records of that partition, so each
+   * partition keeps its order; the others go ahead.
+   */
+  private takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    const kept: Pending[] = [];
+    const bytes = new Map<string, number>();
+    const full = new Set<string>();
+    let requestBytes = 0;
+    let i = 0;
+    for (; i < this.queue.length && batch.length < this.options.maxBatch; i++) {
+      const record = this.queue[i] as Pending;
+      const slot = `${record.topic}/${record.partition}`;
+      const size = record.key.length + record.value.length + RECORD_OVERHEAD;
+      const used = bytes.get(slot) ?? 0;
+      if (full.has(slot) || (used > 0 && used + size > (this.partitionBytes.get(record.topic) ?? 0)) || (requestBytes > 0 && requestBytes + size > MAX_REQUEST_BYTES)) {
+        full.add(slot);
+        kept.push(record);
+        continue;
+      }
+      bytes.set(slot, used + size);
+      requestBytes += size;
+      batch.push(record);
+    }
+    this.queue = i < this.queue.length ? kept.concat(this.queue.slice(i)) : kept;
+    return batch;
+  }
+
+  /** The partition that records with this key go to. */
+  partitionFor(topic: string, key: string): number {
+    return this.partitionOf({ topic, key, value: EMPTY });
   }
 
   private partitionOf(record: OutgoingRecord): number {
@@ -170,6 +241,14 @@ export class BatchingProducer implements Service {
       }
       this.metrics?.produceBatchSize.observe(batch.length);
     } catch (error) {
+      if (isTooLarge(error) && pending.length > 1) {
+        // The broker counts the batch after compression and with its own overheads: halve and resend.
+        this.log.warn('Kafka refused a record batch as too large; splitting it', { records: pending.length });
+        const half = Math.ceil(pending.length / 2);
+        await this.produce(pending.slice(0, half));
+        await this.produce(pending.slice(half));
+        return;
+      }
       this.log.error('produce request failed', { records: pending.length, error: (error as Error).message });
       const failure = new AppError('dependency_unavailable', 'Kafka did not acknowledge the event; retry with the same message id.', {
         cause: error,
@@ -189,6 +268,7 @@ export class BatchingProducer implements Service {
     }
     const results = await this.producer.sendBatch({
       acks: -1,
+      compression: this.options.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None,
       topicMessages: [...byTopic].map(([topic, records]) => ({
         topic,
         messages: records.map((r) => ({ key: r.key, value: r.value, partition: r.partition })),
@@ -212,11 +292,23 @@ export class BatchingProducer implements Service {
       const index = nextIndex.get(slot) ?? 0n;
       nextIndex.set(slot, index + 1n);
       storedPerTopic.set(record.topic, (storedPerTopic.get(record.topic) ?? 0) + 1);
-      record.resolve({ partition: record.partition, offset: String(base + index) });
+      const offset = String(base + index);
+      this.lastStored.set(slot, offset);
+      record.resolve({ partition: record.partition, offset });
     }
     for (const [topic, stored] of storedPerTopic) this.metrics?.eventsProduced.inc({ topic }, stored);
     return unsent;
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Whether Kafka refused a request because a record batch, or the request, was too large. */
+function isTooLarge(error: unknown): boolean {
+  for (let e = error as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.originalError ?? e.cause) as typeof e) {
+    if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return true;
+  }
+  return false;
 }
 
 /** Sends of one batch before its remaining records are refused. */

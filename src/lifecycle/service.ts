@@ -38,6 +38,40 @@ export async function runServices(services: readonly Service[], signal: AbortSig
   if (firstFailure !== undefined) throw firstFailure;
 }
 
+/**
+ * One service made of stages that run side by side but stop in order: when `signal` aborts (or a
+ * stage fails or ends), the first stage is asked to stop, and each later stage only once the one
+ * before has returned. The ingress stops accepting and closes its streams before the producer
+ * that their last requests and presence events go through.
+ */
+export function stopInOrder(name: string, stages: readonly (readonly Service[])[], log: Logger): Service {
+  return {
+    name,
+    async run(signal: AbortSignal): Promise<void> {
+      const controllers = stages.map(() => new AbortController());
+      let firstFailure: unknown;
+      let beginStopping!: () => void;
+      const stopping = new Promise<void>((resolve) => (beginStopping = resolve));
+      signal.addEventListener('abort', () => beginStopping(), { once: true });
+      if (signal.aborted) beginStopping();
+      const runs = stages.map((stage, i) =>
+        runServices(stage, (controllers[i] as AbortController).signal, log)
+          .catch((error: unknown) => {
+            firstFailure ??= error;
+          })
+          .finally(() => beginStopping()),
+      );
+      await stopping;
+      for (const [i, controller] of controllers.entries()) {
+        controller.abort();
+        await runs[i];
+      }
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- the failing service's own error, rethrown as-is
+      if (firstFailure !== undefined) throw firstFailure;
+    },
+  };
+}
+
 /** Resolves when the signal aborts. */
 export const untilAborted = (signal: AbortSignal): Promise<void> =>
   signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));

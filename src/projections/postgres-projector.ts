@@ -1,9 +1,12 @@
 import type { BatchHandler } from '../kafka/consumer-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import { inTransaction, type Pool, type PoolClient } from '../postgres/pool.js';
-import { planBatch, type ReadModelPlan } from './read-model.js';
+import { planBatch, type AnchorRow, type ReadModelPlan } from './read-model.js';
 
 export const PROJECTION_NAME = 'read_model';
+
+/** The Postgres channel the projector notifies, in the transaction that moves a checkpoint. */
+export const APPLIED_CHANNEL = 'relay_applied';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -30,13 +33,40 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
       const last = fresh[fresh.length - 1];
       if (!last) return;
       await writePlan(client, planBatch(fresh));
+      // The notification is delivered when this transaction commits, so a reader that waits on
+      // it (CheckpointWatch) sees the rows it covers.
       await client.query(
-        'UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3',
+        `WITH moved AS (
+           UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3
+           RETURNING next_offset)
+         SELECT pg_notify('${APPLIED_CHANNEL}', format('%s %s %s %s %s', current_schema(), $1, $2, $3, next_offset)) FROM moved`,
         [projection, topic, partition, String(BigInt(last.offset) + 1n)],
       );
       if (metrics) for (const r of fresh) if (r.event) metrics.eventsProjected.inc({ projection, type: r.event.type });
     });
   };
+}
+
+/** An anchored batch, each message's place in it, and the anchor columns of the messages already projected. */
+async function writeAnchor(client: PoolClient, a: AnchorRow): Promise<void> {
+  const { rowCount } = await client.query(
+    `INSERT INTO anchors (batch_id, root, tree_size, chain_id, contract, tx_hash, block_number, block_hash, block_time, leaf_hashes, committed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (batch_id) DO NOTHING`,
+    [a.batchId, a.root, a.treeSize, a.chainId, a.contract, a.txHash, a.blockNumber, a.blockHash, iso(a.blockTime), a.leafHashes, iso(a.committedAt)],
+  );
+  if (rowCount === 0) return; // the same batch written again after a crash
+  await client.query(
+    `INSERT INTO message_anchors (message_id, batch_id, leaf_index)
+     SELECT id, $2::uuid, (n - 1)::int FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)
+     ON CONFLICT (message_id) DO NOTHING`,
+    [a.messageIds, a.batchId],
+  );
+  await client.query(
+    `UPDATE messages m SET blockchain_txid = $2, anchor_batch_id = ma.batch_id, anchor_leaf_index = ma.leaf_index
+       FROM message_anchors ma
+      WHERE ma.batch_id = $1 AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
+    [a.batchId, a.txHash],
+  );
 }
 
 async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void> {
@@ -65,6 +95,17 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
       ],
     );
   }
+  if (plan.messages.length > 0) {
+    // An anchor projected before its messages (the topics are read independently) left their
+    // places in message_anchors: fill them in now.
+    await client.query(
+      `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
+         FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id
+        WHERE ma.message_id = ANY($1::uuid[]) AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
+      [plan.messages.map((r) => r.id)],
+    );
+  }
+  for (const a of plan.anchors) await writeAnchor(client, a);
   if (plan.deliveries.length > 0) {
     await client.query(
       `UPDATE messages SET delivered = TRUE, delivered_at = d.at

@@ -1,8 +1,7 @@
 import type { BatchHandler } from '../kafka/consumer-service.js';
-import type { MessageSent } from '../events/types.js';
 import type { PresenceStore } from '../presence/presence-store.js';
 import type { Redis } from '../presence/redis.js';
-import { toStreamMessage } from './stream-message.js';
+import { toStreamMessage, type MessageView } from './stream-message.js';
 
 /** Older messages are not pushed live: the recipient gets them from its backlog on connect. */
 const MAX_PUSH_AGE_MS = 60_000;
@@ -13,9 +12,9 @@ const MAX_PUSH_AGE_MS = 60_000;
  */
 export function router(store: PresenceStore, redis: Redis, now: () => number = Date.now): BatchHandler {
   return async (records) => {
-    const fresh: MessageSent[] = [];
-    for (const { event } of records) {
-      if (event?.type === 'MessageSent' && now() - event.data.occurred_at <= MAX_PUSH_AGE_MS) fresh.push(event.data);
+    const fresh: MessageView[] = [];
+    for (const { event, partition, offset } of records) {
+      if (event?.type === 'MessageSent' && now() - event.data.occurred_at <= MAX_PUSH_AGE_MS) fresh.push(toStreamMessage(event.data, partition, offset));
     }
     if (fresh.length === 0) return;
     const holders = await store.holders(fresh.map((m) => m.to_address));
@@ -23,7 +22,7 @@ export function router(store: PresenceStore, redis: Redis, now: () => number = D
     fresh.forEach((message, i) => {
       for (const node of holders[i] ?? []) {
         const list = byNode.get(node) ?? [];
-        list.push(toStreamMessage(message));
+        list.push(message);
         byNode.set(node, list);
       }
     });

@@ -15,9 +15,17 @@ export interface MessageView {
    * here because a sender may, but need not, ask for an earlier one in its relay request.
    */
   readonly expires_at?: string;
+  /**
+   * The message's place in the log, as a mailbox cursor: `after` on GET /messages and on the
+   * stream resumes behind it.
+   */
+  readonly cursor: string;
 }
 
-export const toStreamMessage = (m: MessageSent): MessageView => ({
+/** A mailbox cursor: the log position (partition, offset) of a message, base64url of `partition:offset`. */
+export const encodeCursor = (partition: number, offset: string): string => Buffer.from(`${partition}:${offset}`).toString('base64url');
+
+export const toStreamMessage = (m: MessageSent, partition: number, offset: string): MessageView => ({
   message_id: m.message_id,
   from_address: m.from_address,
   to_address: m.to_address,
@@ -26,4 +34,5 @@ export const toStreamMessage = (m: MessageSent): MessageView => ({
   signature: m.signature,
   accepted_at: new Date(m.occurred_at).toISOString(),
   expires_at: new Date(expiresAtOf(m)).toISOString(),
+  cursor: encodeCursor(partition, offset),
 });

@@ -25,8 +25,8 @@ describe('the reference client through the relay', () => {
     ]);
     alice = new RelayClient({ baseUrl: relay.baseUrl, identity: aliceKeys, connectionInfo: { platform: 'test' } });
     bob = new RelayClient({ baseUrl: relay.baseUrl, identity: bobKeys });
-    expect(await alice.register()).toEqual({ address: alice.address, status: 'registered' });
-    expect(await bob.register()).toEqual({ address: bob.address, status: 'registered' });
+    expect(await alice.register()).toMatchObject({ address: alice.address, status: 'registered' });
+    expect(await bob.register()).toMatchObject({ address: bob.address, status: 'registered' });
     // A 202 means the event is durable; the peer directory shows it once it is projected.
     await Promise.all([alice.waitForPeer(bob.address), bob.waitForPeer(alice.address)]);
   }, 90_000);

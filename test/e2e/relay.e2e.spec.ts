@@ -1,43 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import WebSocket from 'ws';
 import { eventually } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
 import { call, startRelay, type RunningRelay } from '../helpers/relay.js';
+import { StreamClient } from '../helpers/stream-client.js';
 import { readTopic, recordCount } from '../helpers/topic-reader.js';
-
-interface Frame {
-  type: string;
-  [field: string]: unknown;
-}
-
-/** A stream client that collects frames as they arrive. */
-class StreamClient {
-  readonly frames: Frame[] = [];
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.frames.push(JSON.parse((data as Buffer).toString()) as Frame));
-  }
-
-  static async open(url: string): Promise<StreamClient> {
-    const ws = new WebSocket(url);
-    const client = new StreamClient(ws);
-    await new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    });
-    return client;
-  }
-
-  async next(predicate: (frame: Frame) => boolean, what: string): Promise<Frame> {
-    return eventually(async () => this.frames.find(predicate), 15_000, what);
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.ws.once('close', () => resolve());
-      this.ws.close();
-    });
-  }
-}
 
 describe('the core relay against the real stack', () => {
   let relay: RunningRelay;
@@ -50,7 +16,8 @@ describe('the core relay against the real stack', () => {
     for (const peer of [alice, bob, carol]) {
       const answer = await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration());
       expect(answer.status).toBe(202);
-      expect(answer.body).toEqual({ address: peer.address, status: 'registered' });
+      expect(answer.body).toMatchObject({ address: peer.address, status: 'registered' });
+      expect(answer.body['consistency_token']).toBe(`peers:${String(answer.body['partition'])}:${String(answer.body['offset'])}`);
     }
     // A 202 means the event is durable; the peer directory shows it once it is projected.
     const addresses = [alice, bob, carol].map((p) => p.address);
@@ -86,7 +53,11 @@ describe('the core relay against the real stack', () => {
     });
 
     stream.ws.send(JSON.stringify({ type: 'ack', message_ids: [message['message_id']] }));
-    expect(await stream.next((f) => f.type === 'ack_result', 'the ack result')).toEqual({ type: 'ack_result', acknowledged: 1 });
+    expect(await stream.next((f) => f.type === 'ack_result', 'the ack result')).toMatchObject({
+      type: 'ack_result',
+      acknowledged: 1,
+      results: [{ message_id: message['message_id'], status: 'acknowledged' }],
+    });
     const row = await eventually(async () => {
       const r = await rowOf(message['message_id'] as string);
       return r?.delivered ? r : undefined;
@@ -183,10 +154,20 @@ describe('the core relay against the real stack', () => {
     expect(second.body.messages.map((m) => m.message_id)).toEqual(ids.slice(3));
     expect(second.body.next_cursor).toBeNull();
 
-    const ack = await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: dave.address, message_ids: [ids[0], ids[1], randomUUID()] });
-    expect(ack.body).toEqual({ acknowledged: 2 });
+    const unknown = randomUUID();
+    const ack = await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: dave.address, message_ids: [ids[0], ids[1], unknown] });
+    expect(ack.body).toMatchObject({
+      acknowledged: 2,
+      results: [
+        { message_id: ids[0], status: 'acknowledged' },
+        { message_id: ids[1], status: 'acknowledged' },
+        { message_id: unknown, status: 'not_found' },
+      ],
+    });
+    const again = await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: dave.address, message_ids: [ids[0]] });
+    expect(again.body).toMatchObject({ acknowledged: 0, results: [{ message_id: ids[0], status: 'already_delivered' }] });
     const wrongMailbox = await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: carol.address, message_ids: [ids[2]] });
-    expect(wrongMailbox.body).toEqual({ acknowledged: 0 });
+    expect(wrongMailbox.body).toMatchObject({ acknowledged: 0, results: [{ message_id: ids[2], status: 'not_found' }] });
     await eventually(async () => {
       const page = await call<{ messages: { message_id: string }[] }>(relay.baseUrl, 'GET', `/api/v1/messages?address=${dave.address}`);
       return page.body.messages.length === 3 ? page : undefined;

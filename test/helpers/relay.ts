@@ -3,27 +3,42 @@ import { fetchTrusting } from '../../src/client/tls-fetch.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { openTestContext, type TestContext } from './context.js';
 
-export interface RunningRelay {
-  readonly ctx: TestContext;
+export interface IngressNode {
   readonly baseUrl: string;
   readonly wsUrl: string;
+}
+
+export interface RunningRelay extends IngressNode {
+  readonly ctx: TestContext;
+  /** Every ingress node (each with its own node id and producer); the first is `baseUrl`. */
+  readonly nodes: readonly IngressNode[];
   stop(): Promise<void>;
 }
 
-/** Every role of the relay in this process, on its own topics, schema and keys, against the real stack. */
-export async function startRelay(label: string, overrides: Record<string, string> = {}): Promise<RunningRelay> {
+/**
+ * Every role of the relay in this process, on its own topics, schema and keys, against the real
+ * stack; `ingressNodes` runs that many ingress nodes side by side, as behind a load balancer.
+ */
+export async function startRelay(label: string, overrides: Record<string, string> = {}, options: { ingressNodes?: number } = {}): Promise<RunningRelay> {
   const ctx = await openTestContext(label, overrides);
-  const { services, ingress } = ingressServices(ctx);
+  const ingressNodes = Array.from({ length: options.ingressNodes ?? 1 }, (_, i) =>
+    ingressServices(i === 0 ? ctx : { ...ctx, config: { ...ctx.config, nodeId: `${ctx.config.nodeId}-${i}` } }),
+  );
   const consumers = (['projector', 'presence', 'router'] as const).map((role) => consumerService(ctx, role));
   const controller = new AbortController();
-  const running = runServices([...services, ...consumers], controller.signal, ctx.log);
+  const running = runServices([...ingressNodes.flatMap((n) => n.services), ...consumers], controller.signal, ctx.log);
   running.catch(() => undefined);
-  const { port } = await ingress.address();
+  const nodes = await Promise.all(
+    ingressNodes.map(async ({ ingress }) => {
+      const { port } = await ingress.address();
+      return { baseUrl: `${ctx.config.tls ? 'https' : 'http'}://127.0.0.1:${port}`, wsUrl: `${ctx.config.tls ? 'wss' : 'ws'}://127.0.0.1:${port}` };
+    }),
+  );
   await Promise.all(consumers.map((c) => c.joined()));
   return {
     ctx,
-    baseUrl: `${ctx.config.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    wsUrl: `${ctx.config.tls ? 'wss' : 'ws'}://127.0.0.1:${port}`,
+    nodes,
+    ...(nodes[0] as IngressNode),
     async stop() {
       controller.abort();
       await running.catch(() => undefined);

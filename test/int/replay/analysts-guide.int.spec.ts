@@ -38,7 +38,7 @@ describe(`the tested examples of ${GUIDE}`, () => {
       const { rows } = await relay.ctx.pool.query('SELECT 1 FROM messages WHERE id = ANY($1::uuid[])', [ids]);
       return rows.length === ids.length ? true : undefined;
     }, 15_000, 'the messages projected');
-    expect((await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [ids[0]] })).body).toEqual({ acknowledged: 1 });
+    expect((await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [ids[0]] })).body).toMatchObject({ acknowledged: 1 });
 
     // The commands run from "the project root": a directory that links to this checkout's parts,
     // so the files the examples write (messages.csv, record.bin) land in a place of their own.

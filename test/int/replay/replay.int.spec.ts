@@ -62,7 +62,7 @@ describe('relay replay', () => {
     await pause(5);
     // Phase B: inside the window.
     ids.b.push(...(await send(alice, carol, 2)), ...(await send(dave, bob, 2)));
-    expect((await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [acked] })).body).toEqual({ acknowledged: 1 });
+    expect((await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [acked] })).body).toMatchObject({ acknowledged: 1 });
     await register(erin);
     await pause(5);
     windowEnd = Date.now();
