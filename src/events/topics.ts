@@ -17,6 +17,7 @@ export const TOPIC_OF: Readonly<Record<EventType, TopicName>> = {
   MessageExpired: 'mailbox',
   PeerRegistered: 'peers',
   PeerPresenceChanged: 'peers',
+  AnchorCommitted: 'anchors',
 };
 
 export interface Topics {

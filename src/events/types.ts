@@ -70,12 +70,37 @@ export interface PeerPresenceChanged extends EventBase {
   readonly node_id: string;
 }
 
+export interface AnchoredRange {
+  readonly partition: number;
+  readonly first_offset: number;
+  readonly next_offset: number;
+}
+
+/** A batch of messages was anchored on chain (schemas/AnchorCommitted.avsc; docs/guides/anchoring.md). */
+export interface AnchorCommitted extends EventBase {
+  readonly root: string;
+  readonly tree_size: number;
+  readonly chain_id: number;
+  readonly contract: string;
+  readonly tx_hash: string;
+  readonly block_number: number;
+  readonly block_hash: string;
+  readonly block_time: number;
+  readonly mailbox_topic: string;
+  readonly ranges: readonly AnchoredRange[];
+  /** The message of each leaf, by leaf index. */
+  readonly message_ids: readonly string[];
+  /** 32-byte leaf hashes, concatenated in leaf order. */
+  readonly leaf_hashes: Buffer;
+}
+
 export interface EventPayloads {
   MessageSent: MessageSent;
   MessageDelivered: MessageDelivered;
   MessageExpired: MessageExpired;
   PeerRegistered: PeerRegistered;
   PeerPresenceChanged: PeerPresenceChanged;
+  AnchorCommitted: AnchorCommitted;
 }
 
 export type EventType = keyof EventPayloads;
@@ -86,6 +111,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'MessageExpired',
   'PeerRegistered',
   'PeerPresenceChanged',
+  'AnchorCommitted',
 ];
 
 export type RelayEvent = { [T in EventType]: { readonly type: T; readonly data: EventPayloads[T] } }[EventType];

@@ -4,7 +4,8 @@ import type { RelayEvent } from '../events/types.js';
 import type { BatchingProducer, RecordPosition } from './batching-producer.js';
 
 /** The record key of an event: the recipient for mailbox events, the peer for peer events. */
-export const keyOf = (event: RelayEvent): string => ('to_address' in event.data ? event.data.to_address : event.data.address);
+export const keyOf = (event: RelayEvent): string =>
+  'to_address' in event.data ? event.data.to_address : 'address' in event.data ? event.data.address : event.data.event_id;
 
 /**
  * Writes events to the topics of the event model: the topic and key follow from the event's

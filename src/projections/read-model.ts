@@ -14,6 +14,7 @@ export const HANDLED_EVENTS: readonly EventType[] = [
   'MessageExpired',
   'PeerRegistered',
   'PeerPresenceChanged',
+  'AnchorCommitted',
 ];
 
 export interface MessageRow {
@@ -50,6 +51,22 @@ export interface Stamp {
   readonly at: number;
 }
 
+/** An anchored batch (AnchorCommitted), with the messages of its leaves in leaf order. */
+export interface AnchorRow {
+  readonly batchId: string;
+  readonly root: string;
+  readonly treeSize: number;
+  readonly chainId: number;
+  readonly contract: string;
+  readonly txHash: string;
+  readonly blockNumber: number;
+  readonly blockHash: string;
+  readonly blockTime: number;
+  readonly leafHashes: Buffer;
+  readonly committedAt: number;
+  readonly messageIds: readonly string[];
+}
+
 export interface ReadModelPlan {
   /** New messages; a message id seen again keeps its first row. */
   readonly messages: readonly MessageRow[];
@@ -64,6 +81,8 @@ export interface ReadModelPlan {
   readonly peers: readonly PeerRow[];
   /** The latest presence of each peer in the batch (key: address). */
   readonly presence: readonly (Stamp & { readonly online: boolean })[];
+  /** Anchored batches; one written again after a crash (same id) is kept once. */
+  readonly anchors: readonly AnchorRow[];
 }
 
 export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
@@ -73,6 +92,7 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
   const settled = (id: string) => deliveries.has(id) || expiries.has(id);
   const peers = new Map<string, PeerRow>();
   const presence = new Map<string, Stamp & { online: boolean }>();
+  const anchors = new Map<string, AnchorRow>();
 
   for (const { event, partition, offset } of records) {
     if (!event) continue; // dead-lettered: counted as consumed, changes nothing
@@ -125,6 +145,25 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
       case 'PeerPresenceChanged':
         presence.set(event.data.address, { key: event.data.address, at: event.data.occurred_at, online: event.data.online });
         break;
+      case 'AnchorCommitted': {
+        const e = event.data;
+        if (anchors.has(e.event_id)) break;
+        anchors.set(e.event_id, {
+          batchId: e.event_id,
+          root: e.root,
+          treeSize: e.tree_size,
+          chainId: e.chain_id,
+          contract: e.contract,
+          txHash: e.tx_hash,
+          blockNumber: e.block_number,
+          blockHash: e.block_hash,
+          blockTime: e.block_time,
+          leafHashes: e.leaf_hashes,
+          committedAt: e.occurred_at,
+          messageIds: e.message_ids,
+        });
+        break;
+      }
     }
   }
   return {
@@ -133,5 +172,6 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
     expiries: [...expiries.values()],
     peers: [...peers.values()],
     presence: [...presence.values()],
+    anchors: [...anchors.values()],
   };
 }

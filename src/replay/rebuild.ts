@@ -175,7 +175,7 @@ async function objectsIn(client: PoolClient, schema: string): Promise<Set<string
 }
 
 /** The tables the read model projection writes; with schema_migrations, the rest of a schema is carried over. */
-export const PROJECTED_TABLES: readonly string[] = ['messages', 'peers', 'projection_checkpoints'];
+export const PROJECTED_TABLES: readonly string[] = ['messages', 'peers', 'projection_checkpoints', 'anchors', 'message_anchors'];
 const PER_SCHEMA_TABLES: readonly string[] = [...PROJECTED_TABLES, 'schema_migrations'];
 
 /** Tables of the live schema that are not projected from the log, and so move to the rebuilt schema as they are. */
@@ -358,7 +358,7 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
       await copyPrivileges(guard, live, rebuild);
     }
 
-    const ranges = await planRanges(kafka, [topics.mailbox, topics.peers], { kind: 'beginning' }, { kind: 'now' });
+    const ranges = await planRanges(kafka, [topics.mailbox, topics.peers, topics.anchors], { kind: 'beginning' }, { kind: 'now' });
     // Mailbox retention that outlasts a message's lifetime plus the purge delay deletes only
     // records of messages the live read model has purged already: such a truncation loses nothing.
     const mailboxRetentionMs = Number(await topicConfigValue(kafka, topics.mailbox, 'retention.ms'));
@@ -386,7 +386,7 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
     });
     await Promise.race([activeReader.whenDone(), stop]);
 
-    const rebuiltTopics = new Set([topics.mailbox, topics.peers]);
+    const rebuiltTopics = new Set([topics.mailbox, topics.peers, topics.anchors]);
     const extendTo = (rows: readonly CheckpointRow[]): number => {
       const foreign = rows.filter((r) => !rebuiltTopics.has(r.topic)).map((r) => r.topic);
       if (foreign.length > 0) throw new RebuildError(`the live checkpoints cover topics the rebuild does not read: ${[...new Set(foreign)].join(', ')}`);

@@ -67,11 +67,11 @@ describe('planBatch', () => {
   });
 
   it('handles every event type the read model reads', () => {
-    expect([...HANDLED_EVENTS].sort()).toEqual(['MessageDelivered', 'MessageExpired', 'MessageSent', 'PeerPresenceChanged', 'PeerRegistered']);
+    expect([...HANDLED_EVENTS].sort()).toEqual(['AnchorCommitted', 'MessageDelivered', 'MessageExpired', 'MessageSent', 'PeerPresenceChanged', 'PeerRegistered']);
   });
 
   it('gives empty lists for an empty batch', () => {
-    expect(planBatch([])).toEqual({ messages: [], deliveries: [], expiries: [], peers: [], presence: [] });
+    expect(planBatch([])).toEqual({ messages: [], deliveries: [], expiries: [], peers: [], presence: [], anchors: [] });
   });
 
   it('maps a MessageSent onto a message row with its partition and offset', () => {
@@ -189,7 +189,7 @@ describe('planBatch', () => {
   });
 
   it('ignores dead-lettered records (no event)', () => {
-    expect(planBatch([record(undefined), record(undefined)])).toEqual({ messages: [], deliveries: [], expiries: [], peers: [], presence: [] });
+    expect(planBatch([record(undefined), record(undefined)])).toEqual({ messages: [], deliveries: [], expiries: [], peers: [], presence: [], anchors: [] });
     nextOffset = 200;
     const plan = planBatch([record(undefined), record(sent({ encrypted_content: 'kept' })), record(undefined), record(delivered(MSG_1, 9))]);
     expect(plan.messages).toHaveLength(1);

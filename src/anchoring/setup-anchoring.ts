@@ -1,0 +1,14 @@
+import type { Resources } from '../lifecycle/resources.js';
+import { chainAt, loadSigner } from './chain.js';
+import { resolveContract } from './contract-registry.js';
+
+/**
+ * `relay setup`'s anchoring step: with anchoring configured, find, check or deploy the contract
+ * (once: the address is recorded in anchor_contracts) and say where it is.
+ */
+export async function setupAnchoring(resources: Resources, print: (line: string) => void): Promise<void> {
+  const anchor = resources.config.anchor;
+  if (!anchor) return;
+  const contract = await resolveContract(resources.pool, chainAt(anchor.rpcUrl, anchor.chainId), loadSigner(anchor), anchor, resources.log);
+  print(`anchor contract on chain ${contract.chainId}: ${contract.address}`);
+}
