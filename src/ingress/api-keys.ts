@@ -23,7 +23,11 @@ const CACHE_MS = 5_000;
  * How many key ids each cache holds. Known keys are few (one per application); unknown ids are
  * whatever callers invent, so they get a cache of their own that cannot push known keys out.
  */
-export const API_KEY_CACHE = { known: 10_000, unknown: 10_000 } as const;
+export const API_KEY_CACHE = { known: 10_000, unknown: 10_000, knownBytes: 8 * 1024 * 1024 } as const;
+
+// A known key's entry: its digest, id, scopes and dates (about 400 bytes with V8's overhead) and
+// its name, which the operator chose and may be long. An unknown id's entry is a 12-character id.
+const knownKeyBytes = (entry: KnownKey): number => 400 + 2 * (entry.info?.name.length ?? 0);
 
 interface KnownKey {
   readonly digest: Buffer;
@@ -46,7 +50,7 @@ export class ApiKeyStore {
     private readonly pool: Pool,
     bounds: { readonly knownIds?: number; readonly unknownIds?: number } = {},
   ) {
-    this.known = new LRUCache({ max: bounds.knownIds ?? API_KEY_CACHE.known, ttl: CACHE_MS });
+    this.known = new LRUCache({ max: bounds.knownIds ?? API_KEY_CACHE.known, maxSize: API_KEY_CACHE.knownBytes, sizeCalculation: knownKeyBytes, ttl: CACHE_MS });
     this.unknown = new LRUCache({ max: bounds.unknownIds ?? API_KEY_CACHE.unknown, ttl: CACHE_MS });
   }
 
