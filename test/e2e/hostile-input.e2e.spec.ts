@@ -35,6 +35,8 @@ describe('hostile input', () => {
       RELAY_RATE_AUTH_FAILURES_BURST: '1000000',
       RELAY_RATE_KEY_PER_SECOND: '1000000',
       RELAY_RATE_KEY_BURST: '1000000',
+      // The frame properties send hundreds of frames a second on one stream (limits.e2e tests the rate).
+      RELAY_STREAM_FRAMES_PER_SECOND: '100000',
     });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('fuzz')).key;
     eventsBefore = await counts();
