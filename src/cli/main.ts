@@ -18,13 +18,14 @@ import { isRole, ROLES, servicesFor } from './roles.js';
 
 const USAGE = `usage: relay <command>
 
-Roles (run until SIGINT or SIGTERM, then stop cleanly):
+Roles (run until SIGINT or SIGTERM, then stop in order within RELAY_SHUTDOWN_GRACE_MS):
   all         every role in one process (what \`npm start\` runs)
   ingress     HTTP API and WebSocket stream
   projector   Kafka events into the Postgres read model
   presence    peer and presence events into Redis
   router      pushes new messages to the node that holds the recipient's socket
   anchor      anchors batches of messages on an EVM chain (RELAY_ANCHOR_*; part of all when set)
+  expiry      writes MessageExpired for messages past expires_at, and purges settled rows
 
 Operations:
   setup                     create topics, register event schemas, migrate the database

@@ -411,4 +411,31 @@ describe('hostile input', () => {
       expect(await counts()).toBe(before);
     }, 300_000);
   });
+
+  it('answers replays of a signed message with the original answer, writing nothing and spending no rate budget', async () => {
+    // A sender at the default budget (burst 1,000): one message, then its replays by anyone who
+    // holds it, in singles and in batches of repeated copies.
+    const sender = TestPeer.create();
+    const message = await sender.message(peer.address);
+    const headers = { 'x-api-key': apiKey, 'content-type': 'application/json' };
+    const original = await fetch(`${relay.baseUrl}/api/v1/message/relay`, { method: 'POST', headers, body: JSON.stringify(message) });
+    expect(original.status).toBe(202);
+    const answer = (await original.json()) as Record<string, unknown>;
+    const before = await counts();
+    let replayed = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 500 }), fc.boolean(), async (copies, batch) => {
+        const body = batch ? { messages: Array.from({ length: copies }, () => message) } : message;
+        const response = await fetch(`${relay.baseUrl}/api/v1/message/relay${batch ? '/batch' : ''}`, { method: 'POST', headers, body: JSON.stringify(body) });
+        const results = batch ? ((await response.json()) as { results: unknown[] }).results : [await response.json()];
+        replayed += results.length;
+        for (const result of results) expect(result).toEqual(answer);
+      }),
+      { seed: SEED, numRuns: Math.max(20, Math.floor(RUNS / 10)) },
+    );
+    expect(replayed).toBeGreaterThan(1000); // more than the sender's whole burst
+    expect(await counts()).toBe(before);
+    const fresh = await fetch(`${relay.baseUrl}/api/v1/message/relay`, { method: 'POST', headers, body: JSON.stringify(await sender.message(peer.address)) });
+    expect(fresh.status).toBe(202);
+  }, 300_000);
 });
