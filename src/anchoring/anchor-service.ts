@@ -8,6 +8,7 @@ import { describe } from '../errors/problem.js';
 import type { KafkaClient } from '../kafka/client.js';
 import { sleep, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Pool } from '../postgres/pool.js';
 import { AnchorSubmitter, type SentTransactions } from './anchor-submitter.js';
 import { BatchStore, type StoredBatch } from './batch-store.js';
@@ -92,6 +93,7 @@ export class AnchorService implements Service {
     private readonly pool: Pool,
     private readonly options: AnchorServiceOptions,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.store = new BatchStore(pool, options.groupId, options.mailboxTopic);
     this.maxHeld = options.config.maxMessages * 4;
@@ -326,6 +328,9 @@ export class AnchorService implements Service {
       const oldest = Math.min(...batch.messages.map((m) => m.occurred_at));
       const lagMs = event.occurred_at - oldest;
       this.anchored.push({ batchId: batch.batchId, leaves: batch.tree.size, gasUsed: confirmed.gasUsed, lagMs });
+      this.metrics?.anchoredMessages.inc(batch.tree.size);
+      this.metrics?.anchorDelay.observe(lagMs / 1000);
+      this.metrics?.lastAnchor.setToCurrentTime();
       this.log.info('anchored a batch', {
         batch_id: batch.batchId,
         messages: batch.tree.size,

@@ -27,6 +27,7 @@ import { router } from '../routing/router.js';
 import { AnchorService } from '../anchoring/anchor-service.js';
 import { ProofReader } from '../anchoring/proof-reader.js';
 import { UsageError } from '../errors/usage-error.js';
+import { observabilityServices } from '../observability/role-observability.js';
 
 export const ROLES = ['ingress', 'projector', 'presence', 'router', 'anchor', 'expiry', 'all'] as const;
 export type Role = (typeof ROLES)[number];
@@ -134,6 +135,7 @@ export function expiryServices(resources: Resources): Service[] {
       schema: config.postgres.schema,
       log: log.child({ service: 'expiry' }),
       ready: () => producer.whenReady(),
+      metrics,
     },
     { ...DEFAULT_EXPIRY_OPTIONS, purgeAfterSeconds: config.expiry.purgeAfterSeconds },
   );
@@ -145,17 +147,21 @@ export function expiryServices(resources: Resources): Service[] {
  * configured (RELAY_ANCHOR_RPC_URL); `relay anchor` without it is a usage error.
  */
 export function anchorServices(resources: Resources, required = false): Service[] {
-  const { config, kafka, codec, topics, pool, log } = resources;
+  const { config, kafka, codec, topics, pool, log, metrics } = resources;
   if (!config.anchor) {
     if (required) throw new UsageError('relay anchor needs RELAY_ANCHOR_RPC_URL and a signer key (docs/guides/anchoring.md)');
     return [];
   }
   const options = { groupId: `${config.kafka.groupPrefix}.anchor`, mailboxTopic: topics.mailbox, anchorsTopic: topics.anchors, config: config.anchor };
-  return [new AnchorService(kafka, codec, pool, options, log.child({ service: 'anchor' }))];
+  return [new AnchorService(kafka, codec, pool, options, log.child({ service: 'anchor' }), metrics)];
 }
 
-/** The services one role runs; `all` runs every role in one process. */
+/** The services one role runs, with what makes it observable (src/observability/role-observability.ts); `all` runs every role in one process. */
 export function servicesFor(role: Role, resources: Resources): Service[] {
+  return [...roleServices(role, resources), ...observabilityServices(role, resources)];
+}
+
+function roleServices(role: Role, resources: Resources): Service[] {
   switch (role) {
     case 'ingress':
       return ingressServices(resources).services;

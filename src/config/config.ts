@@ -153,6 +153,7 @@ export const VARIABLES = {
   RELAY_TLS_CERT: variable(optionalText, '', 'PEM certificate chain file: with RELAY_TLS_KEY, the ingress serves HTTPS and WSS with TLS 1.3 only.'),
   RELAY_TLS_KEY: variable(optionalText, '', 'PEM private key file for RELAY_TLS_CERT.'),
   RELAY_LOCAL_HTTP_PORT: variable(integer(0, 65535), '0', 'With TLS on, also serve plain HTTP on 127.0.0.1 at this port for local probes and tools (0: off).'),
+  RELAY_METRICS_PORT: variable(integer(0, 65535), '0', 'Serve /metrics, /healthz and /readyz on RELAY_HTTP_HOST at this port, for roles without an HTTP server of their own (0: off).'),
   RELAY_AUTH: variable(oneOf('required', 'off'), 'required', 'required: every /api/v1 call needs an API key and mailbox access a bearer token; off: neither (development and trusted networks only).'),
   RELAY_TOKEN_TTL_SECONDS: variable(integer(60, 900), '900', 'Lifetime of the address-bound access tokens (at most 15 minutes).'),
   RELAY_RATE_KEY_PER_SECOND: variable(integer(1, 10_000_000), '500', 'Sustained requests per second allowed per API key.'),
@@ -218,6 +219,8 @@ export interface RelayConfig {
   readonly retention: { readonly mailboxMs: number; readonly peersMs: number };
   readonly logLevel: LogLevel;
   readonly shutdownGraceMs: number;
+  /** The metrics listener's port (RELAY_METRICS_PORT); 0 when there is none. */
+  readonly metricsPort: number;
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly localHttpPort: number } | undefined;
   readonly auth: {
     readonly required: boolean;
@@ -345,6 +348,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     retention: { mailboxMs: v.RELAY_MAILBOX_RETENTION_MS, peersMs: v.RELAY_PEERS_RETENTION_MS },
     logLevel: v.RELAY_LOG_LEVEL,
     shutdownGraceMs: v.RELAY_SHUTDOWN_GRACE_MS,
+    metricsPort: v.RELAY_METRICS_PORT,
     tls: v.RELAY_TLS_CERT ? { certFile: v.RELAY_TLS_CERT, keyFile: v.RELAY_TLS_KEY, localHttpPort: v.RELAY_LOCAL_HTTP_PORT } : undefined,
     auth: {
       required: v.RELAY_AUTH === 'required',

@@ -5,6 +5,7 @@ import type { KafkaAdmin } from '../kafka/client.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import { sleep, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 import type { Pool, PoolClient } from '../postgres/pool.js';
 import { PROJECTION_NAME } from '../projections/postgres-projector.js';
 import { purgeSettled } from './purge.js';
@@ -57,6 +58,7 @@ export interface ExpiryDeps {
   readonly log: Logger;
   /** Resolves once the producer can send. */
   readonly ready?: () => Promise<void>;
+  readonly metrics?: Metrics;
 }
 
 const WAIT_REPORT_MS = 30_000;
@@ -109,6 +111,8 @@ export class ExpiryService implements Service {
         maxBatches: this.options.purgeMaxBatches,
         signal,
       });
+      this.deps.metrics?.messagesExpired.inc(expired);
+      this.deps.metrics?.rowsPurged.inc(purged);
       if (expired > 0 || purged > 0) this.deps.log.debug('expiry pass', { expired, purged });
       if (expired < this.options.expireBatch) await sleep(this.options.intervalMs, signal);
     }

@@ -113,6 +113,7 @@ export class StreamHub implements Service {
       // Forget the streams before closing them, so their close events do not announce them twice.
       const open = [...this.connections];
       this.connections.clear();
+      this.deps.metrics?.onlinePeers.dec(open.length);
       let count = 0;
       for (const [, set] of open) {
         for (const connection of set) {
@@ -167,6 +168,7 @@ export class StreamHub implements Service {
     set.add(connection);
     this.connections.set(address, set);
     this.deps.metrics?.openSockets.inc();
+    if (first) this.deps.metrics?.onlinePeers.inc();
 
     ws.on('pong', () => (connection.alive = true));
     ws.on('message', (data, isBinary) => void this.received(connection, (data as Buffer).toString(), isBinary));
@@ -236,6 +238,7 @@ export class StreamHub implements Service {
     connection.sent.add(message.message_id);
     connection.waiting.push(message);
     this.deps.metrics?.pushes.inc({ source });
+    this.deps.metrics?.deliveryDelay.observe({ source }, Math.max(0, Date.now() - Date.parse(message.accepted_at)) / 1000);
     if (source === 'live' && connection.waiting.length > MAX_WAITING) return this.tooSlow(connection);
     this.flush(connection);
   }
@@ -321,6 +324,7 @@ export class StreamHub implements Service {
     this.deps.metrics?.openSockets.dec();
     if (set.size > 0) return;
     this.connections.delete(connection.address);
+    this.deps.metrics?.onlinePeers.dec();
     await this.wentOffline(connection.address).catch((error: unknown) =>
       this.deps.log.warn('could not record going offline', { address: connection.address, error: (error as Error).message }),
     );

@@ -1,4 +1,4 @@
-import type { BatchHandler } from '../kafka/consumer-service.js';
+import type { BatchHandler, ConsumedRecord } from '../kafka/consumer-service.js';
 import type { Metrics } from '../observability/metrics.js';
 import { inTransaction, type Pool, type PoolClient } from '../postgres/pool.js';
 import { planBatch, type AnchorRow, type ReadModelPlan } from './read-model.js';
@@ -18,6 +18,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PROJECTION_NAME): BatchHandler {
   return async (records, topic, partition) => {
     if (records.length === 0) return;
+    let applied: readonly ConsumedRecord[] = [];
     await inTransaction(pool, async (client) => {
       await client.query(
         `INSERT INTO projection_checkpoints (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
@@ -43,7 +44,13 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
         [projection, topic, partition, String(BigInt(last.offset) + 1n)],
       );
       if (metrics) for (const r of fresh) if (r.event) metrics.eventsProjected.inc({ projection, type: r.event.type });
+      applied = fresh;
     });
+    // Measured once the transaction has committed: the rows are readable from here on.
+    if (metrics) {
+      const now = Date.now();
+      for (const r of applied) if (r.event) metrics.projectionDelay.observe({ projection }, Math.max(0, now - r.event.data.occurred_at) / 1000);
+    }
   };
 }
 

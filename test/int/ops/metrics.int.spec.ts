@@ -1,0 +1,64 @@
+import { ConsumerLagMonitor } from '../../../src/observability/consumer-lag.js';
+import { watchedGroups } from '../../../src/observability/role-observability.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { eventually } from '../../helpers/context.js';
+import { TestPeer } from '../../helpers/peer.js';
+import { call, startRelay, type RunningRelay } from '../../helpers/relay.js';
+import { StreamClient } from '../../helpers/stream-client.js';
+
+/** The value of one sample in a Prometheus text exposition, or undefined when it is absent. */
+const sample = (text: string, series: string): number | undefined => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
+describe('the operational metrics of a running relay', () => {
+  let relay: RunningRelay;
+  const alice = TestPeer.create('EdDSA');
+  const bob = TestPeer.create('EdDSA');
+  const scrape = async () => (await fetch(`${relay.baseUrl}/metrics`)).text();
+
+  beforeAll(async () => {
+    relay = await startRelay('ops_metrics');
+    for (const peer of [alice, bob]) expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+  }, 90_000);
+
+  afterAll(async () => {
+    await relay.stop();
+  });
+
+  it('measures accept-to-row, accept-to-frame, online peers and the lag of every consumer group', async () => {
+    const message = await alice.message(bob.address);
+    expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).status).toBe(202);
+    await eventually(async () => {
+      const text = await scrape();
+      return (sample(text, 'relay_projection_delay_seconds_count{projection="read_model"}') ?? 0) >= 3 ? text : undefined;
+    }, 15_000, 'the registrations and the message projected');
+
+    const stream = await StreamClient.open(`${relay.wsUrl}/api/v1/stream?address=${bob.address}`);
+    try {
+      await stream.next((f) => f.type === 'message' && f['message_id'] === message['message_id'], 'the message');
+      const text = await scrape();
+      expect(sample(text, 'relay_stream_delivery_delay_seconds_count{source="backlog"}')).toBe(1);
+      expect(sample(text, 'relay_stream_online_peers')).toBe(1);
+      expect(sample(text, 'relay_stream_sockets')).toBe(1);
+    } finally {
+      await stream.close();
+    }
+    await eventually(async () => (sample(await scrape(), 'relay_stream_online_peers') === 0 ? true : undefined), 10_000, 'the peer offline');
+
+    const groups = watchedGroups('all', relay.ctx);
+    expect(groups.map((g) => g.consumer)).toEqual(['projector', 'presence', 'router']);
+    const monitor = new ConsumerLagMonitor(() => relay.ctx.kafkaAdmin(), groups, relay.ctx.metrics, createLogger('error'));
+    // Committed offsets trail the applied ones by up to a second: poll until the projector's is in.
+    const mailbox = relay.ctx.topics.mailbox;
+    const lag = await eventually(async () => {
+      await monitor.measure();
+      const text = await scrape();
+      const lines = text.split('\n').filter((l) => l.startsWith('relay_consumer_lag_records{consumer="projector"') && l.includes(`topic="${mailbox}"`));
+      return lines.length > 0 && lines.every((l) => l.endsWith(' 0')) ? lines : undefined;
+    }, 15_000, 'the projector caught up on the mailbox topic');
+    expect(lag.length).toBeGreaterThan(0);
+    expect(await scrape()).toMatch(/relay_consumer_lag_last_check_timestamp_seconds\{consumer="presence"\} \d/);
+  });
+});
