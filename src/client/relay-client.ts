@@ -88,6 +88,7 @@ const asRecord = (value: unknown): Record<string, unknown> =>
 export class RelayClient {
   readonly identity: PeerIdentity;
   private readonly written = new WrittenPositions();
+  private lastStream: MessageStream | undefined;
   private readonly transport: HttpTransport;
   private readonly tokens: AccessTokens | undefined;
 
@@ -320,11 +321,17 @@ export class RelayClient {
 
   /**
    * Opens the WebSocket stream: the backlog first, then messages as they arrive, each verified
-   * and decrypted. See StreamOptions for handler-style or pull-style (`next()`) reading.
+   * and decrypted. See StreamOptions for handler-style or pull-style (`next()`) reading. With
+   * `resume`, the stream starts behind the last message the previous stream of this client
+   * received (its `cursor`), so a reconnect does not send again what that stream already had;
+   * messages it had but nobody acknowledged stay in the mailbox for `fetchMessages`.
    */
-  async openStream(options: StreamOptions = {}): Promise<MessageStream> {
-    const url = this.transport.webSocketUrl('/stream', { address: this.address, ...(options.after === undefined ? {} : { after: options.after }) });
-    return this.withBearer(async (bearer) => MessageStream.open(url, { headers: this.transport.headers(bearer), ca: this.options.ca }, this.identity, options));
+  async openStream(options: StreamOptions & { readonly resume?: boolean } = {}): Promise<MessageStream> {
+    const after = options.after ?? (options.resume ? this.lastStream?.cursor : undefined);
+    const url = this.transport.webSocketUrl('/stream', { address: this.address, ...(after === undefined ? {} : { after }) });
+    const stream = await this.withBearer(async (bearer) => MessageStream.open(url, { headers: this.transport.headers(bearer), ca: this.options.ca }, this.identity, options));
+    this.lastStream = stream;
+    return stream;
   }
 
   /**

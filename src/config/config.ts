@@ -167,7 +167,7 @@ export const VARIABLES = {
   RELAY_RATE_RECIPIENT_PER_SECOND: variable(integer(1, 1_000_000), '500', 'Sustained messages per second allowed per recipient address.'),
   RELAY_RATE_RECIPIENT_BURST: variable(integer(1, 1_000_000), '5000', 'Messages a recipient may receive at once above its rate.'),
   RELAY_RATE_RECIPIENT_OVERRIDES: variable(rateOverrides, '', 'Higher rates for known busy recipients (bots, services): ADDRESS=RATE[/BURST], comma-separated.'),
-  RELAY_READ_WAIT_MS: variable(integer(0, 30_000), '2000', 'How long a read waits for the read model to apply the writes it follows (its consistency token, or this node\'s last write to the address).'),
+  RELAY_READ_WAIT_MS: variable(integer(0, 30_000), '2000', 'How long a read waits for the read model to apply the writes it follows (its consistency token, and this node\'s last write to the address).'),
   RELAY_STREAMS_PER_ADDRESS: variable(integer(1, 1000), '8', 'Open WebSocket streams allowed per address on one node.'),
   RELAY_STREAM_FRAMES_PER_SECOND: variable(integer(1, 100_000), '50', 'Frames per second a stream may send; more are refused and a stream that keeps on is closed.'),
   RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),

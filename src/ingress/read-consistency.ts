@@ -21,8 +21,8 @@ const MAX_OFFSET = 2n ** 63n - 1n;
  * Read-your-writes across nodes. Every write answers with a consistency token: the log positions
  * of its events, as `topic:partition:offset` entries joined by commas (`mailbox:3:1042`), the
  * highest per partition. A read that carries one waits, up to a bound, until the read model has
- * applied those positions; a read without one waits for the last write this node made to the
- * read address's partition. Either way the answer says whether it caught up.
+ * applied those positions, and every read waits for the last write this node made to the read
+ * address's partition. Either way the answer says whether it caught up.
  */
 export class ReadConsistency {
   constructor(
@@ -61,11 +61,12 @@ export class ReadConsistency {
   }
 
   /**
-   * Waits until the read model covers `token`, or without one, this node's last write for `key`
-   * in `topic`. Resolves whether it does; false means the read answers from a model that may lag.
+   * Waits until the read model covers `token` and this node's last write for `key` in `topic` (a
+   * client's token names its own writes; others may have written to the address through this
+   * node). Resolves whether it does; false means the read answers from a model that may lag.
    */
   async settle(token: string | undefined, topic: TokenTopic, key: string): Promise<boolean> {
-    const positions = token !== undefined ? this.parse(token) : this.lastWrite(topic, key);
+    const positions = [...(token !== undefined ? this.parse(token) : []), ...this.lastWrite(topic, key)];
     return this.deps.watch.waitFor(positions, this.deps.waitMs);
   }
 
