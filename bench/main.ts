@@ -19,6 +19,7 @@ import { createPeers, type BenchPeer } from './peers.js';
 import { runBaseline } from './phases/baseline.js';
 import { runDelivery } from './phases/delivery.js';
 import { runHttpLoad, type HttpLoadResult } from './phases/http-load.js';
+import { runReads } from './phases/reads.js';
 import { pidListeningOn } from './proc-stats.js';
 import { ProjectionProbe, type ProjectionLag } from './projection-probe.js';
 import { ROLES, RelayProcesses } from './relay-processes.js';
@@ -52,7 +53,7 @@ const freePort = (): Promise<number> =>
   });
 
 /** The relay's environment for this run: its own topics, consumer groups, schema, Redis prefix and node id, like the tests' testEnv. */
-function benchEnv(id: string, port: number): Record<string, string> {
+function benchEnv(id: string, port: number, hotRecipient: string): Record<string, string> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
   return {
     ...inherited,
@@ -66,6 +67,8 @@ function benchEnv(id: string, port: number): Record<string, string> {
     RELAY_LOG_LEVEL: 'warn',
     // The load carries no API keys or tokens: the bench measures the message path, not the gate.
     RELAY_AUTH: 'off',
+    // The hot-recipient phase sends everything to one address, as an operator would allow a bot.
+    RELAY_RATE_RECIPIENT_OVERRIDES: `${hotRecipient}=1000000/1000000`,
   };
 }
 
@@ -182,7 +185,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const startedAt = new Date();
   const id = randomBytes(4).toString('hex');
   const port = await freePort();
-  const env = benchEnv(id, port);
+  const hot = createPeers(1)[0] as BenchPeer;
+  const env = benchEnv(id, port, hot.address);
   const config = loadConfig(env);
   const resources = openResources(config, createLogger('warn', { bench: id }));
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -325,12 +329,12 @@ async function main(argv: readonly string[]): Promise<number> {
       await probe.settle('warm-up', 0, performance.now(), acceptedSoFar, SETTLE_WAIT_MS);
     }
 
-    const httpPhase = async (phase: 'single' | 'batch'): Promise<HttpPhase> => {
-      const batch = phase === 'batch';
+    const httpPhase = async (phase: 'single' | 'batch' | 'hot'): Promise<HttpPhase> => {
+      const batch = phase !== 'single';
       const perBody = batch ? opts.batchSize : 1;
-      const bounds = POOL_RATE[phase];
-      const messages = Math.round(Math.min(bounds.max, Math.max(bounds.min, POOL_HEADROOM * warmRate[phase])) * d);
-      const p = await pool(Math.ceil(messages / perBody), perBody, batch ? 'batch' : 'single');
+      const bounds = POOL_RATE[batch ? 'batch' : 'single'];
+      const messages = Math.round(Math.min(bounds.max, Math.max(bounds.min, POOL_HEADROOM * warmRate[batch ? 'batch' : 'single'])) * d);
+      const p = await pool(Math.ceil(messages / perBody), perBody, batch ? 'batch' : 'single', phase === 'hot' ? [hot.address] : recipients);
       say(`${phase}: signed ${p.ids.length} messages in ${p.buildSeconds.toFixed(1)} s; ${d} s of load`);
       const route = batch ? '/api/v1/message/relay/batch' : '/api/v1/message/relay';
       const scraped = await scrape(baseUrl);
@@ -369,6 +373,16 @@ async function main(argv: readonly string[]): Promise<number> {
 
     if (opts.phases.includes('single')) report = { ...report, single: await httpPhase('single') };
     if (opts.phases.includes('batch')) report = { ...report, batch: await httpPhase('batch') };
+    if (opts.phases.includes('hot')) report = { ...report, hot: await httpPhase('hot') };
+    if (opts.phases.includes('reads')) {
+      const pairs = opts.quick ? 200 : 1000;
+      const p = await pool(pairs, 1, 'single', createPeers(pairs).map((peer) => peer.address));
+      say(`reads: ${pairs} sends, each read back at once with its consistency token`);
+      const reads = await runReads({ baseUrl, pool: p });
+      acceptedSoFar += pairs;
+      report = { ...report, reads };
+      say(`reads: right after the 202 p50 ${reads.firstRead.p50.toFixed(1)} / p99 ${reads.firstRead.p99.toFixed(1)} ms; again p50 ${reads.secondRead.p50.toFixed(1)} / p99 ${reads.secondRead.p99.toFixed(1)} ms; ${reads.stale} stale, ${reads.missing} missing`);
+    }
 
     if (opts.phases.includes('delivery')) {
       const batchRate = report.batch?.load.messagesPerSecond;

@@ -24,14 +24,15 @@ export interface BenchOptions {
   readonly phases: readonly PhaseName[];
 }
 
-export const PHASES = ['baseline', 'single', 'batch', 'delivery', 'replay'] as const;
+export const PHASES = ['baseline', 'single', 'batch', 'hot', 'reads', 'delivery', 'replay'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
 
 Measures, one after another on a fresh topic prefix, schema and Redis prefix: raw kafkajs produce
-(the ceiling), POST /api/v1/message/relay, POST /api/v1/message/relay/batch, and WebSocket
-delivery at a fixed rate. Prints a Markdown report and saves it under bench/results/.
+(the ceiling), POST /api/v1/message/relay, POST /api/v1/message/relay/batch (spread over many
+recipients, then all to one hot recipient), read-your-writes latency, and WebSocket delivery at a
+fixed rate. Prints a Markdown report and saves it under bench/results/.
 
   --duration <s>            seconds per phase (default 20; 5 with --quick)
   --connections <n>         connections of the single-message phase (default 64)

@@ -3,6 +3,7 @@ import type { IngressView } from './ingress-metrics.js';
 import type { BaselineResult } from './phases/baseline.js';
 import type { DeliveryResult } from './phases/delivery.js';
 import type { HttpLoadResult } from './phases/http-load.js';
+import type { ReadsResult } from './phases/reads.js';
 import type { ProjectionLag } from './projection-probe.js';
 import type { Distribution } from './samples.js';
 import type { WindowUsage } from './watched-processes.js';
@@ -73,6 +74,10 @@ export interface BenchReport {
   readonly baseline?: { readonly result: BaselineResult; readonly usage: WindowUsage };
   readonly single?: HttpPhase;
   readonly batch?: HttpPhase;
+  /** The batch path with every message to one recipient. */
+  readonly hot?: HttpPhase;
+  /** Send, then read the mailbox at once with the send's consistency token. */
+  readonly reads?: ReadsResult;
   readonly delivery?: DeliveryPhase;
   /** `relay replay` of the mailbox topic to JSON Lines, and a raw kafkajs read of it, in the same run. */
   readonly replay?: { readonly decoded: { events: number; seconds: number }; readonly raw: { events: number; seconds: number } };
@@ -143,6 +148,7 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     `| ${label} | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`;
   if (r.single) out.push(httpRow(`single \`POST /message/relay\` (${r.single.load.connections} connections)`, r.single));
   if (r.batch) out.push(httpRow(`batch \`POST /message/relay/batch\` (${r.batch.load.messagesPerRequest}/request, ${r.batch.load.connections} connections)`, r.batch));
+  if (r.hot) out.push(httpRow(`batch, every message to one recipient (${r.hot.load.messagesPerRequest}/request, ${r.hot.load.connections} connections)`, r.hot));
   if (r.delivery) {
     const d = r.delivery.delivery;
     out.push(
@@ -168,9 +174,25 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     '',
   );
 
+  if (r.reads) {
+    const x = r.reads;
+    out.push('## Reading your own writes', '');
+    out.push(
+      `${int(x.pairs)} times, one after another: \`POST /message/relay\`, then at once \`GET /messages\` of its recipient with the answer's consistency token, then the same read again. ` +
+        'The first read waits until the projector has applied the write; the second has nothing to wait for. ' +
+        `First reads answered stale: ${int(x.stale)}; first reads without the message: ${int(x.missing)}.`,
+      '',
+    );
+    out.push('| read | p50 | p99 | p99.9 |', '|---|--:|--:|--:|');
+    out.push(`| right after the 202, with the token | ${lat(x.firstRead).join(' | ')} |`);
+    out.push(`| the same read again | ${lat(x.secondRead).join(' | ')} |`);
+    out.push(`| added by waiting for the write (per pair) | ${lat(x.added).join(' | ')} |`, '');
+  }
+
   const views: [string, IngressView | undefined, number][] = [
     ['single', r.single?.ingress, r.single?.load.seconds ?? 0],
     ['batch', r.batch?.ingress, r.batch?.load.seconds ?? 0],
+    ['hot recipient', r.hot?.ingress, r.hot?.load.seconds ?? 0],
     ['delivery', r.delivery?.ingress, r.delivery?.delivery.seconds ?? 0],
   ];
   if (views.some(([, v]) => v)) {
@@ -204,6 +226,7 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
   const phases: [string, PhaseCost | undefined, number][] = [
     ['single', r.single?.cost, r.single?.load.acceptedMessages ?? 0],
     ['batch', r.batch?.cost, r.batch?.load.acceptedMessages ?? 0],
+    ['hot recipient', r.hot?.cost, r.hot?.load.acceptedMessages ?? 0],
     ['delivery', r.delivery?.cost, r.delivery?.delivery.acceptedMessages ?? 0],
   ];
   out.push('## CPU', '');
