@@ -86,7 +86,9 @@ export class AnchorSubmitter {
         sent.nonce ??= await client.getTransactionCount({ address: this.signer.address, blockTag: 'pending' });
         fees = await this.nextFees(fees, replacing);
         const data = encodeFunctionData({ abi: RELAY_ANCHOR_ABI, functionName: 'anchor', args: [root, batchId, BigInt(leafCount)] });
-        const gas = await client.estimateGas({ account: this.signer.address, to: this.contract.address, data });
+        // Against the latest block, not the pending one: there a transaction being replaced has
+        // already anchored the root, and the estimate would revert.
+        const gas = await client.estimateGas({ account: this.signer.address, to: this.contract.address, data, blockTag: 'latest' });
         const serialized = await this.signer.signTransaction({
           type: 'eip1559',
           chainId: this.contract.chainId,

@@ -54,8 +54,11 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
   };
 }
 
+const ANCHOR_LOCK = ':relay.anchors';
+
 /** An anchored batch, each message's place in it, and the anchor columns of the messages already projected. */
 async function writeAnchor(client: PoolClient, a: AnchorRow): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock(hashtext(current_schema() || $1))', [ANCHOR_LOCK]);
   const { rowCount } = await client.query(
     `INSERT INTO anchors (batch_id, root, tree_size, chain_id, contract, tx_hash, block_number, block_hash, block_time, leaf_hashes, committed_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (batch_id) DO NOTHING`,
@@ -104,7 +107,10 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
   }
   if (plan.messages.length > 0) {
     // An anchor projected before its messages (the topics are read independently) left their
-    // places in message_anchors: fill them in now.
+    // places in message_anchors: fill them in now. The shared lock pairs with writeAnchor's
+    // exclusive one, so that of two concurrent transactions (two projector processes, or a
+    // rebuild's parallel partitions) the later one sees the other's rows.
+    await client.query('SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [ANCHOR_LOCK]);
     await client.query(
       `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
          FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id

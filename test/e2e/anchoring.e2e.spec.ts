@@ -7,6 +7,7 @@ import { anchorServices } from '../../src/cli/roles.js';
 import { PROJECT_ROOT } from '../../src/config/paths.js';
 import type { AnchorCommitted } from '../../src/events/types.js';
 import { runServices } from '../../src/lifecycle/service.js';
+import { rebuildReadModel } from '../../src/replay/rebuild.js';
 import type { MessageProof } from '../../src/anchoring/proof.js';
 import { startLocalChain, type LocalChain } from '../helpers/chain.js';
 import { eventually } from '../helpers/context.js';
@@ -41,7 +42,7 @@ describe('anchoring on a local chain', () => {
 
   beforeAll(async () => {
     chain = await startLocalChain();
-    relay = await startRelay('anchoring', { ...chain.env, RELAY_ANCHOR_INTERVAL_SECONDS: '2', RELAY_ANCHOR_CONFIRMATIONS: '2', RELAY_RATE_SENDER_BURST: '5000' });
+    relay = await startRelay('anchoring', { ...chain.env, RELAY_ANCHOR_INTERVAL_SECONDS: '2', RELAY_ANCHOR_CONFIRMATIONS: '2', RELAY_ANCHOR_REPLACE_AFTER_SECONDS: '5', RELAY_RATE_SENDER_BURST: '5000' });
     for (const peer of [alice, bob]) {
       expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
     }
@@ -169,4 +170,47 @@ describe('anchoring on a local chain', () => {
     await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 180_000, 'every message anchored after the chain came back');
     await expectAnchoredOnce(ids);
   }, 420_000);
+  it('rebuilds the same anchoring columns and tables from the log', async () => {
+    const snapshot = async () => ({
+      messages: (await relay.ctx.pool.query('SELECT id, blockchain_txid, anchor_batch_id, anchor_leaf_index FROM messages ORDER BY id')).rows,
+      anchors: (await relay.ctx.pool.query('SELECT batch_id, root, tree_size, chain_id, contract, tx_hash, block_number, block_hash, block_time, leaf_hashes FROM anchors ORDER BY batch_id')).rows,
+      places: (await relay.ctx.pool.query('SELECT message_id, batch_id, leaf_index FROM message_anchors ORDER BY message_id')).rows,
+    });
+    const before = await snapshot();
+    expect(before.anchors.length).toBeGreaterThan(0);
+    expect(before.messages.every((m: { blockchain_txid: string | null }) => m.blockchain_txid !== null)).toBe(true);
+    await rebuildReadModel(relay.ctx);
+    expect(await snapshot()).toEqual(before);
+  }, 180_000);
+
+  it('replaces a transaction that is not mined with one of the same nonce and higher fees, never a second one', async () => {
+    await chain.rpc('evm_setAutomine', [false]);
+    await chain.rpc('evm_setIntervalMining', [0]);
+    let ids: string[] = [];
+    try {
+      ids = [await send(alice, bob), await send(bob, alice)];
+      // Written ahead, sent, and after RELAY_ANCHOR_REPLACE_AFTER_SECONDS sent again.
+      const stuck = await eventually(async () => {
+        const { rows } = await relay.ctx.pool.query<{ batch_id: string; nonce: string; tx_hashes: string[] }>(
+          'SELECT batch_id, nonce, tx_hashes FROM anchor_batches WHERE committed_at IS NULL AND cardinality(tx_hashes) >= 2',
+        );
+        return rows[0];
+      }, 60_000, 'a replaced anchoring transaction');
+      const pending = await chain.rpc<{ nonce: string; maxFeePerGas: string }[]>('eth_getBlockByNumber', ['pending', true]).then(
+        (block) => (block as unknown as { transactions: { nonce: string; maxFeePerGas: string }[] }).transactions,
+      );
+      expect(pending.filter((tx) => Number(tx.nonce) === Number(stuck.nonce))).toHaveLength(1); // the replacement took the first one's place
+      await chain.rpc('evm_setAutomine', [true]);
+      await chain.rpc('evm_setIntervalMining', [1000]);
+      await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 60_000, 'the replaced batch anchored');
+      const event = (await anchorEvents()).find((e) => e.event_id === stuck.batch_id);
+      expect(stuck.tx_hashes).toContain(event?.tx_hash);
+      const mined = await Promise.all(stuck.tx_hashes.map((hash) => chain.rpc<unknown>('eth_getTransactionReceipt', [hash])));
+      expect(mined.filter((receipt) => receipt !== null)).toHaveLength(1);
+    } finally {
+      await chain.rpc('evm_setAutomine', [true]);
+      await chain.rpc('evm_setIntervalMining', [1000]);
+    }
+    await expectAnchoredOnce(ids);
+  }, 180_000);
 });
