@@ -41,7 +41,7 @@ const nginxConf = read('infra/nginx/nginx.conf');
 const postgresInit = read('infra/compose/postgres-init.sql');
 const dockerfile = read('Dockerfile');
 
-const RELAY_SERVICES = ['relay-setup', 'ingress-1', 'ingress-2', 'projector', 'presence', 'router'] as const;
+const RELAY_SERVICES = ['relay-setup', 'ingress-1', 'ingress-2', 'projector', 'presence', 'router', 'expiry'] as const;
 const INFRA_SERVICES = ['kafka', 'registry', 'postgres', 'redis', 'nginx'] as const;
 const EXPECTED_ROLE: Record<(typeof RELAY_SERVICES)[number], string> = {
   'relay-setup': 'setup',
@@ -50,6 +50,7 @@ const EXPECTED_ROLE: Record<(typeof RELAY_SERVICES)[number], string> = {
   projector: 'projector',
   presence: 'presence',
   router: 'router',
+  expiry: 'expiry',
 };
 
 const service = (name: string): Service => {
