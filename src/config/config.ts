@@ -169,6 +169,7 @@ export const VARIABLES = {
   RELAY_RATE_RECIPIENT_OVERRIDES: variable(rateOverrides, '', 'Higher rates for known busy recipients (bots, services): ADDRESS=RATE[/BURST], comma-separated.'),
   RELAY_READ_WAIT_MS: variable(integer(0, 30_000), '2000', 'How long a read waits for the read model to apply the writes it follows (its consistency token, and this node\'s last write to the address).'),
   RELAY_STREAMS_PER_ADDRESS: variable(integer(1, 1000), '8', 'Open WebSocket streams allowed per address on one node.'),
+  RELAY_STREAM_QUEUE_MAX: variable(integer(1, 100_000), '1000', 'Messages a stream may have waiting for a socket that does not read before it is closed as too slow.'),
   RELAY_STREAM_FRAMES_PER_SECOND: variable(integer(1, 100_000), '50', 'Frames per second a stream may send; more are refused and a stream that keeps on is closed.'),
   RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),
   RELAY_KAFKA_SSL_CA: variable(optionalText, '', 'PEM file of the CA that signed the brokers\' certificates (default: the system CAs).'),
@@ -183,7 +184,7 @@ export const VARIABLES = {
   RELAY_ANCHOR_KEY_FILE: variable(optionalText, '', 'File holding the hex private key of the anchoring signer.'),
   RELAY_ANCHOR_CONTRACT: variable(optionalText, '', 'Address of a deployed RelayAnchor contract (empty: relay setup deploys one and records it).'),
   RELAY_ANCHOR_INTERVAL_SECONDS: variable(integer(1, 86_400), '10', 'A batch is anchored at most this long after its first message.'),
-  RELAY_ANCHOR_MAX_MESSAGES: variable(integer(1, 20_000), '10000', 'A batch is anchored as soon as it holds this many messages.'),
+  RELAY_ANCHOR_MAX_MESSAGES: variable(integer(1, 10_000), '10000', 'A batch is anchored as soon as it holds this many messages.'),
   RELAY_ANCHOR_CONFIRMATIONS: variable(integer(1, 1000), '2', 'Blocks (the anchoring one included) before an anchor is recorded.'),
   RELAY_ANCHOR_MAX_FEE_GWEI: variable(integer(1, 1_000_000), '200', 'Most the signer pays per unit of gas (EIP-1559 max fee), in gwei.'),
   RELAY_ANCHOR_REPLACE_AFTER_SECONDS: variable(integer(5, 3600), '60', 'An anchoring transaction not mined after this long is replaced (same nonce, higher fees).'),
@@ -236,7 +237,7 @@ export interface RelayConfig {
     readonly trustedProxies: readonly string[];
   };
   readonly reads: { readonly waitMs: number };
-  readonly streams: { readonly perAddress: number; readonly framesPerSecond: number };
+  readonly streams: { readonly perAddress: number; readonly framesPerSecond: number; readonly queueMax: number };
   readonly kafkaSecurity: {
     readonly ssl: boolean;
     readonly caFile: string;
@@ -362,7 +363,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       trustedProxies: v.RELAY_TRUSTED_PROXIES,
     },
     reads: { waitMs: v.RELAY_READ_WAIT_MS },
-    streams: { perAddress: v.RELAY_STREAMS_PER_ADDRESS, framesPerSecond: v.RELAY_STREAM_FRAMES_PER_SECOND },
+    streams: { perAddress: v.RELAY_STREAMS_PER_ADDRESS, framesPerSecond: v.RELAY_STREAM_FRAMES_PER_SECOND, queueMax: v.RELAY_STREAM_QUEUE_MAX },
     kafkaSecurity: {
       ssl: v.RELAY_KAFKA_SSL,
       caFile: v.RELAY_KAFKA_SSL_CA,

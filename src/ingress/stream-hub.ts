@@ -24,8 +24,6 @@ const CATCH_UP_WAIT_MS = 10_000;
 const MAX_REMEMBERED_IDS = 10_000;
 /** Bytes queued in a socket above which nothing more is written to it until it drains. */
 const HIGH_WATER_BYTES = 1024 * 1024;
-/** Messages a stream may have waiting for its socket before it is closed as too slow. */
-const MAX_WAITING = 2 * BACKLOG_PAGE;
 const DRAIN_CHECK_MS = 20;
 
 /**
@@ -68,7 +66,7 @@ export interface StreamDeps {
   readonly consistency: ReadConsistency;
   readonly ttlSeconds: number;
   readonly authorize: StreamGuard;
-  readonly limits: { readonly perAddress: number; readonly framesPerSecond: number };
+  readonly limits: { readonly perAddress: number; readonly framesPerSecond: number; readonly queueMax: number };
   readonly log: Logger;
   readonly metrics?: Metrics;
 }
@@ -199,7 +197,7 @@ export class StreamHub implements Service {
     let cursor = connection.after?.cursor;
     do {
       // Read the next page only once the socket has taken most of the last one.
-      while (isOpen(connection) && connection.waiting.length >= BACKLOG_PAGE) await sleep(DRAIN_CHECK_MS);
+      while (isOpen(connection) && connection.waiting.length >= Math.min(BACKLOG_PAGE, this.deps.limits.queueMax)) await sleep(DRAIN_CHECK_MS);
       if (!isOpen(connection)) return;
       const page = await this.deps.mailbox.undelivered(connection.address, cursor, BACKLOG_PAGE);
       for (const message of page.messages) this.write(connection, message, 'backlog');
@@ -226,7 +224,7 @@ export class StreamHub implements Service {
   private write(connection: Connection, message: MessageView, source: 'backlog' | 'live'): void {
     if (source === 'live' && connection.held) {
       connection.held.push(message);
-      if (connection.held.length > MAX_WAITING) this.tooSlow(connection);
+      if (connection.held.length > this.deps.limits.queueMax) this.tooSlow(connection);
       return;
     }
     if (connection.sent.has(message.message_id) || !isOpen(connection)) return;
@@ -239,7 +237,7 @@ export class StreamHub implements Service {
     connection.waiting.push(message);
     this.deps.metrics?.pushes.inc({ source });
     this.deps.metrics?.deliveryDelay.observe({ source }, Math.max(0, Date.now() - Date.parse(message.accepted_at)) / 1000);
-    if (source === 'live' && connection.waiting.length > MAX_WAITING) return this.tooSlow(connection);
+    if (source === 'live' && connection.waiting.length > this.deps.limits.queueMax) return this.tooSlow(connection);
     this.flush(connection);
   }
 

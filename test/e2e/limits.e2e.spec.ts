@@ -81,3 +81,50 @@ describe('rate and stream limits', () => {
     await (open[1] as StreamClient).close();
   });
 });
+
+// A recipient whose socket stops reading: the relay stops writing once the socket's buffer is
+// full, keeps a bounded queue, and closes the stream as too slow rather than hold messages in
+// memory; nothing is lost, because nothing was acknowledged.
+describe('a stream that stops reading', () => {
+  let relay: RunningRelay;
+
+  beforeAll(async () => {
+    relay = await startRelay('slow_stream', { RELAY_RATE_SENDER_PER_SECOND: '100000', RELAY_RATE_SENDER_BURST: '100000', RELAY_RATE_RECIPIENT_PER_SECOND: '100000', RELAY_RATE_RECIPIENT_BURST: '100000',
+      // Loopback sockets buffer tens of MB in the kernel before the relay's own buffer fills; a
+      // small queue keeps the test to 1,300 messages.
+      RELAY_STREAM_QUEUE_MAX: '20',
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await relay.stop();
+  });
+
+  it('is closed with 1013 once RELAY_STREAM_QUEUE_MAX messages wait for it, and every message stays in the mailbox', async () => {
+    const recipient = TestPeer.create();
+    const sender = TestPeer.create();
+    const stream = await StreamClient.open(`${relay.wsUrl}/api/v1/stream?address=${recipient.address}`);
+    stream.ws.pause(); // stop reading: TCP pushes back on the relay
+    const content = 'x'.repeat(48 * 1024);
+    const ids: string[] = [];
+    for (let i = 0; i < 1300; i += 50) {
+      const messages = await Promise.all(Array.from({ length: 50 }, () => sender.message(recipient.address, content)));
+      ids.push(...messages.map((m) => m['message_id'] as string));
+      const sent = await call<{ results: { status: unknown }[] }>(relay.baseUrl, 'POST', '/api/v1/message/relay/batch', { messages });
+      expect(sent.body.results.filter((r) => r.status !== 'accepted')).toEqual([]);
+    }
+    stream.ws.resume();
+    expect(await stream.closed).toBe(1013);
+    const received = stream.messages().length;
+    expect(received).toBeLessThan(ids.length);
+
+    let pending = 0;
+    let after: string | undefined;
+    do {
+      const page = await call<{ messages: unknown[]; next_cursor: string | null }>(relay.baseUrl, 'GET', `/api/v1/messages?address=${recipient.address}&limit=500${after ? `&after=${after}` : ''}`);
+      pending += page.body.messages.length;
+      after = page.body.next_cursor ?? undefined;
+    } while (after);
+    expect(pending).toBe(ids.length);
+  }, 180_000);
+});
