@@ -175,12 +175,14 @@ export class Metrics {
     new client.Gauge({
       name: 'relay_tls_certificate_expiry_timestamp_seconds',
       help: 'When the certificate in RELAY_TLS_CERT stops being valid (its notAfter), in seconds since the epoch.',
+      // A gauge without labels always has a sample (0 after a reset): the label lets an
+      // unreadable file show as no sample rather than as a certificate expired in 1970.
+      labelNames: ['certificate'] as const,
       registers: [this.registry],
       async collect() {
         try {
-          this.set(Date.parse(new X509Certificate(await readFile(certFile)).validTo) / 1000);
+          this.set({ certificate: 'ingress' }, Date.parse(new X509Certificate(await readFile(certFile)).validTo) / 1000);
         } catch {
-          // Unreadable: no sample, rather than a wrong date; the ingress itself fails to start on it.
           this.reset();
         }
       },

@@ -1,3 +1,5 @@
+import { expiryServices } from '../../../src/cli/roles.js';
+import { runServices } from '../../../src/lifecycle/service.js';
 import { ConsumerLagMonitor } from '../../../src/observability/consumer-lag.js';
 import { watchedGroups } from '../../../src/observability/role-observability.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -19,7 +21,8 @@ describe('the operational metrics of a running relay', () => {
   const scrape = async () => (await fetch(`${relay.baseUrl}/metrics`)).text();
 
   beforeAll(async () => {
-    relay = await startRelay('ops_metrics');
+    // Settled rows are purged at once, so one expiry pass both expires and purges.
+    relay = await startRelay('ops_metrics', { RELAY_PURGE_AFTER_SECONDS: '0' });
     for (const peer of [alice, bob]) expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
   }, 90_000);
 
@@ -60,5 +63,26 @@ describe('the operational metrics of a running relay', () => {
     }, 15_000, 'the projector caught up on the mailbox topic');
     expect(lag.length).toBeGreaterThan(0);
     expect(await scrape()).toMatch(/relay_consumer_lag_last_check_timestamp_seconds\{consumer="presence"\} \d/);
+  });
+
+  it('counts what the expiry role expires and purges', async () => {
+    const message = { ...(await alice.message(bob.address)), expires_at: new Date(Date.now() + 1500).toISOString() };
+    expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).status).toBe(202);
+    const before = sample(await scrape(), 'relay_messages_expired_total') ?? 0;
+    await eventually(async () => {
+      const { rows } = await relay.ctx.pool.query<{ due: boolean }>('SELECT expires_at <= now() AS due FROM messages WHERE id = $1', [message['message_id']]);
+      return rows[0]?.due ? true : undefined;
+    }, 15_000, 'the message projected and due');
+    const stop = new AbortController();
+    const running = runServices(expiryServices(relay.ctx), stop.signal, relay.ctx.log);
+    try {
+      await eventually(async () => {
+        const text = await scrape();
+        return (sample(text, 'relay_messages_expired_total') ?? 0) > before && (sample(text, 'relay_messages_purged_total') ?? 0) >= 1 ? true : undefined;
+      }, 30_000, 'the message expired and its row purged');
+    } finally {
+      stop.abort();
+      await running;
+    }
   });
 });

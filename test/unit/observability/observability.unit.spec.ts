@@ -1,3 +1,8 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeDevCerts } from '../../../src/cli/dev-certs.js';
 import { partitionLags } from '../../../src/observability/consumer-lag.js';
 import { MetricsServer } from '../../../src/observability/metrics-server.js';
 import { Metrics } from '../../../src/observability/metrics.js';
@@ -67,6 +72,26 @@ describe('MetricsServer', () => {
     } finally {
       stop.abort();
       await running;
+    }
+  });
+});
+
+describe('relay_tls_certificate_expiry_timestamp_seconds', () => {
+  const series = 'relay_tls_certificate_expiry_timestamp_seconds{certificate="ingress"}';
+  const valueIn = (text: string) => text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1);
+
+  it('is the notAfter of the certificate file, and absent while the file cannot be read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relay-cert-metric-'));
+    try {
+      const certs = await makeDevCerts(join(dir, 'certs'));
+      const metrics = new Metrics();
+      metrics.observeCertificate(certs.cert);
+      const notAfter = Date.parse(new X509Certificate(readFileSync(certs.cert)).validTo) / 1000;
+      expect(Number(valueIn(await metrics.registry.metrics()))).toBe(notAfter);
+      rmSync(certs.cert);
+      expect(valueIn(await metrics.registry.metrics())).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
