@@ -205,7 +205,9 @@ export class AnchorService implements Service {
       const batch = this.leftOpen ? this.cutRecovered(this.leftOpen) : this.cutNext(Date.now());
       if (!batch) {
         // New records wake the loop at once; the timer catches a batch coming of age.
-        await Promise.race([sleep(200, signal), new Promise<void>((resolve) => (this.wake = resolve))]);
+        // (No signal for the timer: wakes come often, and each would leave an abort listener behind
+        // for up to 200 ms; stopping waits at most that long.)
+        await Promise.race([sleep(200), new Promise<void>((resolve) => (this.wake = resolve))]);
         continue;
       }
       if (this.leftOpen) {

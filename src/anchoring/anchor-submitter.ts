@@ -46,7 +46,7 @@ export class AnchorSubmitter {
     private readonly options: SubmitterOptions,
     private readonly log: Logger,
   ) {
-    this.pollMs = options.pollMs ?? 1000;
+    this.pollMs = options.pollMs ?? 500;
   }
 
   /** The block the root was anchored in, per the contract, or 0n if it holds no such root. */

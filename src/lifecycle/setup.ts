@@ -15,11 +15,11 @@ export async function prepareDependencies(resources: Resources): Promise<void> {
     replicationFactor: config.kafka.replicationFactor,
     configEntries: retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(retentionMs) }],
   });
-  // The anchors topic keeps the broker's retention until something writes to it.
+  // Anchors are kept forever: a proof, and a rebuild of the anchoring tables, needs every one.
   const specs = [
     spec(topics.mailbox, config.retention.mailboxMs),
     spec(topics.peers, config.retention.peersMs),
-    spec(topics.anchors),
+    spec(topics.anchors, -1),
     spec(topics.dlq, config.retention.mailboxMs),
   ];
   const created = await ensureTopics(kafka, specs);
