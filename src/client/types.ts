@@ -38,24 +38,9 @@ export interface OpenedMessage extends RelayedMessage {
   readonly signed_at: number;
 }
 
-/** The `202` answer for an accepted message: where its event is in the mailbox topic. */
-export interface Accepted {
-  readonly message_id: string;
-  readonly status: 'accepted';
-  readonly partition: number;
-  /** A decimal string: Kafka offsets can exceed 2^53. */
-  readonly offset: string;
-  /** Send with a read (the Consistency-Token header) to read this write on any node. */
-  readonly consistency_token: string;
-}
-
-export interface Registered {
-  readonly address: string;
-  readonly status: 'registered';
-  readonly partition: number;
-  readonly offset: string;
-  readonly consistency_token: string;
-}
+/** The `202` answers: where the event is in its topic, and the consistency token to read it back with. */
+export type { Accepted } from '../ingress/message-relay.js';
+export type { Registered } from '../ingress/peer-directory.js';
 
 /** Who to encrypt to: an address and its public encryption key. */
 export interface Recipient {
