@@ -66,7 +66,7 @@ describe('the operational metrics of a running relay', () => {
   });
 
   it('counts what the expiry role expires and purges', async () => {
-    const message = { ...(await alice.message(bob.address)), expires_at: new Date(Date.now() + 1500).toISOString() };
+    const message: Record<string, string> = { ...(await alice.message(bob.address)), expires_at: new Date(Date.now() + 1500).toISOString() };
     expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).status).toBe(202);
     const before = sample(await scrape(), 'relay_messages_expired_total') ?? 0;
     await eventually(async () => {
