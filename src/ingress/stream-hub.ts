@@ -140,7 +140,9 @@ export class StreamHub implements Service {
     const after = cursor === undefined ? undefined : { cursor, position: decodeCursor(cursor) };
     await this.deps.authorize(req, address, url);
     if ((this.connections.get(address)?.size ?? 0) >= this.deps.limits.perAddress) {
-      throw new AppError('too_many_streams', `${address} already has ${this.deps.limits.perAddress} streams open on this node; close one first.`);
+      throw new AppError('too_many_streams', `${address} already has ${this.deps.limits.perAddress} streams open on this node; close one first.`, {
+        extensions: { retry_after: 1 },
+      });
     }
     const credentials = { headers: { authorization: req.headers.authorization, 'x-api-key': req.headers['x-api-key'] } };
     const recheck = () => this.deps.authorize(credentials, address, url);
@@ -389,8 +391,10 @@ async function reauthorizeOrClose(connection: Connection, log: Logger): Promise<
 
 /** Answers a refused upgrade with a problem document over plain HTTP, then closes. */
 function refuse(socket: Duplex, error: AppError): void {
-  const body = JSON.stringify(problemOf(error));
+  const problem = problemOf(error);
+  const body = JSON.stringify(problem);
+  const retryAfter = typeof problem['retry_after'] === 'number' ? `Retry-After: ${problem['retry_after']}\r\n` : '';
   socket.end(
-    `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${error.status} ${error.code}\r\nContent-Type: application/problem+json\r\n${retryAfter}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
