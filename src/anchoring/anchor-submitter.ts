@@ -110,6 +110,8 @@ export class AnchorSubmitter {
           // mined; the next turn looks at all of them.
           this.log.warn('the node refused the anchoring transaction', { tx_hash: hash, error: (error as Error).message.split('\n')[0] });
         }
+        // Look for its receipt at once: a node that mines on arrival already has it.
+        continue;
       }
       await sleep(this.pollMs, signal);
     }

@@ -1,5 +1,6 @@
 import type { Resources } from '../lifecycle/resources.js';
-import { chainAt, loadSigner } from './chain.js';
+import { UsageError } from '../errors/usage-error.js';
+import { chainAt, FatalAnchorError, loadSigner } from './chain.js';
 import { resolveContract } from './contract-registry.js';
 
 /**
@@ -9,6 +10,9 @@ import { resolveContract } from './contract-registry.js';
 export async function setupAnchoring(resources: Resources, print: (line: string) => void): Promise<void> {
   const anchor = resources.config.anchor;
   if (!anchor) return;
-  const contract = await resolveContract(resources.pool, chainAt(anchor.rpcUrl, anchor.chainId), loadSigner(anchor), anchor, resources.log);
+  const contract = await resolveContract(resources.pool, chainAt(anchor.rpcUrl, anchor.chainId), loadSigner(anchor), anchor, resources.log).catch((error: unknown) => {
+    // A setting to fix: say so in a sentence, not with a stack.
+    throw error instanceof FatalAnchorError ? new UsageError(error.message) : error;
+  });
   print(`anchor contract on chain ${contract.chainId}: ${contract.address}`);
 }
