@@ -98,13 +98,24 @@ describe('a real Prometheus scraping a running relay', () => {
     // The counter's series starts at the first message: Prometheus must see it once before more
     // come, or rate() has no increase to show.
     await send(1);
-    await eventually(async () => ((await query(`relay_events_produced_total{topic="${mailbox}"}`)).length > 0 ? true : undefined), 20_000, 'the mailbox counter scraped');
+    await eventually(
+      async () =>
+        (await query(`relay_events_produced_total{topic="${mailbox}"}`)).length > 0 && (await query('relay_events_projected_total{type="MessageSent"}')).length > 0 ? true : undefined,
+      20_000,
+      'the message counters scraped',
+    );
     await send(5);
     const rate = await eventually(async () => {
       const result = await query(`sum(rate(relay_events_produced_total{job="relay-ingress", topic="${mailbox}"}[1m]))`);
       return result.length === 1 && Number(result[0]?.value[1]) > 0 ? Number(result[0]?.value[1]) : undefined;
     }, 20_000, 'a message rate above zero');
     expect(rate).toBeGreaterThan(0);
+    // The dashboard's accepted-message rate: MessageSent events applied by the projector.
+    const projected = await eventually(async () => {
+      const result = await query('sum(rate(relay_events_projected_total{projection="read_model", type="MessageSent"}[1m]))');
+      return result.length === 1 && Number(result[0]?.value[1]) > 0 ? Number(result[0]?.value[1]) : undefined;
+    }, 20_000, 'a projected message rate above zero');
+    expect(projected).toBeGreaterThan(0);
   });
 
   it('answers the consumer lag per role, through the recording rule the alerts use', async () => {
