@@ -18,15 +18,14 @@ describe('the anchor role killed mid-batch', () => {
   let ctx: TestContext;
   const ids: string[] = [];
 
-  beforeAll(async () => {
-    chain = await startLocalChain();
-    ctx = await openTestContext('anchor_crash', { ...chain.env, RELAY_ANCHOR_MAX_MESSAGES: '150', RELAY_ANCHOR_INTERVAL_SECONDS: '1', RELAY_ANCHOR_CONFIRMATIONS: '2', RELAY_LOG_LEVEL: 'warn' });
+  /** Writes `count` MessageSent records (and a MessageDelivered for every fifth) to the mailbox topic. */
+  const produce = async (count: number) => {
     const recipients = Array.from({ length: 50 }, () => TestPeer.create().address);
     const sender = TestPeer.create().address;
     const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
     await producer.connect();
     const events: RelayEvent[] = [];
-    for (let i = 0; i < MESSAGES; i++) {
+    for (let i = 0; i < count; i++) {
       const id = randomUUID();
       const to = recipients[i % recipients.length] as string;
       const content = `c${i}`;
@@ -55,6 +54,12 @@ describe('the anchor role killed mid-batch', () => {
       messages: events.map((e) => ({ key: (e.data as { to_address: string }).to_address, value: ctx.codec.encode(e) })),
     });
     await producer.disconnect();
+  };
+
+  beforeAll(async () => {
+    chain = await startLocalChain();
+    ctx = await openTestContext('anchor_crash', { ...chain.env, RELAY_ANCHOR_MAX_MESSAGES: '150', RELAY_ANCHOR_INTERVAL_SECONDS: '1', RELAY_ANCHOR_CONFIRMATIONS: '2', RELAY_LOG_LEVEL: 'warn' });
+    await produce(MESSAGES);
   }, 180_000);
 
   afterAll(async () => {
@@ -111,5 +116,28 @@ describe('the anchor role killed mid-batch', () => {
     expect(new Set(logs.map((l) => l.topics[1]))).toEqual(new Set([...byBatch.values()].map((e) => e.root)));
     const signer = privateKeyToAccount(DEV_SIGNER_KEY).address;
     expect(Number(await chain.rpc<string>('eth_getTransactionCount', [signer, 'latest']))).toBe(1 + byBatch.size);
+  }, 420_000);
+  it('has a second anchor process stand by, and take over when the first is killed', async () => {
+    const before = (await batches()).length;
+    const active = spawnRelay('anchor', ctx.env);
+    await produce(600);
+    await eventually(async () => ((await batches()).length > before ? true : undefined), 120_000, 'the active process anchoring');
+    const standby = spawnRelay('anchor', ctx.env);
+    active.kill('SIGKILL');
+    await exited(active);
+    await produce(600);
+    await eventually(async () => {
+      const rows = await batches();
+      return rows.every((r) => r.committed) && rows.reduce((sum, r) => sum + r.tree_size, 0) === ids.length ? true : undefined;
+    }, 240_000, 'every message anchored by the process that stood by');
+    standby.kill('SIGTERM');
+    await exited(standby);
+    const leaves = (await readTopic(ctx, ctx.topics.anchors)).flatMap((e) => (e.event.type === 'AnchorCommitted' ? [e.event.data] : []));
+    const unique = new Map(leaves.map((e) => [e.event_id, e]));
+    const all = [...unique.values()].flatMap((e) => e.message_ids);
+    expect(all).toHaveLength(ids.length);
+    expect(new Set(all)).toEqual(new Set(ids));
+    const signer = privateKeyToAccount(DEV_SIGNER_KEY).address;
+    expect(Number(await chain.rpc<string>('eth_getTransactionCount', [signer, 'latest']))).toBe(1 + unique.size);
   }, 420_000);
 });
