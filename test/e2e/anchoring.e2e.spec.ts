@@ -213,4 +213,35 @@ describe('anchoring on a local chain', () => {
     }
     await expectAnchoredOnce(ids);
   }, 180_000);
+  it('records nothing for a block that a reorganisation removes before its confirmations, and anchors again', async () => {
+    await chain.rpc('evm_setIntervalMining', [0]);
+    let ids: string[] = [];
+    try {
+      // Automine on, interval off: the transaction is mined at once, and no block follows it.
+      const snapshot = await chain.rpc<string>('evm_snapshot');
+      ids = [await send(alice, bob)];
+      const first = await eventually(async () => {
+        const { rows } = await relay.ctx.pool.query<{ batch_id: string; tx_hashes: string[] }>(
+          'SELECT batch_id, tx_hashes FROM anchor_batches WHERE committed_at IS NULL AND cardinality(tx_hashes) >= 1',
+        );
+        const row = rows[0];
+        if (!row) return undefined;
+        const receipt = await chain.rpc<{ blockHash: string } | null>('eth_getTransactionReceipt', [row.tx_hashes[0]]);
+        return receipt ? { ...row, blockHash: receipt.blockHash } : undefined;
+      }, 60_000, 'the anchoring transaction mined, one confirmation short');
+      // The block is dropped; the chain goes on without it.
+      expect(await chain.rpc<boolean>('evm_revert', [snapshot])).toBe(true);
+      expect(await chain.rpc('eth_getTransactionReceipt', [first.tx_hashes[0]])).toBeNull();
+      await chain.rpc('evm_setIntervalMining', [1000]);
+      await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 90_000, 'the batch anchored again');
+      const event = (await anchorEvents()).find((e) => e.event_id === first.batch_id);
+      expect(event).toBeDefined();
+      expect(event?.block_hash).not.toBe(first.blockHash);
+      const block = await chain.rpc<{ hash: string }>('eth_getBlockByNumber', [`0x${(event?.block_number ?? 0).toString(16)}`, false]);
+      expect(block.hash).toBe(event?.block_hash); // recorded on the chain as it now is
+    } finally {
+      await chain.rpc('evm_setIntervalMining', [1000]);
+    }
+    await expectAnchoredOnce(ids);
+  }, 180_000);
 });
