@@ -43,6 +43,9 @@ export interface AnchorServiceOptions {
   readonly config: AnchorConfig;
 }
 
+/** How many anchored batches `anchored` keeps: a role runs for months. */
+const ANCHORED_KEPT = 1000;
+
 const hex = (bytes: Buffer): Hex => `0x${bytes.toString('hex')}`;
 const uuidBytes16 = (uuid: string): Hex => `0x${uuid.replace(/-/g, '')}`;
 
@@ -84,7 +87,7 @@ export class AnchorService implements Service {
   private readonly committed = new Set<string>();
   private wake: () => void = () => undefined;
   private readonly joinedGroup: Promise<void>;
-  /** Batches anchored by this process, for tests and the bench. */
+  /** The last batches anchored by this process (at most ANCHORED_KEPT), for tests and the bench. */
   readonly anchored: { batchId: string; leaves: number; gasUsed: bigint; lagMs: number }[] = [];
 
   constructor(
@@ -330,6 +333,7 @@ export class AnchorService implements Service {
       const oldest = Math.min(...batch.messages.map((m) => m.occurred_at));
       const lagMs = event.occurred_at - oldest;
       this.anchored.push({ batchId: batch.batchId, leaves: batch.tree.size, gasUsed: confirmed.gasUsed, lagMs });
+      if (this.anchored.length > ANCHORED_KEPT) this.anchored.shift();
       this.metrics?.anchoredMessages.inc(batch.tree.size);
       this.metrics?.anchorDelay.observe(lagMs / 1000);
       this.metrics?.lastAnchor.setToCurrentTime();
