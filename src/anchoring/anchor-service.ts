@@ -117,10 +117,10 @@ export class AnchorService implements Service {
   async run(signal: AbortSignal): Promise<void> {
     const lock = await this.pool.connect();
     try {
-      while (!signal.aborted) {
+      for (let attempt = 0; !signal.aborted; attempt++) {
         const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`relay.anchor:${this.options.groupId}`]);
         if (rows[0]?.ok) break;
-        this.log.info('another anchor process holds this group; standing by');
+        if (attempt === 0) this.log.info('another anchor process holds this group; standing by until it stops');
         await sleep(2000, signal);
       }
       if (signal.aborted) return;
