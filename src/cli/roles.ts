@@ -126,11 +126,13 @@ export function consumerService(resources: Resources, role: 'projector' | 'prese
 export function expiryServices(resources: Resources): Service[] {
   const { config, log, kafka, codec, topics, pool, metrics } = resources;
   const producer = new BatchingProducer(kafka, [topics.mailbox], config.producer, log.child({ service: 'expiry-producer' }), metrics);
+  const watch = new CheckpointWatch({ pool, connect: () => createClient(config), schema: config.postgres.schema, log: log.child({ service: 'checkpoint-watch' }) });
   const expiry = new ExpiryService(
     {
       pool,
       events: new EventPublisher(producer, codec, topics),
-      admin: () => resources.kafkaAdmin(),
+      logEnds: new LogEnds(() => resources.kafkaAdmin()),
+      watch,
       mailboxTopic: topics.mailbox,
       schema: config.postgres.schema,
       log: log.child({ service: 'expiry' }),
@@ -139,7 +141,8 @@ export function expiryServices(resources: Resources): Service[] {
     },
     { ...DEFAULT_EXPIRY_OPTIONS, purgeAfterSeconds: config.expiry.purgeAfterSeconds },
   );
-  return [producer, expiry];
+  // The expirer stops first; its producer flushes what it wrote after it.
+  return [stopInOrder('expiry node', [[expiry], [producer, watch]], log)];
 }
 
 /**

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { RelayEvent } from '../events/types.js';
 import type { RecordPosition } from '../kafka/batching-producer.js';
-import type { KafkaAdmin } from '../kafka/client.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
+import type { LogEnds } from '../kafka/log-ends.js';
 import { sleep, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Pool, PoolClient } from '../postgres/pool.js';
-import { PROJECTION_NAME } from '../projections/postgres-projector.js';
+import type { CheckpointWatch } from '../projections/checkpoint-watch.js';
 import { purgeSettled } from './purge.js';
 
 /*
@@ -51,7 +51,9 @@ export const DEFAULT_EXPIRY_OPTIONS: Omit<ExpiryOptions, 'purgeAfterSeconds'> = 
 export interface ExpiryDeps {
   readonly pool: Pool;
   readonly events: EventPublisher;
-  readonly admin: () => Promise<KafkaAdmin>;
+  readonly logEnds: LogEnds;
+  /** The projector's applied positions, which the expirer waits on. */
+  readonly watch: CheckpointWatch;
   readonly mailboxTopic: string;
   /** Names the advisory lock: one expirer per read model schema. */
   readonly schema: string;
@@ -101,7 +103,7 @@ export class ExpiryService implements Service {
 
   private async lead(leader: PoolClient, signal: AbortSignal): Promise<void> {
     // Whatever an earlier expirer wrote is in the log by now; wait until the read model shows it.
-    await this.waitForProjection(await this.logEnds(), signal);
+    await this.waitForProjection(await this.deps.logEnds.ends(this.deps.mailboxTopic), signal);
     while (!signal.aborted) {
       await leader.query('SELECT 1'); // still holding the lock: the session is alive
       const expired = await this.expireDue(signal);
@@ -137,29 +139,12 @@ export class ExpiryService implements Service {
     return rows.length;
   }
 
-  /** The mailbox topic's end offset per partition. */
-  private async logEnds(): Promise<Map<number, bigint>> {
-    const admin = await this.deps.admin();
-    const offsets = await admin.fetchTopicOffsets(this.deps.mailboxTopic);
-    return new Map(offsets.map((p) => [p.partition, BigInt(p.high)]));
-  }
-
-  /** Waits until the projector's checkpoint of each partition is at least its target. */
+  /** Waits until the projector has applied each partition up to its target (the next offset to apply). */
   private async waitForProjection(targets: ReadonlyMap<number, bigint>, signal: AbortSignal): Promise<void> {
+    const positions = [...targets].filter(([, next]) => next > 0n).map(([partition, next]) => ({ topic: this.deps.mailboxTopic, partition, offset: next - 1n }));
     const started = Date.now();
-    let reported = started;
-    while (!signal.aborted) {
-      const { rows } = await this.deps.pool.query<{ partition: number; next_offset: string }>(
-        'SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1 AND topic = $2',
-        [PROJECTION_NAME, this.deps.mailboxTopic],
-      );
-      const at = new Map(rows.map((r) => [r.partition, BigInt(r.next_offset)]));
-      if ([...targets].every(([partition, target]) => (at.get(partition) ?? 0n) >= target)) return;
-      if (Date.now() - reported >= WAIT_REPORT_MS) {
-        reported = Date.now();
-        this.deps.log.warn('expiry waits for the projector to apply the mailbox topic', { waited_ms: reported - started });
-      }
-      await sleep(50, signal);
+    while (!signal.aborted && !(await this.deps.watch.waitFor(positions, WAIT_REPORT_MS))) {
+      this.deps.log.warn('expiry waits for the projector to apply the mailbox topic', { waited_ms: Date.now() - started });
     }
   }
 }

@@ -12,6 +12,11 @@ export class LogEnds {
 
   /** The offset of the last record in the partition (-1 when it is empty). */
   async lastOffset(topic: string, partition: number): Promise<bigint> {
+    return ((await this.ends(topic)).get(partition) ?? 0n) - 1n;
+  }
+
+  /** Per partition, the offset the next record will get (the high watermark). */
+  ends(topic: string): Promise<Map<number, bigint>> {
     let ends = this.gathering.get(topic);
     if (!ends) {
       ends = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
@@ -21,6 +26,6 @@ export class LogEnds {
       });
       this.gathering.set(topic, ends);
     }
-    return ((await ends).get(partition) ?? 0n) - 1n;
+    return ends;
   }
 }
