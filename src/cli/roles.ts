@@ -63,6 +63,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     senderLimit: { limiter, rate: config.auth.senderRate },
     recipientLimit: { limiter, rate: config.auth.recipientRate, overrides: config.auth.recipientOverrides },
     consistency,
+    log: log.child({ service: 'relay' }),
   });
   const peers = new PeerDirectory({ verifier, events, pool, presence });
   const mailbox = new MailboxReader(pool);

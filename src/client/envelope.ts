@@ -219,6 +219,8 @@ export async function openMessage(recipient: PeerIdentity, message: RelayedMessa
     encrypted_content: message.encrypted_content,
     signature: message.signature,
     accepted_at: message.accepted_at,
+    ...(message.expires_at === undefined ? {} : { expires_at: message.expires_at }),
+    ...(message.cursor === undefined ? {} : { cursor: message.cursor }),
     plaintext,
     text: new TextDecoder().decode(plaintext),
     sender_key: sender.jwk,
@@ -279,6 +281,6 @@ export function asRelayedMessage(value: unknown): RelayedMessage | undefined {
   const [message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at] = MESSAGE_FIELDS.map((f) => fields[f] as string) as [
     string, string, string, string, string, string, string,
   ];
-  const cursor = typeof fields['cursor'] === 'string' ? fields['cursor'] : undefined;
-  return { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at, ...(cursor === undefined ? {} : { cursor }) };
+  const optional = (name: 'cursor' | 'expires_at') => (typeof fields[name] === 'string' ? { [name]: fields[name] } : {});
+  return { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at, ...optional('expires_at'), ...optional('cursor') };
 }

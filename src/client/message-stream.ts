@@ -70,6 +70,12 @@ export class MessageStream {
   private answer: { resolve(answer: AckAnswer): void; reject(error: Error): void } | undefined;
   private isClosed = false;
   private lastCursor: string | undefined;
+  /** Set once a message was not handled (its handler threw): the resume cursor stops before it. */
+  private cursorHeld = false;
+  /** Ids to acknowledge in the next `ack` frame, and how often each was answered `not_yet_known`. */
+  private readonly toAck: string[] = [];
+  private readonly ackAttempts = new Map<string, number>();
+  private acksFlowing = false;
 
   private constructor(
     private readonly ws: WebSocket,
@@ -131,7 +137,11 @@ export class MessageStream {
   /** The next message, for pull-style reading (no `onMessage`). A refused message rejects with its EnvelopeError. */
   next(timeoutMs = 30_000): Promise<OpenedMessage> {
     const item = this.received.shift();
-    if (item) return 'message' in item ? Promise.resolve(item.message) : Promise.reject(item.error);
+    if (item && 'message' in item) {
+      this.taken(item.message);
+      return Promise.resolve(item.message);
+    }
+    if (item) return Promise.reject(item.error);
     if (this.isClosed) return Promise.reject(streamClosed('The stream is closed.'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -154,8 +164,10 @@ export class MessageStream {
   }
 
   /**
-   * The cursor of the last message frame received: open a new stream with `{ after: cursor }` to
-   * resume behind it. Undefined before the first message (or from a relay without cursors).
+   * The cursor of the last message the application has taken (its handler returned, or `next()`
+   * handed it over), in an unbroken run: open a new stream with `{ after: cursor }` to resume
+   * behind it. A message whose handler threw holds it back. Undefined before the first message
+   * (or from a relay without cursors).
    */
   get cursor(): string | undefined {
     return this.lastCursor;
@@ -208,7 +220,6 @@ export class MessageStream {
           this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'A message frame lacks a member.' }));
           return;
         }
-        if (message.cursor !== undefined) this.lastCursor = message.cursor;
         // One at a time and in order, while ack answers (below) are handled at once: a handler
         // that awaits its ack must not wait behind itself.
         this.processing = this.processing.then(() => this.deliver(message)).catch((error: unknown) => this.options.onError?.(error as Error));
@@ -263,25 +274,63 @@ export class MessageStream {
       await this.options.onMessage(message);
     } catch (error) {
       // Not acknowledged: the relay sends it again with the next connection's backlog.
+      this.cursorHeld = true;
       this.options.onError?.(error as Error);
       return;
     }
-    if (this.options.autoAck ?? true) await this.ackOnce(message.message_id);
+    this.taken(message);
+    if (this.options.autoAck ?? true) this.queueAck(message.message_id);
   }
 
-  /** Acks one message, asking again a few times while the relay cannot decide it yet. */
-  private async ackOnce(messageId: string, attempt = 0): Promise<void> {
+  /** The application has this message: the resume cursor may move past it. */
+  private taken(message: RelayedMessage): void {
+    if (!this.cursorHeld && message.cursor !== undefined) this.lastCursor = message.cursor;
+  }
+
+  /**
+   * Acknowledges in the background, one `ack` frame at a time: ids that arrive while a frame is
+   * answered go together in the next one, so a burst of messages costs a few frames, not one each.
+   */
+  private queueAck(messageId: string): void {
+    this.toAck.push(messageId);
+    if (!this.acksFlowing) void this.flushAcks();
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.acksFlowing = true;
     try {
-      const answer = await this.acknowledge([messageId]);
-      if (answer.results.every((r) => r.status !== 'not_yet_known')) return;
-    } catch (error) {
-      this.options.onError?.(error as Error);
+      while (this.toAck.length > 0 && !this.isClosed) {
+        const ids = this.toAck.splice(0, 1000);
+        try {
+          const answer = await this.acknowledge(ids);
+          for (const { message_id: id, status } of answer.results) {
+            if (status === 'not_yet_known') this.askAgainLater(id);
+            else this.ackAttempts.delete(id);
+          }
+        } catch (error) {
+          if (error instanceof RelayClientError && error.code === 'rate_limited') {
+            this.toAck.unshift(...ids);
+            await new Promise((resolve) => setTimeout(resolve, (error.retryAfter ?? 1) * 1000).unref());
+          } else {
+            this.options.onError?.(error as Error);
+          }
+        }
+      }
+    } finally {
+      this.acksFlowing = false;
+    }
+  }
+
+  /** An ack the relay could not decide yet is sent again after a growing delay, a few times. */
+  private askAgainLater(messageId: string): void {
+    const attempt = this.ackAttempts.get(messageId) ?? 0;
+    const delay = ACK_RETRY_DELAYS_MS[attempt];
+    if (delay === undefined || this.isClosed) {
+      this.ackAttempts.delete(messageId);
       return;
     }
-    const delay = ACK_RETRY_DELAYS_MS[attempt];
-    if (delay === undefined || this.isClosed) return;
-    // In the background, so later messages are not held up.
-    setTimeout(() => void this.ackOnce(messageId, attempt + 1), delay).unref();
+    this.ackAttempts.set(messageId, attempt + 1);
+    setTimeout(() => this.queueAck(messageId), delay).unref();
   }
 
   private enqueue(item: Received): void {
@@ -290,8 +339,10 @@ export class MessageStream {
       this.received.push(item);
       return;
     }
-    if ('message' in item) waiter.resolve(item.message);
-    else waiter.reject(item.error);
+    if ('message' in item) {
+      this.taken(item.message);
+      waiter.resolve(item.message);
+    } else waiter.reject(item.error);
   }
 }
 

@@ -373,7 +373,11 @@ class WrittenPositions {
       const offset = /^\d{1,19}$/.test(entry.slice(cut + 1)) ? BigInt(entry.slice(cut + 1)) : undefined;
       if (cut <= 0 || offset === undefined) continue;
       const slot = entry.slice(0, cut);
-      if ((this.highest.get(slot) ?? -1n) < offset) this.highest.set(slot, offset);
+      if ((this.highest.get(slot) ?? -1n) < offset) {
+        // Re-inserted, so the map's order is by latest write and the token keeps the newest.
+        this.highest.delete(slot);
+        this.highest.set(slot, offset);
+      }
     }
   }
 

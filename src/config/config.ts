@@ -170,7 +170,7 @@ export const VARIABLES = {
   RELAY_READ_WAIT_MS: variable(integer(0, 30_000), '2000', 'How long a read waits for the read model to apply the writes it follows (its consistency token, and this node\'s last write to the address).'),
   RELAY_STREAMS_PER_ADDRESS: variable(integer(1, 1000), '8', 'Open WebSocket streams allowed per address on one node.'),
   RELAY_STREAM_QUEUE_MAX: variable(integer(1, 100_000), '1000', 'Messages a stream may have waiting for a socket that does not read before it is closed as too slow.'),
-  RELAY_STREAM_FRAMES_PER_SECOND: variable(integer(1, 100_000), '50', 'Frames per second a stream may send; more are refused and a stream that keeps on is closed.'),
+  RELAY_STREAM_FRAMES_PER_SECOND: variable(integer(1, 100_000), '200', 'Frames per second a stream may send; more are refused and a stream that keeps on is closed.'),
   RELAY_KAFKA_SSL: variable(flag, 'false', 'Connect to Kafka over TLS.'),
   RELAY_KAFKA_SSL_CA: variable(optionalText, '', 'PEM file of the CA that signed the brokers\' certificates (default: the system CAs).'),
   RELAY_KAFKA_SASL_MECHANISM: variable(oneOf('', 'plain', 'scram-sha-256', 'scram-sha-512'), '', 'SASL mechanism for Kafka: plain, scram-sha-256 or scram-sha-512 (empty: none).'),

@@ -8,6 +8,7 @@ import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
+import type { Logger } from '../observability/logger.js';
 import { sleep } from '../lifecycle/service.js';
 import type { Claim, IdempotencyStore } from './idempotency.js';
 import type { Decision, Rate, RateLimiter } from './rate-limit.js';
@@ -74,6 +75,9 @@ const accepted = (messageId: string, position: RecordPosition): Accepted => ({
 });
 
 const PENDING_WAIT_MS = 10_000;
+/** An acknowledgement's claim while its MessageDelivered is produced, and once Kafka has it. */
+const ACK_PENDING_SECONDS = 30;
+const ACK_DONE_SECONDS = 3600;
 
 /**
  * Sending and acknowledging messages: validate, verify the sender's signature, make the message
@@ -98,6 +102,7 @@ export class MessageRelay {
       readonly recipientLimit?: RecipientLimit;
       /** Decides acknowledgements of messages the read model does not have yet. */
       readonly consistency: ReadConsistency;
+      readonly log?: Logger;
     },
   ) {}
 
@@ -173,7 +178,10 @@ export class MessageRelay {
         results[index] = outcome.reason instanceof AppError ? outcome.reason : new AppError('internal_error', 'Producing failed.', { cause: outcome.reason });
       }
     });
-    await Promise.all([this.deps.idempotency.accepted(done), this.deps.idempotency.release(failed), ...waiting]);
+    // Kafka has the accepted events: a failure to record that in Redis must not turn them into
+    // errors (a retry would produce them again once the pending claims lapse).
+    const recorded = this.deps.idempotency.accepted(done).catch((error: unknown) => this.deps.log?.warn('could not record accepted message ids', { error: (error as Error).message }));
+    await Promise.all([recorded, this.deps.idempotency.release(failed), ...waiting]);
     for (const { index, message, first } of repeats) {
       results[index] = message.fingerprint === first.message.fingerprint ? results[first.index] : conflict(message.messageId);
     }
@@ -204,9 +212,13 @@ export class MessageRelay {
 
     await fromReadModel(messageIds);
     const claims = await this.deps.idempotency.lookupMany(undecided());
+    const mailbox = this.deps.consistency.topic('mailbox');
     undecided().forEach((id, i) => {
       const claim = claims[i];
-      if (claim?.kind === 'accepted' && claim.to === address) decided.set(id, 'deliver');
+      if (claim?.kind !== 'accepted' || claim.to !== address) return;
+      // Applied by the projector, yet not in the read model: settled and purged since.
+      const purged = this.deps.consistency.covers([{ topic: mailbox, partition: claim.position.partition, offset: BigInt(claim.position.offset) }]);
+      decided.set(id, purged ? 'not_found' : 'deliver');
     });
     if (undecided().length > 0) {
       const caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address);
@@ -214,12 +226,14 @@ export class MessageRelay {
       for (const id of undecided()) decided.set(id, caughtUp ? 'not_found' : 'not_yet_known');
     }
 
-    // Two acknowledgements racing for one message produce one event: the first claim wins.
+    // Two acknowledgements racing for one message produce one event: the first claim wins. A
+    // claim is `P` (briefly, so a crash mid-produce frees it) until Kafka has the event, then `D`.
+    const ackKey = (id: string) => `${this.deps.redisPrefix}ack:${id}`;
     const deliver = messageIds.filter((id) => decided.get(id) === 'deliver');
-    const won = await Promise.all(deliver.map((id) => this.deps.redis.set(`${this.deps.redisPrefix}ack:${id}`, '1', 'EX', 3600, 'NX')));
+    const before = await Promise.all(deliver.map((id) => this.deps.redis.set(ackKey(id), 'P', 'EX', ACK_PENDING_SECONDS, 'NX', 'GET')));
     const mine = deliver.filter((id, i) => {
-      decided.set(id, won[i] === 'OK' ? 'acknowledged' : 'already_delivered');
-      return won[i] === 'OK';
+      decided.set(id, before[i] === null ? 'acknowledged' : before[i] === 'D' ? 'already_delivered' : 'not_yet_known');
+      return before[i] === null;
     });
     const now = Date.now();
     const events: RelayEvent[] = mine.map((id) => ({
@@ -230,9 +244,10 @@ export class MessageRelay {
     try {
       positions = await Promise.all(this.deps.events.publish(events));
     } catch (error) {
-      if (mine.length > 0) await this.deps.redis.del(...mine.map((id) => `${this.deps.redisPrefix}ack:${id}`));
+      if (mine.length > 0) await this.deps.redis.del(...mine.map(ackKey));
       throw error;
     }
+    await Promise.all(mine.map((id) => this.deps.redis.set(ackKey(id), 'D', 'EX', ACK_DONE_SECONDS)));
     return {
       acknowledged: mine.length,
       results: messageIds.map((id) => ({ message_id: id, status: decided.get(id) as AckStatus })),
@@ -249,7 +264,14 @@ export class MessageRelay {
    */
   private async claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
     const claims = await Promise.all(messages.map((m) => this.deps.idempotency.claim({ id: m.messageId, fingerprint: m.fingerprint })));
-    const limits = await Promise.all(messages.map((m, i) => (claims[i]?.kind === 'new' ? this.overLimit(m) : Promise.resolve(undefined))));
+    let limits: (AppError | undefined)[];
+    try {
+      limits = await Promise.all(messages.map((m, i) => (claims[i]?.kind === 'new' ? this.overLimit(m) : Promise.resolve(undefined))));
+    } catch (error) {
+      // Nothing was produced: free the ids this request claimed, so a retry is not kept waiting.
+      await this.deps.idempotency.release(messages.filter((_, i) => claims[i]?.kind === 'new').map((m) => m.messageId)).catch(() => undefined);
+      throw error;
+    }
     return messages.map((_, i) => ({ claim: claims[i] as Claim, limited: limits[i] }));
   }
 

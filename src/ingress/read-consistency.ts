@@ -46,6 +46,16 @@ export class ReadConsistency {
     return [...highest].map(([partition, offset]) => `${topic}:${partition}:${offset}`).join(',');
   }
 
+  /** The full name of a token topic. */
+  topic(topic: TokenTopic): string {
+    return this.deps.topics[topic];
+  }
+
+  /** Whether the read model has applied these positions, as far as this node knows now. */
+  covers(positions: readonly LogPosition[]): boolean {
+    return this.deps.watch.covers(positions);
+  }
+
   /** The positions a token names; a malformed token is the client's error (400). */
   parse(token: string): LogPosition[] {
     const entries = token.split(',');

@@ -25,6 +25,8 @@ const MAX_REMEMBERED_IDS = 10_000;
 /** Bytes queued in a socket above which nothing more is written to it until it drains. */
 const HIGH_WATER_BYTES = 1024 * 1024;
 const DRAIN_CHECK_MS = 20;
+/** How long a closing stream's peer has to answer the close frame when the node stops. */
+const CLOSE_WAIT_MS = 1000;
 
 /**
  * Decides whether an upgrade request may open `address`'s stream (the security layer's check).
@@ -86,6 +88,8 @@ export class StreamHub implements Service {
   readonly name = 'stream';
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   private readonly connections = new Map<string, Set<Connection>>();
+  /** Set once the node is stopping: no stream opens after its streams were closed. */
+  private stopping = false;
 
   constructor(private readonly deps: StreamDeps) {}
 
@@ -107,6 +111,7 @@ export class StreamHub implements Service {
       await untilAborted(signal);
     } finally {
       clearInterval(beat);
+      this.stopping = true;
       await subscriber.quit().catch(() => undefined);
       // Forget the streams before closing them, so their close events do not announce them twice.
       const open = [...this.connections];
@@ -117,6 +122,9 @@ export class StreamHub implements Service {
         for (const connection of set) {
           clearTimeout(connection.draining);
           connection.ws.close(1001, 'server shutting down');
+          // A peer that does not answer the close (a phone gone out of range) would hold the
+          // listener open for ws's 30 s: its socket is dropped after a second.
+          setTimeout(() => connection.ws.terminate(), CLOSE_WAIT_MS).unref();
           this.deps.metrics?.openSockets.dec();
           count++;
         }
@@ -134,6 +142,7 @@ export class StreamHub implements Service {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://relay');
     if (url.pathname !== STREAM_PATH) throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
+    if (this.stopping) throw new AppError('overloaded', 'This node is shutting down; connect again (another node will take the stream).', { extensions: { retry_after: 1 } });
     const params = Object.fromEntries(url.searchParams);
     const address = addressAt(params, 'address');
     const cursor = optionalParam(params, 'after');
@@ -150,6 +159,11 @@ export class StreamHub implements Service {
   }
 
   private async opened(ws: WebSocket, address: string, recheck: () => Promise<void>, after: Connection['after']): Promise<void> {
+    if (this.stopping) {
+      // Its upgrade was checked before the streams were closed, and finished after.
+      ws.close(1001, 'server shutting down');
+      return;
+    }
     const rate = this.deps.limits.framesPerSecond;
     const connection: Connection = {
       ws,
@@ -180,14 +194,15 @@ export class StreamHub implements Service {
       await this.deps.presence.connected(address, this.deps.nodeId, Date.now());
       if (first) await this.presenceEvent(address, true);
       let caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address);
-      await this.sendBacklog(connection);
+      let cursor = await this.sendBacklog(connection, connection.after?.cursor);
       const held = connection.held ?? [];
       connection.held = undefined;
       for (const message of held) this.write(connection, message, 'live');
-      // The read model lags more than the read wait: send what it has, then the rest once it catches up.
+      // The read model lags more than the read wait: send what it has, then the rest once it
+      // catches up, from where the last pass ended (the partition is projected in order).
       while (!caughtUp && isOpen(connection)) {
         caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address, CATCH_UP_WAIT_MS);
-        await this.sendBacklog(connection);
+        cursor = await this.sendBacklog(connection, cursor);
       }
     } catch (error) {
       this.deps.log.warn('stream set-up failed', { address, error: (error as Error).message });
@@ -195,16 +210,20 @@ export class StreamHub implements Service {
     }
   }
 
-  private async sendBacklog(connection: Connection): Promise<void> {
-    let cursor = connection.after?.cursor;
+  /** Sends the undelivered messages after `from`; resolves with the cursor of the last one read. */
+  private async sendBacklog(connection: Connection, from: string | undefined): Promise<string | undefined> {
+    let cursor = from;
+    let last = from;
     do {
       // Read the next page only once the socket has taken most of the last one.
       while (isOpen(connection) && connection.waiting.length >= Math.min(BACKLOG_PAGE, this.deps.limits.queueMax)) await sleep(DRAIN_CHECK_MS);
-      if (!isOpen(connection)) return;
+      if (!isOpen(connection)) return last;
       const page = await this.deps.mailbox.undelivered(connection.address, cursor, BACKLOG_PAGE);
       for (const message of page.messages) this.write(connection, message, 'backlog');
+      last = page.messages[page.messages.length - 1]?.cursor ?? last;
       cursor = page.next_cursor ?? undefined;
     } while (cursor !== undefined);
+    return last;
   }
 
   private push(payload: string): void {

@@ -135,7 +135,7 @@ export class BatchingProducer implements Service {
         if (!layout?.partitions) throw new Error(`topic ${topic} does not exist; run \`relay setup\``);
         this.partitionMetadata.set(topic, Array.from({ length: layout.partitions }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] })));
         // Sizes are counted before compression, so a batch that fits uncompressed fits compressed.
-        this.partitionBytes.set(topic, Math.floor(layout.maxMessageBytes * 0.9) - BATCH_OVERHEAD);
+        this.partitionBytes.set(topic, Math.floor(layout.maxMessageBytes * 0.8) - BATCH_OVERHEAD);
       }
     } catch (error) {
       this.failStart(error);
@@ -187,7 +187,9 @@ export class BatchingProducer implements Service {
     const full = new Set<string>();
     let requestBytes = 0;
     let i = 0;
-    for (; i < this.queue.length && batch.length < this.options.maxBatch; i++) {
+    // Look no further than a few requests' worth: behind a full hot partition, the queue can be long.
+    const scan = Math.min(this.queue.length, 4 * this.options.maxBatch);
+    for (; i < scan && batch.length < this.options.maxBatch; i++) {
       const record = this.queue[i] as Pending;
       const slot = `${record.topic}/${record.partition}`;
       const size = record.key.length + record.value.length + RECORD_OVERHEAD;
@@ -241,8 +243,12 @@ export class BatchingProducer implements Service {
       }
       this.metrics?.produceBatchSize.observe(batch.length);
     } catch (error) {
-      if (isTooLarge(error) && pending.length > 1) {
-        // The broker counts the batch after compression and with its own overheads: halve and resend.
+      if (isTooLarge(error) && pending.length > 1 && onePartition(pending)) {
+        // The broker counts the batch after compression and with its own overheads: halve and
+        // resend. Only a request of one partition is split: kafkajs gives up on a whole request
+        // at the first refused partition, after others may have been stored, and resending those
+        // would write them twice. With the byte bound below the limit, this path is for a limit
+        // lowered while the producer runs.
         this.log.warn('Kafka refused a record batch as too large; splitting it', { records: pending.length });
         const half = Math.ceil(pending.length / 2);
         await this.produce(pending.slice(0, half));
@@ -302,6 +308,9 @@ export class BatchingProducer implements Service {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const onePartition = (records: readonly Pending[]): boolean =>
+  records.every((r) => r.topic === records[0]?.topic && r.partition === records[0].partition);
 
 /** Whether Kafka refused a request because a record batch, or the request, was too large. */
 function isTooLarge(error: unknown): boolean {

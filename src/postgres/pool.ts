@@ -9,6 +9,8 @@ const connectionSettings = (config: RelayConfig): pg.ClientConfig => ({
   connectionString: config.postgres.url,
   options: `-c search_path=${config.postgres.schema}`,
   application_name: 'relay',
+  // A connection that holds LISTEN must notice a dead peer: keepalives probe it.
+  keepAlive: true,
   // A private CA for TLS. node-postgres lets an sslmode in the URL replace this setting, so
   // with a CA file leave sslmode out of the URL (or name the CA with sslrootcert= there).
   ...(config.databaseCaFile ? { ssl: { ca: readFileSync(config.databaseCaFile, 'utf8'), rejectUnauthorized: true } } : {}),
