@@ -66,5 +66,6 @@ export {
   type SentMessage,
 } from './relay-client.js';
 export { fetchTrusting } from './tls-fetch.js';
+export { ProofError, verifyProof, type ChainCheck, type MessageProof } from './proofs.js';
 export type { Accepted, MailboxPage, MessageClaims, OpenedMessage, OutgoingMessage, PeerRecord, Recipient, Registered, RelayedMessage } from './types.js';
 export { deriveAddress, type PublicJwk } from '../crypto/address.js';

@@ -15,6 +15,7 @@ import { HttpTransport } from './http-transport.js';
 import { publicEncryptionJwk, publicSigningJwk, type PeerIdentity } from './identity.js';
 import { MessageStream, type StreamOptions } from './message-stream.js';
 import { fetchTrusting } from './tls-fetch.js';
+import type { MessageProof } from './proofs.js';
 import type { Accepted, MailboxPage, OpenedMessage, OutgoingMessage, PeerRecord, Recipient, Registered, RelayedMessage } from './types.js';
 
 export interface RelayClientOptions {
@@ -304,6 +305,14 @@ export class RelayClient {
       after = page.next_cursor ?? undefined;
     } while (after !== undefined);
     return { handled, rejected, acknowledged };
+  }
+
+  /**
+   * The anchoring proof of a message this peer sent or received (`GET /api/v1/messages/{id}/proof`);
+   * `409 not_anchored_yet` until its batch is anchored. Check it with `verifyProof`, against the chain.
+   */
+  async fetchProof(messageId: string): Promise<MessageProof> {
+    return this.withBearer((bearer) => this.transport.request<MessageProof>('GET', `/messages/${encodeURIComponent(messageId)}/proof`, { bearer }));
   }
 
   /** Acknowledges messages over HTTP (`POST /api/v1/messages/ack`), in chunks of 1,000; resolves with how many were newly acknowledged. */

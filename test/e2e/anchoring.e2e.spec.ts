@@ -1,3 +1,4 @@
+import { PeerIdentity, ProofError, RelayClient, verifyProof as clientVerify } from '../../src/client/index.js';
 import { execFile } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -136,6 +137,13 @@ describe('anchoring on a local chain', () => {
     const fakeRoot = await verifyProof({ ...proof, tree_size: 1, leaf_index: 0, path: [], root: proof.leaf_hash });
     expect(fakeRoot.code).toBe(1);
     expect(fakeRoot.out).toContain('did not anchor root');
+
+    // The reference client fetches a proof and checks it against the chain the same way.
+    const reader = new RelayClient({ baseUrl: relay.baseUrl, identity: await PeerIdentity.generate({ signing: 'EdDSA', encryption: 'ECDH-ES+A256KW' }) });
+    const fetched = await reader.fetchProof(first);
+    expect(fetched).toEqual(proof);
+    expect((await clientVerify(fetched, { rpcUrl: chain.rpcUrl, contract: fetched.contract })).confirmations).toBeGreaterThanOrEqual(2);
+    await expect(clientVerify({ ...fetched, leaf: { ...fetched.leaf, to_address: alice.address === fetched.leaf.to_address ? bob.address : alice.address } }, { rpcUrl: chain.rpcUrl })).rejects.toBeInstanceOf(ProofError);
 
     await expectAnchoredOnce(ids);
   }, 180_000);
