@@ -142,7 +142,7 @@ export const VARIABLES = {
   RELAY_PRODUCER_BATCH_MAX: variable(integer(1, 100_000), '2000', 'Most records in one produce request.'),
   RELAY_PRODUCER_LINGER_MS: variable(integer(0, 1000), '2', 'How long a produce call waits for others to share its request.'),
   RELAY_PRODUCER_QUEUE_MAX: variable(integer(1, 10_000_000), '50000', 'Records waiting to be produced before the ingress sheds load with 503.'),
-  RELAY_PRODUCER_COMPRESSION: variable(oneOf('gzip', 'none'), 'gzip', 'Codec of the record batches the relay produces: gzip or none.'),
+  RELAY_PRODUCER_COMPRESSION: variable(oneOf('none', 'gzip'), 'none', 'Codec of the record batches the relay produces: none or gzip (costs CPU in the ingress and every consumer).'),
   RELAY_PRESENCE_TTL_SECONDS: variable(integer(5, 3600), '60', 'A peer whose node stops heartbeating is offline after this long.'),
   RELAY_MESSAGE_TTL_SECONDS: variable(integer(1, 315_360_000), '2592000', 'How long an undelivered message is offered before it expires (default 30 days); a sender may ask for less.'),
   RELAY_PURGE_AFTER_SECONDS: variable(integer(0, 315_360_000), '604800', 'Delivered and expired messages are deleted from PostgreSQL this long after their delivery or expiry.'),
