@@ -6,11 +6,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { loadConfig, type RelayConfig } from '../src/config/config.js';
+import { loadConfig } from '../src/config/config.js';
 import { PROJECT_ROOT } from '../src/config/paths.js';
+import { cleanupRun } from './cleanup.js';
 import { deriveAddress } from '../src/crypto/address.js';
 import { ApiKeyStore } from '../src/ingress/api-keys.js';
-import { openResources, type Resources } from '../src/lifecycle/resources.js';
+import { openResources } from '../src/lifecycle/resources.js';
 import { createLogger } from '../src/observability/logger.js';
 
 /**
@@ -182,24 +183,6 @@ interface Phase {
   readonly rssBytes: number;
 }
 
-async function cleanup(resources: Resources, config: RelayConfig): Promise<void> {
-  const admin = resources.kafka.admin();
-  await admin.connect();
-  try {
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => undefined);
-  } finally {
-    await admin.disconnect();
-  }
-  await resources.pool.query(`DROP SCHEMA IF EXISTS "${config.postgres.schema}" CASCADE`);
-  let cursor = '0';
-  do {
-    const [nextCursor, keys] = await resources.redis.scan(cursor, 'MATCH', `${config.redis.keyPrefix}*`, 'COUNT', 5000);
-    cursor = nextCursor;
-    if (keys.length > 0) await resources.redis.unlink(...keys);
-  } while (cursor !== '0');
-}
-
 function spawnRelay(cli: string, command: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = []): ChildProcess {
   const log = createWriteStream(join(logDir, `${command}.log`), { flags: 'a' });
   const child = spawn(process.execPath, [...nodeFlags, cli, command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -340,7 +323,7 @@ async function main(): Promise<void> {
       await exited;
       clearTimeout(timer);
     }
-    await cleanup(resources, config).catch((error: unknown) => say(`cleanup failed: ${String(error)}`));
+    await cleanupRun(resources, config).catch((error: unknown) => say(`cleanup failed: ${String(error)}`));
     await resources.close();
   }
 }

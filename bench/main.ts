@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig, type RelayConfig } from '../src/config/config.js';
+import { loadConfig } from '../src/config/config.js';
 import { ensureTopics } from '../src/kafka/admin.js';
 import { openResources, type Resources } from '../src/lifecycle/resources.js';
 import { createLogger } from '../src/observability/logger.js';
@@ -15,6 +15,7 @@ import { InspectorProfiler } from './inspector-profiler.js';
 import { buildPool, type MessagePool } from './message-pool.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { PROJECT_ROOT } from '../src/config/paths.js';
+import { cleanupRun } from './cleanup.js';
 import { createPeers, type BenchPeer } from './peers.js';
 import { runBaseline } from './phases/baseline.js';
 import { runDelivery } from './phases/delivery.js';
@@ -150,25 +151,6 @@ function measureVerify(): { ed25519: number; p256: number } {
   return { ed25519: time('ed25519'), p256: time('p256') };
 }
 
-async function cleanup(resources: Resources, config: RelayConfig): Promise<void> {
-  const admin = resources.kafka.admin();
-  await admin.connect();
-  try {
-    const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
-    if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => undefined);
-    await admin.deleteGroups(['projector', 'presence', 'router'].map((r) => `${config.kafka.groupPrefix}.${r}`)).catch(() => undefined);
-  } finally {
-    await admin.disconnect();
-  }
-  await resources.pool.query(`DROP SCHEMA IF EXISTS "${config.postgres.schema}" CASCADE`);
-  let cursor = '0';
-  do {
-    const [next, keys] = await resources.redis.scan(cursor, 'MATCH', `${config.redis.keyPrefix}*`, 'COUNT', 5000);
-    cursor = next;
-    if (keys.length > 0) await resources.redis.unlink(...keys);
-  } while (cursor !== '0');
-}
-
 async function main(argv: readonly string[]): Promise<number> {
   let options: BenchOptions | undefined;
   try {
@@ -220,7 +202,7 @@ async function main(argv: readonly string[]): Promise<number> {
     interrupted = true;
     say('interrupted: stopping the relay processes and cleaning up');
     relay.killNow();
-    const finish = opts.keep ? Promise.resolve() : cleanup(resources, config).catch(() => undefined);
+    const finish = opts.keep ? Promise.resolve() : cleanupRun(resources, config, ['projector', 'presence', 'router']).catch(() => undefined);
     void finish.finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
@@ -429,7 +411,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     if (!opts.keep && !interrupted) {
       say('cleaning up: topics, consumer groups, schema, Redis keys');
-      await cleanup(resources, config).catch((error: unknown) => say(`clean-up failed: ${(error as Error).message}`));
+      await cleanupRun(resources, config, ['projector', 'presence', 'router']).catch((error: unknown) => say(`clean-up failed: ${(error as Error).message}`));
     }
     await resources.close();
   }
