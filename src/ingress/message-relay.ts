@@ -210,15 +210,18 @@ export class MessageRelay {
     };
     const undecided = () => messageIds.filter((id) => !decided.has(id));
 
-    await fromReadModel(messageIds);
-    const claims = await this.deps.idempotency.lookupMany(undecided());
+    // The idempotency records first, and whether the projector had applied each one's MessageSent
+    // before the read model is asked: applied then, yet not in the read model, means purged since.
+    const claims = await this.deps.idempotency.lookupMany(messageIds);
     const mailbox = this.deps.consistency.topic('mailbox');
-    undecided().forEach((id, i) => {
+    const appliedBefore = claims.map(
+      (claim) => claim.kind === 'accepted' && this.deps.consistency.covers([{ topic: mailbox, partition: claim.position.partition, offset: BigInt(claim.position.offset) }]),
+    );
+    await fromReadModel(messageIds);
+    messageIds.forEach((id, i) => {
       const claim = claims[i];
-      if (claim?.kind !== 'accepted' || claim.to !== address) return;
-      // Applied by the projector, yet not in the read model: settled and purged since.
-      const purged = this.deps.consistency.covers([{ topic: mailbox, partition: claim.position.partition, offset: BigInt(claim.position.offset) }]);
-      decided.set(id, purged ? 'not_found' : 'deliver');
+      if (decided.has(id) || claim?.kind !== 'accepted' || claim.to !== address) return;
+      decided.set(id, appliedBefore[i] ? 'not_found' : 'deliver');
     });
     if (undecided().length > 0) {
       const caughtUp = await this.deps.consistency.awaitLogEnd('mailbox', address);
