@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 import { loadConfig } from '../src/config/config.js';
 import { PROJECT_ROOT } from '../src/config/paths.js';
 import { cleanupRun } from './cleanup.js';
+import { runEnv } from './run-env.js';
 import { deriveAddress } from '../src/crypto/address.js';
 import { ApiKeyStore } from '../src/ingress/api-keys.js';
 import { openResources } from '../src/lifecycle/resources.js';
@@ -199,17 +200,7 @@ async function main(): Promise<void> {
   }
   const id = randomBytes(4).toString('hex');
   const port = await freePort();
-  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-  const env: Record<string, string> = {
-    ...inherited,
-    RELAY_TOPIC_PREFIX: `heap.${id}.`,
-    RELAY_CONSUMER_GROUP_PREFIX: `heap.${id}`,
-    RELAY_DATABASE_SCHEMA: `h_${id}`,
-    RELAY_REDIS_PREFIX: `heap:${id}:`,
-    RELAY_NODE_ID: `heap-${id}`,
-    RELAY_HTTP_HOST: '127.0.0.1',
-    RELAY_HTTP_PORT: String(port),
-    RELAY_LOG_LEVEL: 'warn',
+  const env = runEnv('heap', id, port, {
     RELAY_AUTH: 'required',
     // The worst case for memory: an attacker spread over enough addresses that no failure budget
     // runs out, and a key allowed any rate. With the defaults, the 21st failure from one address
@@ -220,7 +211,7 @@ async function main(): Promise<void> {
     RELAY_RATE_KEY_BURST: '10000000',
     // Every unknown key is one query: a larger pool keeps the phase short on a busy machine.
     RELAY_DATABASE_POOL: '32',
-  };
+  });
   const config = loadConfig(env);
   const resources = openResources(config, createLogger('warn', { bench: 'heap' }));
   const logDir = join(PROJECT_ROOT, '.relay', 'bench', `heap-${id}`);

@@ -16,6 +16,7 @@ import { buildPool, type MessagePool } from './message-pool.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { PROJECT_ROOT } from '../src/config/paths.js';
 import { cleanupRun } from './cleanup.js';
+import { runEnv } from './run-env.js';
 import { createPeers, type BenchPeer } from './peers.js';
 import { runBaseline } from './phases/baseline.js';
 import { runDelivery } from './phases/delivery.js';
@@ -53,25 +54,14 @@ const freePort = (): Promise<number> =>
     });
   });
 
-/** The relay's environment for this run: its own topics, consumer groups, schema, Redis prefix and node id, like the tests' testEnv. */
-function benchEnv(id: string, port: number, hotRecipient: string): Record<string, string> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
-  return {
-    ...inherited,
-    RELAY_TOPIC_PREFIX: `bench.${id}.`,
-    RELAY_CONSUMER_GROUP_PREFIX: `bench.${id}`,
-    RELAY_DATABASE_SCHEMA: `b_${id}`,
-    RELAY_REDIS_PREFIX: `bench:${id}:`,
-    RELAY_NODE_ID: `bench-${id}`,
-    RELAY_HTTP_HOST: '127.0.0.1',
-    RELAY_HTTP_PORT: String(port),
-    RELAY_LOG_LEVEL: 'warn',
+/** The relay's environment for this run (bench/run-env.ts), with the load's own settings. */
+const benchEnv = (id: string, port: number, hotRecipient: string): Record<string, string> =>
+  runEnv('bench', id, port, {
     // The load carries no API keys or tokens: the bench measures the message path, not the gate.
     RELAY_AUTH: 'off',
     // The hot-recipient phase sends everything to one address, as an operator would allow a bot.
     RELAY_RATE_RECIPIENT_OVERRIDES: `${hotRecipient}=1000000/1000000`,
-  };
-}
+  });
 
 function machine(): Machine {
   const git = (...args: string[]) => {
