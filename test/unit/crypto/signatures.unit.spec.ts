@@ -1,4 +1,5 @@
-import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import fc from 'fast-check';
 import { CompactSign, calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { AppError } from '../../../src/errors/app-error.js';
 import { SignatureVerifier } from '../../../src/crypto/signatures.js';
@@ -386,5 +387,48 @@ describe('SignatureVerifier.checkFreshness', () => {
     const error = appErrorOf(() => verifier.checkFreshness(iat === undefined ? {} : { iat }));
     expect(error.code).toBe('bad_signature');
     expect(error.status).toBe(401);
+  });
+});
+
+describe('SignatureVerifier and node:crypto agree on Ed25519', () => {
+  // EdDSA is checked by libsodium for speed; any difference from OpenSSL's answer on a signature
+  // a client could send would refuse good messages or let bad ones through.
+  const keys = Array.from({ length: 4 }, () => generateKeyPairSync('ed25519'));
+
+  it('accepts what node:crypto accepts and refuses every one-bit change of input or signature', () => {
+    const verifier = new SignatureVerifier();
+    fc.assert(
+      fc.property(
+        fc.nat({ max: keys.length - 1 }),
+        fc.string({ maxLength: 200 }),
+        fc.nat(),
+        fc.boolean(),
+        (k, text, bit, inSignature) => {
+          const { publicKey, privateKey } = keys[k] as { publicKey: KeyObject; privateKey: KeyObject };
+          const header = json64({ alg: 'EdDSA', jwk: publicJwk(publicKey, 'Ed25519') });
+          const input = `${header}.${b64url(JSON.stringify({ text }))}`;
+          const signature = sign(null, Buffer.from(input, 'ascii'), privateKey);
+          expect(verifier.verify(`${input}.${b64url(signature)}`).payload).toEqual({ text });
+
+          const changedSignature = Buffer.from(signature);
+          const changedInput = Buffer.from(input, 'ascii');
+          const target = inSignature ? changedSignature : changedInput;
+          const index = bit % (target.length * 8);
+          target[index >> 3] = (target[index >> 3] as number) ^ (1 << (index & 7));
+          const nodeSays = verify(null, changedInput, publicKey, changedSignature);
+          const compact = `${changedInput.toString('latin1')}.${b64url(changedSignature)}`;
+          let relaySays: boolean;
+          try {
+            verifier.verify(compact);
+            relaySays = true;
+          } catch {
+            relaySays = false;
+          }
+          expect(nodeSays).toBe(false);
+          expect(relaySays).toBe(false);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
