@@ -1,5 +1,6 @@
 import type { RecordPosition } from '../kafka/batching-producer.js';
 import type { Redis } from '../presence/redis.js';
+import { redisScript, type RedisScript } from '../presence/redis-script.js';
 
 /** What a message id was used for before. */
 export type Claim =
@@ -7,45 +8,85 @@ export type Claim =
   | { readonly kind: 'accepted'; readonly fingerprint: string; readonly position: RecordPosition; readonly to: string | undefined }
   | { readonly kind: 'pending'; readonly fingerprint: string };
 
-const parse = (value: string | null): Claim => {
+/** Reads what a stored claim value says (`P|…` or `A|…`), or 'new' for none. */
+export const parseClaim = (value: string | null): Claim => {
   if (value === null) return { kind: 'new' };
   const [state, fingerprint = '', partition = '0', offset = '0', to] = value.split('|');
   return state === 'A' ? { kind: 'accepted', fingerprint, position: { partition: Number(partition), offset }, to } : { kind: 'pending', fingerprint };
 };
+
+// KEYS: the ids' keys; ARGV: the TTL, then one value per key. One command for a whole request's
+// ids instead of one SET each.
+const SET_ALL = `
+for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[i + 1], 'EX', ARGV[1]) end
+return #KEYS`;
+
+// Frees claims still pending with the given value, and no other (ARGV[i] belongs to KEYS[i]).
+const RELEASE_PENDING = `
+local freed = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then freed = freed + redis.call('DEL', key) end
+end
+return freed`;
 
 /**
  * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>` while the event is being
  * produced (for a minute at most, so a crashed ingress does not lock the id) and
  * `A|<fingerprint>|<partition>|<offset>|<recipient>` for a week once Kafka acknowledged it (so an
  * acknowledgement can be decided before the read model has the message). The claim is
- * one atomic SET NX GET per id. Commands go out through ioredis's auto-pipelining, so those of
+ * one atomic SET NX GET per id, made for a whole request by the admission script (admission.ts). Commands go out through ioredis's auto-pipelining, so those of
  * all the requests handled in one event-loop turn share one write. The projector also ignores a second
  * MessageSent for an id, so the read model stays right even if Redis forgets.
  */
 export class IdempotencyStore {
+  private readonly setAll: RedisScript;
+  private readonly releasePending: RedisScript;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlSeconds = 7 * 24 * 3600,
     /** A claim whose producer died before answering frees the id after this long. */
-    private readonly pendingSeconds = 60,
-  ) {}
+    readonly pendingSeconds = 60,
+  ) {
+    this.setAll = redisScript(redis, 'relaySetAll', 'dynamic', SET_ALL);
+    this.releasePending = redisScript(redis, 'relayReleasePending', 'dynamic', RELEASE_PENDING);
+  }
+
+  /** The Redis key holding a message id's claim. */
+  keyOf(id: string): string {
+    return `${this.prefix}msg:${id}`;
+  }
 
   private key(id: string) {
-    return `${this.prefix}msg:${id}`;
+    return this.keyOf(id);
+  }
+
+  /** The value of a claim pending for a fingerprint. */
+  static pending(fingerprint: string): string {
+    return `P|${fingerprint}`;
   }
 
   /** Claims a message id for a fingerprint: what it was used for before, or 'new' if it was free. */
   async claim({ id, fingerprint }: { id: string; fingerprint: string }): Promise<Claim> {
-    return parse(await this.redis.set(this.key(id), `P|${fingerprint}`, 'EX', this.pendingSeconds, 'NX', 'GET'));
+    return parseClaim(await this.redis.set(this.key(id), IdempotencyStore.pending(fingerprint), 'EX', this.pendingSeconds, 'NX', 'GET'));
   }
 
+  /** Records that Kafka stored these messages' events, in one command. */
   async accepted(entries: readonly { id: string; fingerprint: string; position: RecordPosition; to: string }[]): Promise<void> {
-    await Promise.all(
-      entries.map(({ id, fingerprint, position, to }) =>
-        this.redis.set(this.key(id), `A|${fingerprint}|${position.partition}|${position.offset}|${to}`, 'EX', this.ttlSeconds),
-      ),
+    if (entries.length === 0) return;
+    await this.setAll.run(
+      entries.length,
+      ...entries.map(({ id }) => this.key(id)),
+      this.ttlSeconds,
+      ...entries.map(({ fingerprint, position, to }) => `A|${fingerprint}|${position.partition}|${position.offset}|${to}`),
     );
+  }
+
+  /** Frees the claims that are still pending for these fingerprints (after a failure whose outcome is unknown). */
+  async releaseIfPending(entries: readonly { id: string; fingerprint: string }[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.releasePending.run(entries.length, ...entries.map(({ id }) => this.key(id)), ...entries.map(({ fingerprint }) => IdempotencyStore.pending(fingerprint)));
   }
 
   /** Gives up a claim whose event was not acknowledged, so a retry can produce it. */
@@ -54,12 +95,12 @@ export class IdempotencyStore {
   }
 
   async lookup(id: string): Promise<Claim> {
-    return parse(await this.redis.get(this.key(id)));
+    return parseClaim(await this.redis.get(this.key(id)));
   }
 
   /** What each id was used for, in one round trip. */
   async lookupMany(ids: readonly string[]): Promise<Claim[]> {
     if (ids.length === 0) return [];
-    return (await this.redis.mget(...ids.map((id) => this.key(id)))).map(parse);
+    return (await this.redis.mget(...ids.map((id) => this.key(id)))).map(parseClaim);
   }
 }

@@ -10,8 +10,9 @@ import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
 import type { Logger } from '../observability/logger.js';
 import { sleep } from '../lifecycle/service.js';
-import type { Claim, IdempotencyStore } from './idempotency.js';
-import type { Decision, Rate, RateLimiter } from './rate-limit.js';
+import { Admission, type Admitted } from './admission.js';
+import type { IdempotencyStore } from './idempotency.js';
+import type { Rate, RateLimiter } from './rate-limit.js';
 import { ReadConsistency } from './read-consistency.js';
 import { addressAt, invalid, isUuid, objectAt, stringAt, uuidAt, type Fields } from './validation.js';
 
@@ -85,6 +86,8 @@ const ACK_DONE_SECONDS = 3600;
  * has its event.
  */
 export class MessageRelay {
+  private readonly admission: Admission;
+
   constructor(
     private readonly deps: {
       readonly verifier: SignatureVerifier;
@@ -104,7 +107,9 @@ export class MessageRelay {
       readonly consistency: ReadConsistency;
       readonly log?: Logger;
     },
-  ) {}
+  ) {
+    this.admission = new Admission(deps.redis, deps.idempotency, deps.senderLimit, deps.recipientLimit);
+  }
 
   /** Relays each message; the result for each is its 202 body or the error that refused it. */
   async relay(inputs: readonly unknown[]): Promise<(Accepted | AppError)[]> {
@@ -128,21 +133,17 @@ export class MessageRelay {
       return !first;
     });
 
-    const claims = await this.claimAndLimit(unique.map(({ message }) => message));
+    const admitted = await this.admission.decide(unique.map(({ message }) => message));
     const fresh: { index: number; message: Checked }[] = [];
     const waiting: Promise<void>[] = [];
-    const released: string[] = [];
     unique.forEach((entry, i) => {
-      const { claim, limited } = claims[i] ?? { claim: { kind: 'new' } as Claim, limited: undefined };
+      const { claim, limited } = admitted[i] as Admitted;
       if (claim.kind !== 'new' && claim.fingerprint !== entry.message.fingerprint) results[entry.index] = conflict(entry.message.messageId);
       else if (claim.kind === 'accepted') results[entry.index] = accepted(entry.message.messageId, claim.position);
       else if (claim.kind === 'pending') waiting.push(this.awaitPending(entry.message).then((result) => void (results[entry.index] = result)));
-      else if (limited) {
-        results[entry.index] = limited;
-        released.push(entry.message.messageId);
-      } else fresh.push(entry);
+      else if (limited) results[entry.index] = limited;
+      else fresh.push(entry);
     });
-    await this.deps.idempotency.release(released);
 
     const now = Date.now();
     const positions = this.deps.events.publish(
@@ -258,41 +259,6 @@ export class MessageRelay {
     };
   }
 
-  /**
-   * Claims each message id, then takes each new one from its sender's and its recipient's rate
-   * budgets. Only new ids spend a budget, so replaying a signed message costs its sender and
-   * recipient nothing; the signature was checked first, so nobody spends another's budget. Each
-   * step's commands go out in one auto-pipelined write, shared with the other requests of this
-   * event-loop turn.
-   */
-  private async claimAndLimit(messages: readonly Checked[]): Promise<{ claim: Claim; limited: AppError | undefined }[]> {
-    const claims = await Promise.all(messages.map((m) => this.deps.idempotency.claim({ id: m.messageId, fingerprint: m.fingerprint })));
-    let limits: (AppError | undefined)[];
-    try {
-      limits = await Promise.all(messages.map((m, i) => (claims[i]?.kind === 'new' ? this.overLimit(m) : Promise.resolve(undefined))));
-    } catch (error) {
-      // Nothing was produced: free the ids this request claimed, so a retry is not kept waiting.
-      await this.deps.idempotency.release(messages.filter((_, i) => claims[i]?.kind === 'new').map((m) => m.messageId)).catch(() => undefined);
-      throw error;
-    }
-    return messages.map((_, i) => ({ claim: claims[i] as Claim, limited: limits[i] }));
-  }
-
-  /** The refusal of a new message whose sender or recipient is over its rate, if either is. */
-  private async overLimit(message: Checked): Promise<AppError | undefined> {
-    const { senderLimit, recipientLimit } = this.deps;
-    if (senderLimit) {
-      const decision = await senderLimit.limiter.decide({ key: `sender:${message.from}`, rate: senderLimit.rate });
-      if (!decision.allowed) return rateLimited(`Sender ${message.from}`, senderLimit.rate, decision, message.messageId);
-    }
-    if (recipientLimit) {
-      const rate = recipientLimit.overrides.get(message.to) ?? recipientLimit.rate;
-      const decision = await recipientLimit.limiter.decide({ key: `recipient:${message.to}`, rate });
-      if (!decision.allowed) return rateLimited(`Recipient ${message.to}`, rate, decision, message.messageId);
-    }
-    return undefined;
-  }
-
   private check(input: unknown): Checked {
     const body = objectAt(input, 'message');
     const messageId = uuidAt(body, 'message_id');
@@ -338,11 +304,6 @@ export class MessageRelay {
     return new AppError('dependency_unavailable', 'A request with the same message id did not finish; retry.', { extensions: { retry_after: 1 } });
   }
 }
-
-const rateLimited = (who: string, rate: Rate, decision: Decision, messageId: string) =>
-  new AppError('rate_limited', `${who} is over its rate of ${rate.perSecond} messages/s.`, {
-    extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)), message_id: messageId },
-  });
 
 const conflict = (messageId: string) =>
   new AppError('message_id_conflict', `Message id ${messageId} was already used for other content.`, { extensions: { message_id: messageId } });

@@ -18,25 +18,35 @@ export interface Decision {
 
 // GCRA (the generic cell rate algorithm): one key holds the theoretical arrival time, in
 // microseconds of the Redis server's clock, so every node shares one clock and one decision
-// costs one round trip. ARGV: emission interval (us), burst, cost, and 1 to only look (the
-// decision is made but nothing is taken).
-const GCRA = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tolerance = interval * burst
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval * tonumber(ARGV[3])
-local allow_at = new_tat - tolerance
-if allow_at > now then
-  return {0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)}
+// costs one round trip. `gcra(key, now, interval_us, burst, cost, take)` answers allowed (1/0),
+// retry after (ms), remaining and reset (ms), and takes `cost` only when `take` and allowed.
+// Shared by the single-decision script below and the admission script (admission.ts).
+export const GCRA_LUA = `
+local function gcra(key, now, interval, burst, cost, take)
+  local tolerance = interval * burst
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - tolerance
+  if allow_at > now then
+    return 0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)
+  end
+  if take then
+    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+  end
+  return 1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000)
 end
-if ARGV[4] ~= '1' then
-  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
-return {1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000)}`;
+`;
+
+// ARGV: emission interval (us), burst, cost, and 1 to only look (the decision is made but
+// nothing is taken).
+const GCRA = `${GCRA_LUA}
+local allowed, retry, remaining, reset = gcra(KEYS[1], server_now(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] ~= '1')
+return {allowed, retry, remaining, reset}`;
 
 /**
  * Rate limits in Redis, atomic per decision. Decisions go out through ioredis's auto-pipelining,
@@ -52,14 +62,19 @@ export class RateLimiter {
     this.gcra = redisScript(redis, 'relayGcra', 1, GCRA);
   }
 
+  /** The Redis key holding a budget's state. */
+  keyOf(key: string): string {
+    return `${this.prefix}rate:${key}`;
+  }
+
   /** One decision: takes `cost` (1) from the key's budget if it has that much. */
   async decide({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
-    return this.decision(await this.gcra.run(`${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 0), rate.burst);
+    return this.decision(await this.gcra.run(this.keyOf(key), 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 0), rate.burst);
   }
 
   /** Whether `decide` would allow `cost` (1) now, without taking anything from the budget. */
   async peek({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
-    return this.decision(await this.gcra.run(`${this.prefix}rate:${key}`, 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 1), rate.burst);
+    return this.decision(await this.gcra.run(this.keyOf(key), 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 1), rate.burst);
   }
 
   private decision(value: unknown, limit: number): Decision {

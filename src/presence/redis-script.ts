@@ -10,8 +10,9 @@ export interface RedisScript {
   run(...args: Arg[]): Promise<unknown>;
 }
 
-export function redisScript(redis: Redis, name: string, numberOfKeys: number, lua: string): RedisScript {
-  if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
+/** `numberOfKeys` 'dynamic': each call passes the number of keys as its first argument. */
+export function redisScript(redis: Redis, name: string, numberOfKeys: number | 'dynamic', lua: string): RedisScript {
+  if (!(name in redis)) redis.defineCommand(name, numberOfKeys === 'dynamic' ? { lua } : { numberOfKeys, lua });
   return {
     run: (...args) => (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[name]?.(...args) ?? Promise.reject(new Error(`no script ${name}`)),
   };
