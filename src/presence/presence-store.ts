@@ -33,6 +33,19 @@ if held and tonumber(held) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'signed_at', ARGV[1], 'signing_key', ARGV[2], 'encryption_key', ARGV[3], 'connection_info', ARGV[4], 'registered_at', ARGV[5])
 return 1`;
 
+// The members of each KEYS[i] that has any, as {i, members...}: a batch's lookups in one command,
+// and nothing sent back for the (usually many) recipients without a stream.
+const HOLDERS = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local nodes = redis.call('SMEMBERS', key)
+  if #nodes > 0 then
+    table.insert(nodes, 1, i)
+    out[#out + 1] = nodes
+  end
+end
+return out`;
+
 /**
  * Presence in Redis, under the configured key prefix:
  * - `online`: sorted set of addresses scored by last-seen time (ms); a peer counts as online while
@@ -46,6 +59,7 @@ export class PresenceStore {
   private readonly closeStream: RedisScript;
   private readonly goOffline: RedisScript;
   private readonly savePeerScript: RedisScript;
+  private readonly holdersScript: RedisScript;
 
   constructor(
     private readonly redis: Redis,
@@ -55,6 +69,7 @@ export class PresenceStore {
     this.closeStream = redisScript(redis, 'relayCloseStream', 2, CLOSE_STREAM);
     this.goOffline = redisScript(redis, 'relayGoOffline', 1, GO_OFFLINE);
     this.savePeerScript = redisScript(redis, 'relaySavePeer', 1, SAVE_PEER);
+    this.holdersScript = redisScript(redis, 'relayHolders', 'dynamic', HOLDERS);
   }
 
   private get onlineKey() {
@@ -117,16 +132,14 @@ export class PresenceStore {
     return saved === 1;
   }
 
-  /** The nodes that hold a stream for each address (empty: none). */
+  /** The nodes that hold a stream for each address (empty: none), in one command. */
   async holders(addresses: readonly string[]): Promise<string[][]> {
     if (addresses.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const address of addresses) pipeline.smembers(this.socketsKey(address));
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([error, nodes]) => {
-      if (error) throw error;
-      return nodes as string[];
-    });
+    const unique = [...new Set(addresses)];
+    const found = (await this.holdersScript.run(unique.length, ...unique.map((a) => this.socketsKey(a)))) as [number, ...string[]][];
+    const byAddress = new Map<string, string[]>();
+    for (const [index, ...nodes] of found) byAddress.set(unique[index - 1] as string, nodes);
+    return addresses.map((address) => byAddress.get(address) ?? []);
   }
 
   /** Last-seen time (ms) if the peer is online now. */
