@@ -20,14 +20,15 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
     if (records.length === 0) return;
     let applied: readonly ConsumedRecord[] = [];
     await inTransaction(pool, async (client) => {
-      await client.query(
-        `INSERT INTO projection_checkpoints (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
-         ON CONFLICT DO NOTHING`,
-        [projection, topic, partition],
-      );
+      // Creates the checkpoint or locks the one there (the no-op update takes the row lock), in one statement.
       const { rows } = await client.query<{ next_offset: string }>(
-        'SELECT next_offset FROM projection_checkpoints WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE',
-        [projection, topic, partition],
+        prepared(
+          'relay_checkpoint_lock',
+          `INSERT INTO projection_checkpoints (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
+           ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = projection_checkpoints.next_offset
+           RETURNING next_offset`,
+          [projection, topic, partition],
+        ),
       );
       const next = BigInt(rows[0]?.next_offset ?? '0');
       const fresh = records.filter((r) => BigInt(r.offset) >= next);
@@ -37,11 +38,14 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
       // The notification is delivered when this transaction commits, so a reader that waits on
       // it (CheckpointWatch) sees the rows it covers.
       await client.query(
-        `WITH moved AS (
-           UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3
-           RETURNING next_offset)
-         SELECT pg_notify('${APPLIED_CHANNEL}', format('%s %s %s %s %s', current_schema(), $1, $2, $3, next_offset)) FROM moved`,
-        [projection, topic, partition, String(BigInt(last.offset) + 1n)],
+        prepared(
+          'relay_checkpoint_move',
+          `WITH moved AS (
+             UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3
+             RETURNING next_offset)
+           SELECT pg_notify('${APPLIED_CHANNEL}', format('%s %s %s %s %s', current_schema(), $1, $2, $3, next_offset)) FROM moved`,
+          [projection, topic, partition, String(BigInt(last.offset) + 1n)],
+        ),
       );
       if (metrics) for (const r of fresh) if (r.event) metrics.eventsProjected.inc({ projection, type: r.event.type });
       applied = fresh;
@@ -53,6 +57,13 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
     }
   };
 }
+
+/**
+ * A named query: each connection parses and plans it once and then only binds and executes it.
+ * The projector's statements run for every batch of every partition, and planning the unnest
+ * inserts cost Postgres about as much as running them for a small batch.
+ */
+const prepared = (name: string, text: string, values: unknown[]) => ({ name, text, values });
 
 const ANCHOR_LOCK = ':relay.anchors';
 
@@ -82,7 +93,8 @@ async function writeAnchor(client: PoolClient, a: AnchorRow): Promise<void> {
 async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void> {
   if (plan.messages.length > 0) {
     const m = plan.messages;
-    await client.query(
+    await client.query(prepared(
+      'relay_insert_messages',
       `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
                              content_sha256, signature, accepted_at, kafka_partition, kafka_offset, expires_at)
        SELECT id, sender, receiver, content, type, accepted_at AT TIME ZONE 'UTC', sha, sig, accepted_at, part, off, expires_at
@@ -103,20 +115,23 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
         m.map((r) => r.offset),
         m.map((r) => iso(r.expiresAt)),
       ],
-    );
+    ));
   }
   if (plan.messages.length > 0) {
     // An anchor projected before its messages (the topics are read independently) left their
     // places in message_anchors: fill them in now. The shared lock pairs with writeAnchor's
     // exclusive one, so that of two concurrent transactions (two projector processes, or a
     // rebuild's parallel partitions) the later one sees the other's rows.
-    await client.query('SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [ANCHOR_LOCK]);
-    await client.query(
+    // Its own statement: in READ COMMITTED each statement reads from a snapshot taken when it
+    // starts, so only a statement after the lock sees what the holder of the other lock wrote.
+    await client.query(prepared('relay_anchor_lock_shared', 'SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [ANCHOR_LOCK]));
+    await client.query(prepared(
+      'relay_fill_anchors',
       `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
          FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id
         WHERE ma.message_id = ANY($1::uuid[]) AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
       [plan.messages.map((r) => r.id)],
-    );
+    ));
   }
   for (const a of plan.anchors) await writeAnchor(client, a);
   if (plan.deliveries.length > 0) {
