@@ -4,7 +4,6 @@ import type { Hex, PrivateKeyAccount } from 'viem';
 import type { AnchorConfig } from '../config/config.js';
 import { UndecodableEventError, type EventCodec } from '../events/codec.js';
 import type { AnchorCommitted, AnchoredRange, MessageSent } from '../events/types.js';
-import { describe } from '../errors/problem.js';
 import type { KafkaClient } from '../kafka/client.js';
 import { sleep, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
@@ -128,7 +127,7 @@ export class AnchorService implements Service {
       const signer = loadSigner(this.options.config);
       const contract = await this.withBackoff('finding the anchor contract', signal, () => resolveContract(this.pool, access, signer, this.options.config, this.log));
       if (!contract) return;
-      this.log.info('anchoring', { chain_id: contract.chainId, contract: contract.address, signer: signer.address });
+      this.log.info({ chain_id: contract.chainId, contract: contract.address, signer: signer.address }, 'anchoring');
       await this.consume(signal, access, signer, contract);
     } finally {
       await lock.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
@@ -147,7 +146,7 @@ export class AnchorService implements Service {
     );
     this.leftOpen = await this.store.open();
     this.anchoredUpTo = await this.store.anchoredUpTo();
-    if (this.leftOpen) this.log.info('finishing the batch a previous run left open', { batch_id: this.leftOpen.batchId, root: this.leftOpen.root });
+    if (this.leftOpen) this.log.info({ batch_id: this.leftOpen.batchId, root: this.leftOpen.root }, 'finishing the batch a previous run left open');
     await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.options.mailboxTopic], fromBeginning: true });
@@ -181,7 +180,7 @@ export class AnchorService implements Service {
           } catch (error) {
             // A registry that does not answer is passing: fail the batch and read it again.
             if (!(error instanceof UndecodableEventError)) throw error;
-            this.log.warn('mailbox record not decodable; it is not a leaf', { partition, offset, error: error.message });
+            this.log.warn({ partition, offset, err: error }, 'mailbox record not decodable; it is not a leaf');
           }
           list.push({ partition, offset, message: sent, receivedAt: now });
           this.held.set(partition, list);
@@ -337,7 +336,7 @@ export class AnchorService implements Service {
       this.metrics?.anchoredMessages.inc(batch.tree.size);
       this.metrics?.anchorDelay.observe(lagMs / 1000);
       this.metrics?.lastAnchor.setToCurrentTime();
-      this.log.info('anchored a batch', {
+      this.log.info({
         batch_id: batch.batchId,
         messages: batch.tree.size,
         root,
@@ -345,7 +344,7 @@ export class AnchorService implements Service {
         block: event.block_number,
         gas_used: confirmed.gasUsed.toString(),
         lag_ms: lagMs,
-      });
+      }, 'anchored a batch');
     }
     for (const range of batch.ranges) {
       this.anchoredUpTo.set(range.partition, Math.max(this.anchoredUpTo.get(range.partition) ?? 0, range.next_offset));
@@ -367,7 +366,7 @@ export class AnchorService implements Service {
         if (signal.aborted) return undefined;
         if (error instanceof FatalAnchorError) throw error;
         const waitMs = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
-        this.log.warn(`${what} failed; trying again`, { error: describe(error).split('\n')[0], retry_in_ms: waitMs });
+        this.log.warn({ err: error, retry_in_ms: waitMs }, `${what} failed; trying again`);
         await sleep(waitMs, signal);
       }
     }

@@ -76,7 +76,7 @@ export class AnchorSubmitter {
       if (sent.nonce !== undefined && confirmedNonce > sent.nonce) {
         // The nonce was used, and not by a transaction of this batch that anchored the root
         // (findMined saw none): one reverted or left the chain in a reorganisation. Start afresh.
-        this.log.warn('the anchoring nonce was used without anchoring the root; sending again with a new nonce', { nonce: sent.nonce });
+        this.log.warn({ nonce: sent.nonce }, 'the anchoring nonce was used without anchoring the root; sending again with a new nonce');
         sent.nonce = undefined;
         fees = undefined;
       }
@@ -104,11 +104,11 @@ export class AnchorSubmitter {
         lastSentAt = Date.now();
         try {
           await client.sendRawTransaction({ serializedTransaction: serialized });
-          this.log.info(replacing ? 'replaced the anchoring transaction' : 'sent the anchoring transaction', { tx_hash: hash, nonce: sent.nonce, max_fee_per_gas: fees.maxFeePerGas.toString() });
+          this.log.info({ tx_hash: hash, nonce: sent.nonce, max_fee_per_gas: fees.maxFeePerGas.toString() }, replacing ? 'replaced the anchoring transaction' : 'sent the anchoring transaction');
         } catch (error) {
           // "nonce too low" / "already known": an earlier transaction of this batch may be the one
           // mined; the next turn looks at all of them.
-          this.log.warn('the node refused the anchoring transaction', { tx_hash: hash, error: (error as Error).message.split('\n')[0] });
+          this.log.warn({ tx_hash: hash, err: error }, 'the node refused the anchoring transaction');
         }
         // Look for its receipt at once: a node that mines on arrival already has it.
         continue;
@@ -128,7 +128,7 @@ export class AnchorSubmitter {
       maxPriorityFeePerGas = bump(previous.maxPriorityFeePerGas) > maxPriorityFeePerGas ? bump(previous.maxPriorityFeePerGas) : maxPriorityFeePerGas;
     }
     if (maxFeePerGas > this.options.maxFeePerGas) {
-      this.log.warn('the anchoring fee is at RELAY_ANCHOR_MAX_FEE_GWEI; the transaction may wait', { wanted: maxFeePerGas.toString(), cap: this.options.maxFeePerGas.toString() });
+      this.log.warn({ wanted: maxFeePerGas.toString(), cap: this.options.maxFeePerGas.toString() }, 'the anchoring fee is at RELAY_ANCHOR_MAX_FEE_GWEI; the transaction may wait');
       maxFeePerGas = this.options.maxFeePerGas;
     }
     if (maxPriorityFeePerGas > maxFeePerGas) maxPriorityFeePerGas = maxFeePerGas;
@@ -171,7 +171,7 @@ export class AnchorSubmitter {
         const again = await this.findMined(root, [receipt.transactionHash]);
         if (!again || again.blockHash !== receipt.blockHash) {
           // Reorganised away before its confirmations: nothing was recorded; anchor again.
-          this.log.warn('the anchoring transaction left the chain before its confirmations', { tx_hash: receipt.transactionHash });
+          this.log.warn({ tx_hash: receipt.transactionHash }, 'the anchoring transaction left the chain before its confirmations');
           return undefined;
         }
         const block = await client.getBlock({ blockHash: receipt.blockHash });

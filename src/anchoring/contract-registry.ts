@@ -42,14 +42,14 @@ export async function resolveContract(pool: Pool, access: ChainAccess, signer: P
     if (known && known.genesis_hash === genesis && (await hasCode(getAddress(known.address)))) {
       return { address: getAddress(known.address), chainId: config.chainId };
     }
-    if (known) log.warn('the recorded anchor contract is gone (the chain was reset); deploying a new one', { chain_id: config.chainId, address: known.address });
+    if (known) log.warn({ chain_id: config.chainId, address: known.address }, 'the recorded anchor contract is gone (the chain was reset); deploying a new one');
     const wallet = createWalletClient({ account: signer, chain: access.chain, transport: http(access.chain.rpcUrls.default.http[0]) });
     const hash = await wallet.deployContract({ abi: RELAY_ANCHOR_ABI, bytecode: RELAY_ANCHOR_BYTECODE, args: [] });
     const receipt = await client.waitForTransactionReceipt({ hash, confirmations: config.confirmations, timeout: 120_000 });
     if (receipt.status !== 'success' || !receipt.contractAddress) throw new Error(`deploying RelayAnchor failed in transaction ${hash}`);
     const address = getAddress(receipt.contractAddress);
     await record(session, config.chainId, genesis, address, hash);
-    log.info('deployed the anchor contract', { chain_id: config.chainId, address, tx_hash: hash, gas_used: receipt.gasUsed.toString() });
+    log.info({ chain_id: config.chainId, address, tx_hash: hash, gas_used: receipt.gasUsed.toString() }, 'deployed the anchor contract');
     return { address, chainId: config.chainId };
   } finally {
     await session.query('SELECT pg_advisory_unlock($1)', [DEPLOY_LOCK]).catch(() => undefined);

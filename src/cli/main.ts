@@ -7,7 +7,7 @@ import { describe } from '../errors/problem.js';
 import { openResources, type Resources } from '../lifecycle/resources.js';
 import { runServices } from '../lifecycle/service.js';
 import { prepareDependencies } from '../lifecycle/setup.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, flushLogs } from '../observability/logger.js';
 import { runApiKeyCommand, runTokenKeyCommand, UsageError } from './admin-commands.js';
 import { runDemo } from './demo.js';
 import { runVerifyProof } from './verify-proof.js';
@@ -88,17 +88,18 @@ async function main(argv: readonly string[]): Promise<number> {
     const stop = new AbortController();
     const onSignal = (signal: NodeJS.Signals) => {
       if (stop.signal.aborted) return;
-      log.info('stopping', { signal, grace_ms: config.shutdownGraceMs });
+      log.info({ signal, grace_ms: config.shutdownGraceMs }, 'stopping');
       stop.abort();
       // Whatever has not stopped within the grace period is abandoned: a deployment waits no longer.
       setTimeout(() => {
-        log.error('did not stop within the shutdown grace period; exiting', { grace_ms: config.shutdownGraceMs });
+        log.error({ grace_ms: config.shutdownGraceMs }, 'did not stop within the shutdown grace period; exiting');
+        flushLogs();
         process.exit(1);
       }, config.shutdownGraceMs).unref();
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    log.info('starting', { role: command });
+    log.info({ role: command }, 'starting');
     await runServices(servicesFor(command, resources), stop.signal, log);
     log.info('stopped');
     return 0;
@@ -112,6 +113,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
+    // The JSON lines logged so far come before the one plain line that says why the command failed.
+    flushLogs();
     if (error instanceof ConfigError || error instanceof UsageError) {
       process.stderr.write(`relay: ${error.message}\n`);
       process.exitCode = 2;

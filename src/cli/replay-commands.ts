@@ -5,7 +5,7 @@ import { loadEventSchemas } from '../events/schemas.js';
 import { TOPIC, TOPIC_OF } from '../events/topics.js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Resources } from '../lifecycle/resources.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, flushLogs } from '../observability/logger.js';
 import { describe } from '../errors/problem.js';
 import { parseAddress, parseEventType, parseTime, UsageError, type ReplayFilter } from '../replay/filters.js';
 import { csv, csvColumns, fieldsOf, FORMATS, jsonLines, TextSink, type OutputFormat } from '../replay/formats.js';
@@ -361,6 +361,7 @@ export async function runAnalystCommand(command: AnalystCommand, args: readonly 
     }
     const interrupted = error instanceof RebuildInterrupted;
     const detail = resources.config.logLevel === 'debug' ? describe(error) : (error as Error).message ?? String(error);
+    flushLogs();
     io.stderr.write(`relay ${command}: ${detail}\n`);
     return interrupted ? 130 : 1;
   }

@@ -82,7 +82,7 @@ export function problemMiddleware(log: Logger): ErrorRequestHandler {
     }
     const appError = toAppError(error);
     if (appError.code === 'internal_error' || appError.code === 'dependency_unavailable') {
-      log.error('request failed', { method: req.method, path: req.path, error: describe(appError.cause) });
+      log.error({ method: req.method, path: req.path, err: appError.cause }, 'request failed');
     }
     const retryAfter = (appError.extensions['retry_after'] as number | undefined) ?? (appError.status === 503 ? 1 : undefined);
     if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));

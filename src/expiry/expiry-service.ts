@@ -86,7 +86,7 @@ export class ExpiryService implements Service {
         }
       } catch (error) {
         failure = error;
-        if (!signal.aborted) this.deps.log.warn('expiry pass failed; trying again', { error: (error as Error).message });
+        if (!signal.aborted) this.deps.log.warn({ err: error }, 'expiry pass failed; trying again');
       } finally {
         // A connection that failed is dropped, which also releases its lock; a healthy one unlocks and goes back.
         if (leader && failure === undefined) await leader.query('SELECT pg_advisory_unlock_all()').catch((error: unknown) => (failure = error));
@@ -115,7 +115,7 @@ export class ExpiryService implements Service {
       });
       this.deps.metrics?.messagesExpired.inc(expired);
       this.deps.metrics?.rowsPurged.inc(purged);
-      if (expired > 0 || purged > 0) this.deps.log.debug('expiry pass', { expired, purged });
+      if (expired > 0 || purged > 0) this.deps.log.debug({ expired, purged }, 'expiry pass');
       if (expired < this.options.expireBatch) await sleep(this.options.intervalMs, signal);
     }
   }
@@ -144,7 +144,7 @@ export class ExpiryService implements Service {
     const positions = [...targets].filter(([, next]) => next > 0n).map(([partition, next]) => ({ topic: this.deps.mailboxTopic, partition, offset: next - 1n }));
     const started = Date.now();
     while (!signal.aborted && !(await this.deps.watch.waitFor(positions, WAIT_REPORT_MS))) {
-      this.deps.log.warn('expiry waits for the projector to apply the mailbox topic', { waited_ms: Date.now() - started });
+      this.deps.log.warn({ waited_ms: Date.now() - started }, 'expiry waits for the projector to apply the mailbox topic');
     }
   }
 }

@@ -68,12 +68,12 @@ export class IngressService implements Service {
       : createServer(this.serverOptions(), this.app);
     servers.push(main);
     const address = await this.listen(main, this.options.port, this.options.host);
-    log.info('ingress listening', { host: address.address, port: address.port, tls: Boolean(tls) });
+    log.info({ host: address.address, port: address.port, tls: Boolean(tls) }, 'ingress listening');
     if (tls && tls.localHttpPort > 0) {
       const local = createServer(this.serverOptions(), this.app);
       servers.push(local);
       await this.listen(local, tls.localHttpPort, '127.0.0.1');
-      log.info('plain HTTP for local tools', { host: '127.0.0.1', port: tls.localHttpPort });
+      log.info({ host: '127.0.0.1', port: tls.localHttpPort }, 'plain HTTP for local tools');
     }
     this.resolveListening(address);
     await untilAborted(signal);

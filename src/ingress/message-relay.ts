@@ -181,7 +181,7 @@ export class MessageRelay {
     });
     // Kafka has the accepted events: a failure to record that in Redis must not turn them into
     // errors (a retry would produce them again once the pending claims lapse).
-    const recorded = this.deps.idempotency.accepted(done).catch((error: unknown) => this.deps.log?.warn('could not record accepted message ids', { error: (error as Error).message }));
+    const recorded = this.deps.idempotency.accepted(done).catch((error: unknown) => this.deps.log?.warn({ err: error }, 'could not record accepted message ids'));
     await Promise.all([recorded, this.deps.idempotency.release(failed), ...waiting]);
     for (const { index, message, first } of repeats) {
       results[index] = message.fingerprint === first.message.fingerprint ? results[first.index] : conflict(message.messageId);

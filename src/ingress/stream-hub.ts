@@ -130,7 +130,7 @@ export class StreamHub implements Service {
         }
       }
       await Promise.allSettled(open.map(([address]) => this.wentOffline(address)));
-      log.info('streams closed', { count });
+      log.info({ count }, 'streams closed');
     }
   }
 
@@ -186,7 +186,7 @@ export class StreamHub implements Service {
 
     ws.on('pong', () => (connection.alive = true));
     ws.on('message', (data, isBinary) => void this.received(connection, (data as Buffer).toString(), isBinary));
-    ws.on('error', (error) => this.deps.log.debug('stream socket error', { address, error: error.message }));
+    ws.on('error', (error) => this.deps.log.debug({ address, err: error }, 'stream socket error'));
     ws.on('close', () => void this.closed(connection));
     try {
       // Route pushes here before reading where the partition ends: every message stored later
@@ -205,7 +205,7 @@ export class StreamHub implements Service {
         cursor = await this.sendBacklog(connection, cursor);
       }
     } catch (error) {
-      this.deps.log.warn('stream set-up failed', { address, error: (error as Error).message });
+      this.deps.log.warn({ address, err: error }, 'stream set-up failed');
       ws.close(1011, 'the relay could not open the stream; reconnect');
     }
   }
@@ -267,7 +267,7 @@ export class StreamHub implements Service {
    * client resumes from its last cursor on a new stream; nothing is lost (nothing was acknowledged).
    */
   private tooSlow(connection: Connection): void {
-    this.deps.log.info('closing a stream that does not keep up', { address: connection.address, waiting: connection.waiting.length });
+    this.deps.log.info({ address: connection.address, waiting: connection.waiting.length }, 'closing a stream that does not keep up');
     connection.waiting.length = 0;
     connection.held = undefined;
     connection.ws.close(1013, 'the stream fell behind; reconnect to resume');
@@ -345,7 +345,7 @@ export class StreamHub implements Service {
     this.connections.delete(connection.address);
     this.deps.metrics?.onlinePeers.dec();
     await this.wentOffline(connection.address).catch((error: unknown) =>
-      this.deps.log.warn('could not record going offline', { address: connection.address, error: (error as Error).message }),
+      this.deps.log.warn({ address: connection.address, err: error }, 'could not record going offline'),
     );
   }
 
@@ -377,7 +377,7 @@ export class StreamHub implements Service {
     await Promise.all(open.map((connection) => reauthorizeOrClose(connection, this.deps.log)));
     await this.deps.presence
       .heartbeat(this.connectedAddresses(), Date.now(), this.deps.nodeId)
-      .catch((error: unknown) => this.deps.log.warn('presence heartbeat failed', { error: (error as Error).message }));
+      .catch((error: unknown) => this.deps.log.warn({ err: error }, 'presence heartbeat failed'));
   }
 }
 
@@ -400,10 +400,10 @@ async function reauthorizeOrClose(connection: Connection, log: Logger): Promise<
   } catch (error) {
     const problem = toAppError(error);
     if (problem.status !== 401 && problem.status !== 403) {
-      log.debug('could not re-check a stream', { address: connection.address, error: problem.message });
+      log.debug({ address: connection.address, err: problem }, 'could not re-check a stream');
       return;
     }
-    log.info('closing a stream that is no longer authorized', { address: connection.address, code: problem.code });
+    log.info({ address: connection.address, code: problem.code }, 'closing a stream that is no longer authorized');
     connection.ws.close(4000 + problem.status, problem.code);
   }
 }

@@ -233,11 +233,11 @@ export class BatchingProducer implements Service {
         const unsent = await this.produceOnce(pending);
         if (unsent.length === 0) break;
         this.metrics?.produceResends.inc(unsent.length);
-        this.log.warn('Kafka returned no result for some partitions; sending their records again', {
+        this.log.warn({
           records: unsent.length,
           partitions: [...new Set(unsent.map((r) => `${r.topic}/${r.partition}`))],
           attempt,
-        });
+        }, 'Kafka returned no result for some partitions; sending their records again');
         if (attempt >= MAX_RESENDS) throw new Error(`no result for ${unsent.length} records after ${attempt} sends`);
         pending = unsent;
       }
@@ -249,13 +249,13 @@ export class BatchingProducer implements Service {
         // at the first refused partition, after others may have been stored, and resending those
         // would write them twice. With the byte bound below the limit, this path is for a limit
         // lowered while the producer runs.
-        this.log.warn('Kafka refused a record batch as too large; splitting it', { records: pending.length });
+        this.log.warn({ records: pending.length }, 'Kafka refused a record batch as too large; splitting it');
         const half = Math.ceil(pending.length / 2);
         await this.produce(pending.slice(0, half));
         await this.produce(pending.slice(half));
         return;
       }
-      this.log.error('produce request failed', { records: pending.length, error: (error as Error).message });
+      this.log.error({ records: pending.length, err: error }, 'produce request failed');
       const failure = new AppError('dependency_unavailable', 'Kafka did not acknowledge the event; retry with the same message id.', {
         cause: error,
         extensions: { retry_after: 1 },

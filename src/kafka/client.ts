@@ -24,7 +24,7 @@ export function createKafka(config: RelayConfig, log: Logger, clientSuffix = '')
         // Retries are bounded on purpose: the ingress answers 503 rather than hold a request forever.
         if (String(message).startsWith('Limiting retries for the idempotent producer')) return;
         const at = level <= KafkaLogLevel.ERROR ? 'error' : level === KafkaLogLevel.WARN ? 'warn' : 'debug';
-        kafkaLog[at](String(message), fields);
+        kafkaLog[at](fields, String(message));
       },
   });
 }

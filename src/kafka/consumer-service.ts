@@ -179,7 +179,7 @@ export class ConsumerService implements Service {
           if (this.applied.get(slot) === committed) this.applied.delete(slot);
         }
       })
-      .catch((error: unknown) => this.log.debug('offset commit failed; trying again', { consumer: this.name, error: (error as Error).message }))
+      .catch((error: unknown) => this.log.debug({ consumer: this.name, err: error }, 'offset commit failed; trying again'))
       .finally(() => (this.commitInFlight = undefined));
     await this.commitInFlight;
   }
@@ -194,7 +194,7 @@ export class ConsumerService implements Service {
           return undefined;
         } catch (error) {
           failure = error;
-          this.log.warn('apply failed; retrying', { consumer: this.name, topic, partition, attempt, error: (error as Error).message });
+          this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying');
           await sleep(100 * 2 ** attempt);
         }
       }
@@ -223,7 +223,7 @@ export class ConsumerService implements Service {
     error: unknown,
   ): Promise<void> {
     this.metrics?.deadLettered.inc({ consumer: this.name });
-    this.log.error('event dead-lettered', { consumer: this.name, topic: record.topic, partition: record.partition, offset: record.offset, error: (error as Error).message });
+    this.log.error({ consumer: this.name, topic: record.topic, partition: record.partition, offset: record.offset, err: error }, 'event dead-lettered');
     await this.dlq.send({
       topic: this.options.dlqTopic,
       acks: -1,

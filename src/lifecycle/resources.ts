@@ -24,9 +24,9 @@ export interface Resources {
 
 export function openResources(config: RelayConfig, log: Logger): Resources {
   const pool = createPool(config);
-  pool.on('error', (error) => log.warn('idle Postgres connection failed', { error: error.message }));
+  pool.on('error', (error) => log.warn({ err: error }, 'idle Postgres connection failed'));
   const redis = createRedis(config);
-  redis.on('error', (error: Error) => log.debug('Redis connection error', { error: error.message }));
+  redis.on('error', (error: Error) => log.debug({ err: error }, 'Redis connection error'));
   const kafka = createKafka(config, log);
   let admin: Promise<KafkaAdmin> | undefined;
   return {

@@ -1,5 +1,4 @@
 import type { Logger } from '../observability/logger.js';
-import { describe } from '../errors/problem.js';
 
 /**
  * A long-running part of the relay. `run` returns once `signal` aborts and the service has
@@ -24,9 +23,9 @@ export async function runServices(services: readonly Service[], signal: AbortSig
     services.map(async (service) => {
       try {
         await service.run(stopAll.signal);
-        if (!stopAll.signal.aborted) log.warn('service ended on its own; stopping the others', { service: service.name });
+        if (!stopAll.signal.aborted) log.warn({ service: service.name }, 'service ended on its own; stopping the others');
       } catch (error) {
-        log.error('service failed; stopping the others', { service: service.name, error: describe(error) });
+        log.error({ service: service.name, err: error }, 'service failed; stopping the others');
         firstFailure ??= error;
       } finally {
         stopAll.abort();

@@ -23,10 +23,10 @@ export async function prepareDependencies(resources: Resources): Promise<void> {
     spec(topics.dlq, config.retention.mailboxMs),
   ];
   const created = await ensureTopics(kafka, specs);
-  if (created.length > 0) log.info('created topics', { topics: created });
+  if (created.length > 0) log.info({ topics: created }, 'created topics');
   const altered = await alignTopicConfigs(kafka, specs.filter((s) => !created.includes(s.topic)));
-  if (altered.length > 0) log.info('changed topic configuration', { changes: altered });
+  if (altered.length > 0) log.info({ changes: altered }, 'changed topic configuration');
   const ids = await codec.registerAll();
-  log.info('event schemas registered', { schema_ids: Object.fromEntries(ids) });
+  log.info({ schema_ids: Object.fromEntries(ids) }, 'event schemas registered');
   await migrate(pool, config.postgres.schema, log);
 }

@@ -58,7 +58,7 @@ export class ConsumerLagMonitor implements Service {
 
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
-      await this.measure().catch((error: unknown) => this.log.debug('could not read consumer lag', { error: (error as Error).message }));
+      await this.measure().catch((error: unknown) => this.log.debug({ err: error }, 'could not read consumer lag'));
       await sleep(this.intervalMs, signal);
     }
   }

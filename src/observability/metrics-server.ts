@@ -65,7 +65,7 @@ export class MetricsServer implements Service {
       });
     });
     const address = this.server.address() as AddressInfo;
-    this.log.info('metrics listening', { host: address.address, port: address.port });
+    this.log.info({ host: address.address, port: address.port }, 'metrics listening');
     this.markListening(address);
     await untilAborted(signal);
     this.server.closeAllConnections();

@@ -52,7 +52,7 @@ export async function migrate(pool: Pool, schema: string, log: Logger, migration
       }
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
       applied.push(migration.name);
-      log.info('applied migration', { migration: migration.name, schema });
+      log.info({ migration: migration.name, schema }, 'applied migration');
     }
   });
   return applied;

@@ -53,7 +53,7 @@ export class CheckpointWatch implements Service {
       try {
         const lost = new Promise<void>((resolve) => {
           client.once('error', (error: Error) => {
-            this.deps.log.warn('the checkpoint LISTEN connection failed; reconnecting', { error: error.message });
+            this.deps.log.warn({ err: error }, 'the checkpoint LISTEN connection failed; reconnecting');
             resolve();
           });
           client.once('end', () => resolve());
@@ -66,7 +66,7 @@ export class CheckpointWatch implements Service {
         await this.refresh();
         await Promise.race([untilAborted(signal), lost]);
       } catch (error) {
-        this.deps.log.warn('could not listen for applied checkpoints; reads poll them meanwhile', { error: (error as Error).message });
+        this.deps.log.warn({ err: error }, 'could not listen for applied checkpoints; reads poll them meanwhile');
       } finally {
         await client.end().catch(() => undefined);
       }

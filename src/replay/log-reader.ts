@@ -211,7 +211,7 @@ export class LogReader {
   private fail(error: unknown): void {
     if (this.failure !== undefined) return;
     this.failure = error;
-    this.options.log?.debug('log reader failed', { group: this.options.groupId, error: String(error) });
+    this.options.log?.debug({ group: this.options.groupId, err: error }, 'log reader failed');
     this.rejectFailure(error);
   }
 }

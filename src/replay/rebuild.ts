@@ -265,7 +265,7 @@ async function decodeRecord(codec: EventCodec, topic: string, partition: number,
       await sleep(100 * 2 ** attempt);
     }
   }
-  log.warn('record not decoded; the rebuild skips it as the live projector does', { topic, partition, offset: message.offset, error: String(failure) });
+  log.warn({ topic, partition, offset: message.offset, err: failure }, 'record not decoded; the rebuild skips it as the live projector does');
   return base;
 }
 
@@ -293,8 +293,7 @@ function tolerant(project: BatchHandler, log: Logger, onSkip: () => void): Batch
       const failure = await attempt([record], topic, partition);
       if (failure === undefined) continue;
       onSkip();
-      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a caught error of any kind; String() gives "Name: message" for an Error
-      log.warn('event not applicable; the rebuild skips it as the live projector does', { topic, partition, offset: record.offset, error: String(failure) });
+      log.warn({ topic, partition, offset: record.offset, err: failure }, 'event not applicable; the rebuild skips it as the live projector does');
       await project([{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }], topic, partition);
     }
   };
@@ -372,7 +371,7 @@ export async function rebuildReadModel(resources: Resources, options: RebuildOpt
     }
 
     rebuildPool = createPool(config, { options: `-c search_path=${rebuild}`, max: 4, application_name: 'relay-rebuild' });
-    rebuildPool.on('error', (error) => log.warn('idle Postgres connection of the rebuild failed', { error: error.message }));
+    rebuildPool.on('error', (error) => log.warn({ err: error }, 'idle Postgres connection of the rebuild failed'));
     const project = tolerant(postgresProjector(rebuildPool, undefined, PROJECTION_NAME), log, () => skipped++);
     const activeReader = new LogReader(kafka, { groupId: throwawayGroupId(config.kafka.groupPrefix, 'rebuild'), concurrency: 3, log });
     reader = activeReader;

@@ -63,7 +63,7 @@ export async function replay(kafka: KafkaClient, codec: EventCodec, options: Rep
           matched++;
         } catch (error) {
           undecodable++;
-          options.log?.warn('record not decoded; skipped', { topic, partition, offset: message.offset, error: (error as Error).message });
+          options.log?.warn({ topic, partition, offset: message.offset, err: error }, 'record not decoded; skipped');
         }
       }
       await options.sink.write(text);

@@ -62,7 +62,7 @@ describe('failover when a broker dies', () => {
 
     const after = accepted.filter((a) => a.at > killedAt);
     const firstAfter = Math.min(...after.map((a) => a.at));
-    relay.ctx.log.warn('failover', { victim, accepted: accepted.length, refused, gap_ms: firstAfter - killedAt, accepted_after_kill: after.length });
+    relay.ctx.log.warn({ victim, accepted: accepted.length, refused, gap_ms: firstAfter - killedAt, accepted_after_kill: after.length }, 'failover');
     expect(after.length).toBeGreaterThan(0);
 
     // Each 202 named the partition and offset of its event: that record holds that message.

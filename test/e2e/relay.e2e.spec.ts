@@ -97,7 +97,7 @@ describe('the core relay against the real stack', () => {
     expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).status).toBe(202);
     const frame = await stream.next((f) => f['message_id'] === message['message_id'], 'the live push');
     expect(frame['encrypted_content']).toBe('live ciphertext');
-    relay.ctx.log.info('live push latency', { ms: Date.now() - sentAt });
+    relay.ctx.log.info({ ms: Date.now() - sentAt }, 'live push latency');
 
     const peer = await call(relay.baseUrl, 'GET', `/api/v1/peers/${bob.address}`);
     expect(peer.status).toBe(200);

@@ -2,28 +2,25 @@ import { randomBytes } from 'node:crypto';
 import kafkajs from 'kafkajs';
 import { BatchingProducer } from '../../../src/kafka/batching-producer.js';
 import { runServices } from '../../../src/lifecycle/service.js';
-import type { Logger } from '../../../src/observability/logger.js';
 import { eventually, openTestContext, type TestContext } from '../../helpers/context.js';
 import { TestPeer } from '../../helpers/peer.js';
+import { recordingLogger } from '../../helpers/recording-logger.js';
 
-/** A logger that keeps its warnings, to see which path the producer took. */
-function recordingLogger(base: Logger, warnings: string[]): Logger {
-  const log: Logger = { ...base, warn: (message) => void warnings.push(message), child: () => log };
-  return log;
-}
 
 // Everything to one recipient lands in one partition: the producer must keep each partition's
 // share of a request under the broker's record-batch limit, and split a batch the broker refuses.
 describe('the batching producer with one hot recipient', () => {
   let ctx: TestContext;
-  const warnings: string[] = [];
+  // The producer's warnings show which path it took.
+  const recorded = recordingLogger('warn');
+  const warnings = () => recorded.entries.filter((entry) => entry.level === 'warn').map((entry) => entry.message);
   let producer: BatchingProducer;
   const stop = new AbortController();
   let running: Promise<void>;
 
   beforeAll(async () => {
     ctx = await openTestContext('hot');
-    producer = new BatchingProducer(ctx.kafka, [ctx.topics.mailbox], { maxBatch: 2000, lingerMs: 5, maxQueue: 50_000, compression: 'gzip' }, recordingLogger(ctx.log, warnings));
+    producer = new BatchingProducer(ctx.kafka, [ctx.topics.mailbox], { maxBatch: 2000, lingerMs: 5, maxQueue: 50_000, compression: 'gzip' }, recorded.log);
     running = runServices([producer], stop.signal, ctx.log);
     await producer.whenReady();
   }, 60_000);
@@ -49,7 +46,7 @@ describe('the batching producer with one hot recipient', () => {
     const positions = await Promise.all(producer.send(records(key, 300, 48 * 1024)));
     expect(positions).toHaveLength(300);
     expectConsecutive(positions);
-    expect(warnings).toEqual([]);
+    expect(warnings()).toEqual([]);
     expect(producer.lastStoredFor(ctx.topics.mailbox, key)?.offset).toBe(positions.map((p) => BigInt(p.offset)).reduce((a, b) => (a > b ? a : b)).toString());
   }, 120_000);
 
@@ -69,6 +66,6 @@ describe('the batching producer with one hot recipient', () => {
     const positions = await Promise.all(producer.send(records(key, 40, 45 * 1024)));
     expect(positions).toHaveLength(40);
     expectConsecutive(positions);
-    expect(warnings).toContain('Kafka refused a record batch as too large; splitting it');
+    expect(warnings()).toContain('Kafka refused a record batch as too large; splitting it');
   }, 120_000);
 });

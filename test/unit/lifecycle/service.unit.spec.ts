@@ -1,26 +1,5 @@
-import type { Logger } from '../../../src/observability/logger.js';
 import { runServices, sleep, untilAborted, type Service } from '../../../src/lifecycle/service.js';
-
-interface Entry {
-  readonly level: string;
-  readonly message: string;
-  readonly fields?: Readonly<Record<string, unknown>>;
-}
-
-function recordingLogger(entries: Entry[] = []): Logger & { entries: Entry[] } {
-  const at = (level: string) => (message: string, fields?: Readonly<Record<string, unknown>>) => {
-    entries.push({ level, message, fields });
-  };
-  const log: Logger & { entries: Entry[] } = {
-    entries,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: () => log,
-  };
-  return log;
-}
+import { recordingLogger } from '../../helpers/recording-logger.js';
 
 /** A service that runs until its signal aborts, then takes `stopMs` to flush, recording what happened. */
 function waitingService(name: string, stopMs = 0) {
@@ -44,7 +23,7 @@ describe('runServices', () => {
     const a = waitingService('a', 5);
     const b = waitingService('b', 30);
     const controller = new AbortController();
-    const log = recordingLogger();
+    const { log, entries } = recordingLogger();
     let settled = false;
     const running = runServices([a.service, b.service], controller.signal, log).then(() => {
       settled = true;
@@ -56,13 +35,13 @@ describe('runServices', () => {
     await running;
     expect(a.state).toMatchObject({ sawAbort: true, finished: true });
     expect(b.state).toMatchObject({ sawAbort: true, finished: true });
-    expect(log.entries.filter((e) => e.level === 'error' || e.level === 'warn')).toEqual([]);
+    expect(entries.filter((e) => e.level === 'error' || e.level === 'warn')).toEqual([]);
   });
 
   it('gives the services their own signal, not the caller\'s', async () => {
     const a = waitingService('a');
     const controller = new AbortController();
-    const running = runServices([a.service], controller.signal, recordingLogger());
+    const running = runServices([a.service], controller.signal, recordingLogger().log);
     await new Promise((resolve) => setImmediate(resolve));
     expect(a.state.signal).toBeDefined();
     expect(a.state.signal).not.toBe(controller.signal);
@@ -75,14 +54,14 @@ describe('runServices', () => {
     const a = waitingService('a');
     const controller = new AbortController();
     controller.abort();
-    await runServices([a.service], controller.signal, recordingLogger());
+    await runServices([a.service], controller.signal, recordingLogger().log);
     expect(a.state).toMatchObject({ started: true, sawAbort: true, finished: true });
   });
 
   it('resolves for no services', async () => {
     const controller = new AbortController();
     controller.abort();
-    await expect(runServices([], controller.signal, recordingLogger())).resolves.toBeUndefined();
+    await expect(runServices([], controller.signal, recordingLogger().log)).resolves.toBeUndefined();
   });
 
   it('stops the others when one fails, and rejects with that failure once all have stopped', async () => {
@@ -97,14 +76,15 @@ describe('runServices', () => {
       },
     };
     const controller = new AbortController();
-    const log = recordingLogger();
+    const { log, entries } = recordingLogger();
     await expect(runServices([a.service, failing, b.service], controller.signal, log)).rejects.toBe(failure);
     expect(controller.signal.aborted).toBe(false);
     expect(a.state).toMatchObject({ sawAbort: true, finished: true });
     expect(b.state).toMatchObject({ sawAbort: true, finished: true });
-    const errors = log.entries.filter((e) => e.level === 'error');
+    const errors = entries.filter((e) => e.level === 'error');
     expect(errors).toHaveLength(1);
-    expect(errors[0]?.fields?.['service']).toBe('failing');
+    expect(errors[0]?.['service']).toBe('failing');
+    expect(errors[0]?.['err']).toMatchObject({ type: 'Error', message: 'broker gone', stack: expect.stringContaining('broker gone') as unknown });
   });
 
   it('rejects with the first failure when several fail', async () => {
@@ -124,18 +104,18 @@ describe('runServices', () => {
         throw second;
       },
     };
-    const log = recordingLogger();
+    const { log, entries } = recordingLogger();
     await expect(runServices([failsOnStop, failsFirst], new AbortController().signal, log)).rejects.toBe(first);
-    expect(log.entries.filter((e) => e.level === 'error').map((e) => e.fields?.['service'])).toEqual(['first', 'second']);
+    expect(entries.filter((e) => e.level === 'error').map((e) => e['service'])).toEqual(['first', 'second']);
   });
 
   it('stops the others when one returns on its own, and warns', async () => {
     const a = waitingService('a');
     const quitter: Service = { name: 'quitter', run: async () => undefined };
-    const log = recordingLogger();
+    const { log, entries } = recordingLogger();
     await runServices([a.service, quitter], new AbortController().signal, log);
     expect(a.state).toMatchObject({ sawAbort: true, finished: true });
-    expect(log.entries.filter((e) => e.level === 'warn').map((e) => e.fields?.['service'])).toEqual(['quitter']);
+    expect(entries.filter((e) => e.level === 'warn').map((e) => e['service'])).toEqual(['quitter']);
   });
 });
 
