@@ -1,5 +1,7 @@
 // ESLint with the type-checked rules of typescript-eslint over src, tests and benchmarks.
+// Layout is Prettier's (.prettierrc.json): eslint-config-prettier, last, turns off rules that would fight it.
 import js from '@eslint/js';
+import eslintConfigPrettier from 'eslint-config-prettier/flat';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -24,4 +26,5 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-assignment': 'off',
     },
   },
+  eslintConfigPrettier,
 );
