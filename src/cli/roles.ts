@@ -14,6 +14,7 @@ import { BatchingProducer } from '../kafka/batching-producer.js';
 import { LogEnds } from '../kafka/log-ends.js';
 import { ReadConsistency } from '../ingress/read-consistency.js';
 import { CheckpointWatch } from '../projections/checkpoint-watch.js';
+import { ReplicaReads } from '../projections/replica-reads.js';
 import { createClient } from '../postgres/pool.js';
 import { ConsumerService } from '../kafka/consumer-service.js';
 import { DEFAULT_EXPIRY_OPTIONS, ExpiryService } from '../expiry/expiry-service.js';
@@ -65,8 +66,9 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     consistency,
     log: log.child({ service: 'relay' }),
   });
-  const peers = new PeerDirectory({ verifier, events, pool, presence });
-  const mailbox = new MailboxReader(pool);
+  const replica = ReplicaReads.open(config, { primary: pool, metrics, log: log.child({ service: 'replica-reads' }) });
+  const peers = new PeerDirectory({ verifier, events, pool, presence, replica });
+  const mailbox = new MailboxReader(pool, replica);
   const hub = new StreamHub({
     nodeId: config.nodeId,
     presence,
@@ -101,7 +103,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     beforeListen: () => producer.whenReady(),
   });
   // Stop accepting and close the streams first; the producer flushes their last events after them.
-  return { services: [stopInOrder('ingress node', [[ingress, hub], [producer, watch]], log)], ingress };
+  return { services: [stopInOrder('ingress node', [[ingress, hub], [producer, watch, ...(replica ? [replica] : [])]], log)], ingress };
 }
 
 /** One consuming role: the Postgres projector, the Redis presence projection, or the router. */

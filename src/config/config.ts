@@ -136,6 +136,7 @@ export const VARIABLES = {
   RELAY_DATABASE_URL: variable(url('postgres:', 'postgresql:'), 'postgres://postgres@127.0.0.1:5432/relay', 'PostgreSQL connection URL.'),
   RELAY_DATABASE_SCHEMA: variable(identifier, 'public', 'PostgreSQL schema that holds the read model.'),
   RELAY_DATABASE_POOL: variable(integer(1, 200), '10', 'PostgreSQL connections per process.'),
+  RELAY_DATABASE_READ_URL: variable(optionalUrl('postgres:', 'postgresql:'), '', 'URL of a streaming replica of RELAY_DATABASE_URL that serves mailbox and peer reads it has caught up with (empty: every read on the primary).'),
   RELAY_REDIS_URL: variable(url('redis:', 'rediss:'), 'redis://127.0.0.1:6379', 'Redis connection URL.'),
   RELAY_REDIS_PREFIX: variable(optionalText, 'relay:', 'Prefix of every Redis key and channel.'),
   RELAY_CONSUMER_GROUP_PREFIX: variable(text, 'relay', 'Prefix of the consumer group names (<prefix>.projector, ...).'),
@@ -211,7 +212,8 @@ export interface RelayConfig {
     readonly groupPrefix: string;
   };
   readonly registry: { readonly url: string };
-  readonly postgres: { readonly url: string; readonly schema: string; readonly poolSize: number };
+  /** `readUrl`: a streaming replica for reads ('' for none). */
+  readonly postgres: { readonly url: string; readonly schema: string; readonly poolSize: number; readonly readUrl: string };
   readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly producer: { readonly maxBatch: number; readonly lingerMs: number; readonly maxQueue: number; readonly compression: 'gzip' | 'none' };
   readonly presence: { readonly ttlSeconds: number };
@@ -336,7 +338,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       groupPrefix: v.RELAY_CONSUMER_GROUP_PREFIX,
     },
     registry: { url: v.RELAY_SCHEMA_REGISTRY_URL },
-    postgres: { url: v.RELAY_DATABASE_URL, schema: v.RELAY_DATABASE_SCHEMA, poolSize: v.RELAY_DATABASE_POOL },
+    postgres: { url: v.RELAY_DATABASE_URL, schema: v.RELAY_DATABASE_SCHEMA, poolSize: v.RELAY_DATABASE_POOL, readUrl: v.RELAY_DATABASE_READ_URL },
     redis: { url: v.RELAY_REDIS_URL, keyPrefix: v.RELAY_REDIS_PREFIX },
     producer: {
       maxBatch: v.RELAY_PRODUCER_BATCH_MAX,

@@ -2,6 +2,7 @@ import express, { Router, type Request, type RequestHandler, type Response } fro
 import { AppError } from '../errors/app-error.js';
 import { problemOf } from '../errors/problem.js';
 import type { ProofReader } from '../anchoring/proof-reader.js';
+import type { LogPosition } from '../projections/checkpoint-watch.js';
 import type { MailboxReader } from './mailbox-reader.js';
 import { MAX_ACK_IDS, MAX_BATCH, MAX_CONTENT_BYTES, type MessageRelay } from './message-relay.js';
 import type { PeerDirectory } from './peer-directory.js';
@@ -20,10 +21,15 @@ export type MailboxGuard = (req: Request, address: string) => Promise<void>;
 
 export const openMailboxes: MailboxGuard = async () => undefined;
 
-/** Waits until the read model covers the writes a read follows, and says in a header whether it does. */
-async function readAfterWrites(consistency: ReadConsistency, req: Request, res: Response, topic: TokenTopic, key: string): Promise<void> {
+/**
+ * Waits until the read model covers the writes a read follows, and says in a header whether it
+ * does. Returns the positions the read must see (for a read replica to be chosen by).
+ */
+async function readAfterWrites(consistency: ReadConsistency, req: Request, res: Response, topic: TokenTopic, key: string): Promise<LogPosition[]> {
   const token = req.get(TOKEN_HEADER) ?? optionalParam(req.query, TOKEN_PARAM);
-  res.set(RESULT_HEADER, (await consistency.settle(token, topic, key)) ? 'consistent' : 'stale');
+  const { applied, positions } = await consistency.settle(token, topic, key);
+  res.set(RESULT_HEADER, applied ? 'consistent' : 'stale');
+  return positions;
 }
 
 export interface ApiDeps {
@@ -119,8 +125,8 @@ export function apiRoutes(deps: ApiDeps): Router {
 
   router.get('/peers/:address', scope('peers:read'), async (req, res) => {
     const address = addressAt(req.params, 'address');
-    await readAfterWrites(deps.consistency, req, res, 'peers', address);
-    res.json(await deps.peers.get(address));
+    const covering = await readAfterWrites(deps.consistency, req, res, 'peers', address);
+    res.json(await deps.peers.get(address, covering));
   });
 
   router.post('/message/relay', scope('messages:write'), ...json(SINGLE_LIMIT), async (req, res) => {
@@ -145,8 +151,8 @@ export function apiRoutes(deps: ApiDeps): Router {
     const limit = integerParam(query, 'limit', 1, 500, 100);
     const after = optionalParam(query, 'after');
     await deps.authorizeMailbox(req, address);
-    await readAfterWrites(deps.consistency, req, res, 'mailbox', address);
-    res.json(await deps.mailbox.undelivered(address, after, limit));
+    const covering = await readAfterWrites(deps.consistency, req, res, 'mailbox', address);
+    res.json(await deps.mailbox.undelivered(address, after, limit, covering));
   });
 
   // A message's proof is for its recipient or its sender: a token for either address.

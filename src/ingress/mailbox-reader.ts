@@ -1,4 +1,6 @@
 import type { Pool } from '../postgres/pool.js';
+import type { LogPosition } from '../projections/checkpoint-watch.js';
+import type { ReplicaReads } from '../projections/replica-reads.js';
 import { encodeCursor, type MessageView } from '../routing/stream-message.js';
 import { decimalWithin, invalid, MAX_INT64 } from './validation.js';
 
@@ -13,11 +15,24 @@ export function decodeCursor(cursor: string): [number, string] {
 
 /** Reads a recipient's undelivered, unexpired messages from the read model, in the order they were accepted. */
 export class MailboxReader {
-  constructor(private readonly pool: Pool) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly replica?: ReplicaReads,
+  ) {}
 
-  async undelivered(address: string, after: string | undefined, limit: number): Promise<{ messages: MessageView[]; next_cursor: string | null }> {
+  /**
+   * With `covering` (the positions the read must see), the read may run on the read replica; a
+   * read without it (a stream's backlog, which must see the whole log end) runs on the primary.
+   */
+  async undelivered(
+    address: string,
+    after: string | undefined,
+    limit: number,
+    covering?: readonly LogPosition[],
+  ): Promise<{ messages: MessageView[]; next_cursor: string | null }> {
     const [partition, offset] = after === undefined ? [-1, '-1'] : decodeCursor(after);
-    const { rows } = await this.pool.query<{
+    const source = covering && this.replica ? this.replica.source(covering) : this.pool;
+    const { rows } = await source.query<{
       id: string;
       sender_address: string;
       encrypted_content: string;

@@ -3,6 +3,8 @@ import { AppError } from '../errors/app-error.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { Pool } from '../postgres/pool.js';
+import type { LogPosition } from '../projections/checkpoint-watch.js';
+import type { ReplicaReads } from '../projections/replica-reads.js';
 import { iatMillis } from '../events/types.js';
 import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
 import { ReadConsistency } from './read-consistency.js';
@@ -63,6 +65,8 @@ export class PeerDirectory {
       readonly events: EventPublisher;
       readonly pool: Pool;
       readonly presence: PresenceStore;
+      /** Where lookups may run when they say what they must see; registrations read the primary. */
+      readonly replica?: ReplicaReads;
     },
   ) {}
 
@@ -122,9 +126,10 @@ export class PeerDirectory {
     );
   }
 
-  /** The registered peer, from the read model, with whether it is online now. */
-  async get(address: string): Promise<PeerView> {
-    const { rows } = await this.deps.pool.query<{
+  /** The registered peer, from the read model, with whether it is online now; `covering` as in MailboxReader.undelivered. */
+  async get(address: string, covering?: readonly LogPosition[]): Promise<PeerView> {
+    const source = covering && this.deps.replica ? this.deps.replica.source(covering) : this.deps.pool;
+    const { rows } = await source.query<{
       public_key: string;
       encryption_key: unknown;
       connection_info: unknown;

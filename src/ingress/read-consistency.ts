@@ -73,11 +73,12 @@ export class ReadConsistency {
   /**
    * Waits until the read model covers `token` and this node's last write for `key` in `topic` (a
    * client's token names its own writes; others may have written to the address through this
-   * node). Resolves whether it does; false means the read answers from a model that may lag.
+   * node). Resolves whether it does (false: the read answers from a model that may lag), and the
+   * positions the read must see, by which a read replica is chosen or passed over.
    */
-  async settle(token: string | undefined, topic: TokenTopic, key: string): Promise<boolean> {
+  async settle(token: string | undefined, topic: TokenTopic, key: string): Promise<{ applied: boolean; positions: LogPosition[] }> {
     const positions = [...(token !== undefined ? this.parse(token) : []), ...this.lastWrite(topic, key)];
-    return this.deps.watch.waitFor(positions, this.deps.waitMs);
+    return { applied: await this.deps.watch.waitFor(positions, this.deps.waitMs), positions };
   }
 
   /**

@@ -113,6 +113,21 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dbReads = new client.Counter({
+    name: 'relay_db_reads_total',
+    help: 'Mailbox and peer reads with a read replica configured, by where they ran (replica or primary) and why (caught_up, behind, down, error).',
+    labelNames: ['target', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaLag = new client.Gauge({
+    name: 'relay_db_replica_lag_seconds',
+    help: 'How long the read replica has been missing rows the primary\'s read model held, by projection; no sample while the replica cannot be read.',
+    // The label keeps the gauge without a sample until it is measured: an unlabelled gauge shows 0.
+    labelNames: ['projection'] as const,
+    registers: [this.registry],
+  });
+
   readonly messagesExpired = new client.Counter({
     name: 'relay_messages_expired_total',
     help: 'MessageExpired events written for undelivered messages past their expires_at.',
