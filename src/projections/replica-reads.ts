@@ -30,7 +30,7 @@ const MEASURE_MS = 1000;
 const MAX_SAMPLES = 600;
 
 /** `topic/partition` → the next offset the projection will apply there. */
-type Applied = ReadonlyMap<string, bigint>;
+export type Applied = ReadonlyMap<string, bigint>;
 
 /** The projection's checkpoints on one server (the primary, or the replica as far as it has replayed). */
 async function appliedOn(db: Pool | pg.PoolClient, projection: string): Promise<Applied> {
@@ -47,6 +47,40 @@ const coversPositions = (applied: Applied, positions: readonly LogPosition[]): b
 const coversState = (applied: Applied, state: Applied): boolean => [...state].every(([slot, next]) => (applied.get(slot) ?? -1n) >= next);
 
 const sameState = (a: Applied, b: Applied): boolean => a.size === b.size && coversState(a, b) && coversState(b, a);
+
+/**
+ * relay_db_replica_lag_seconds: how long the replica has been missing something the primary's
+ * read model held. The primary's checkpoints are observed every second (each distinct state kept
+ * once, with when it was first seen), then the replica's are read; the lag is the age of the
+ * first state after the newest one the replica covers, and 0 when it covers the latest. So it is
+ * exact to the sampling (never more than the truth), 0 on an idle, caught-up replica (where
+ * now() - pg_last_xact_replay_timestamp() would keep growing), and in the read model's own terms,
+ * the ones that decide where a read goes (WAL byte lag counts any write, and is not in seconds).
+ */
+export class ReplicaLagClock {
+  /** Distinct states of the primary's checkpoints, oldest first, each with when it was first seen. */
+  private readonly states: { readonly at: number; readonly applied: Applied }[] = [];
+
+  constructor(private readonly maxStates = MAX_SAMPLES) {}
+
+  /** The primary's checkpoints as read at `at` (ms). */
+  observePrimary(applied: Applied, at: number): void {
+    const last = this.states[this.states.length - 1];
+    if (!last || !sameState(last.applied, applied)) this.states.push({ at, applied });
+    if (this.states.length > this.maxStates) this.states.shift();
+  }
+
+  /** The lag of a replica whose checkpoints are `replica`, read after the last observation, at `now` (ms). */
+  lagSeconds(replica: Applied, now: number): number {
+    let firstMissing: number | undefined;
+    for (let i = this.states.length - 1; i >= 0; i--) {
+      const state = this.states[i] as (typeof this.states)[number];
+      if (coversState(replica, state.applied)) break;
+      firstMissing = state.at;
+    }
+    return firstMissing === undefined ? 0 : Math.max(0, now - firstMissing) / 1000;
+  }
+}
 
 /**
  * A connection that failed, or a server that said it is going away or not yet there (SQLSTATE
@@ -74,8 +108,8 @@ export class ReplicaReads implements Service {
   readonly name = 'replica-reads';
   private downUntil = 0;
   private down = false;
-  /** Distinct states of the primary's checkpoints, oldest first, each with when it was first seen. */
-  private readonly samples: { readonly at: number; readonly applied: Applied }[] = [];
+  private lastErrorLog = 0;
+  private readonly lag = new ReplicaLagClock();
 
   constructor(
     private readonly deps: {
@@ -133,29 +167,40 @@ export class ReplicaReads implements Service {
 
   private async query<R extends pg.QueryResultRow>(covering: readonly LogPosition[], text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     if (Date.now() < this.downUntil) return this.onPrimary('down', text, values);
-    let client: pg.PoolClient;
+    let reason: Reason = 'behind';
     try {
-      client = await this.deps.replica.connect();
-    } catch (error) {
-      this.failed(error);
-      return this.onPrimary('down', text, values);
-    }
-    try {
-      if (covering.length > 0 && !coversPositions(await appliedOn(client, this.projection), covering)) {
-        client.release();
-        return this.onPrimary('behind', text, values);
+      const result = await this.onReplica<R>(covering, text, values);
+      if (result) {
+        this.deps.metrics.dbReads.inc({ target: 'replica', reason: 'caught_up' });
+        return result;
       }
-      const result = await client.query<R>(text, values);
-      client.release();
-      this.recovered();
-      this.deps.metrics.dbReads.inc({ target: 'replica', reason: 'caught_up' });
-      return result;
     } catch (error) {
-      // A connection that failed mid-statement is not given back to the pool.
-      client.release(error as Error);
-      if (isDown(error)) this.failed(error);
-      else this.deps.log.warn('a read failed on the replica; reading from the primary', { error: (error as Error).message });
-      return this.onPrimary(isDown(error) ? 'down' : 'error', text, values);
+      reason = isDown(error) ? 'down' : 'error';
+      if (reason === 'down') this.failed(error);
+      else this.erred(error);
+    }
+    return this.onPrimary(reason, text, values);
+  }
+
+  /** The read on the replica, or undefined if the replica has not applied `covering`. */
+  private async onReplica<R extends pg.QueryResultRow>(covering: readonly LogPosition[], text: string, values: unknown[]): Promise<pg.QueryResult<R> | undefined> {
+    const client = await this.deps.replica.connect();
+    // The pool stops listening for errors on a connection it lends: one the replica drops
+    // between the two statements must not become an unhandled 'error' event.
+    const ignore = () => undefined;
+    client.on('error', ignore);
+    let failure: unknown;
+    try {
+      const caughtUp = covering.length === 0 || coversPositions(await appliedOn(client, this.projection), covering);
+      this.recovered();
+      return caughtUp ? await client.query<R>(text, values) : undefined;
+    } catch (error) {
+      failure = error;
+      throw error;
+    } finally {
+      client.off('error', ignore);
+      // A connection that failed is not given back to the pool.
+      client.release(failure !== undefined && isDown(failure) ? (failure as Error) : undefined);
     }
   }
 
@@ -170,33 +215,22 @@ export class ReplicaReads implements Service {
     this.down = true;
   }
 
+  /** An error the replica answered with: that read goes to the primary; said at most every DOWN_MS. */
+  private erred(error: unknown): void {
+    if (Date.now() - this.lastErrorLog < DOWN_MS) return;
+    this.lastErrorLog = Date.now();
+    this.deps.log.warn('a read failed on the replica; it and others that fail so go to the primary', { error: (error as Error).message });
+  }
+
   private recovered(): void {
     if (this.down) this.deps.log.info('the read replica answers again; reads that it has caught up with go to it');
     this.down = false;
   }
 
-  /**
-   * relay_db_replica_lag_seconds: how long the replica has been missing something the primary's
-   * read model held. Each second the primary's checkpoints are sampled (a state kept once, with
-   * when it was first seen), then the replica's are read; the lag is the age of the first state
-   * after the newest one the replica covers, and 0 when it covers the latest. So it is exact to
-   * the one-second sampling (never more than the truth), 0 on an idle, caught-up replica (where
-   * now() - pg_last_xact_replay_timestamp() would grow), and measured in the read model's own
-   * terms, the ones that decide where a read goes (WAL byte lag counts any write, not seconds).
-   */
+  /** One reading of relay_db_replica_lag_seconds (see ReplicaLagClock). */
   private async measureLag(): Promise<void> {
-    const seen = Date.now();
-    const primary = await appliedOn(this.deps.primary, this.projection);
-    const last = this.samples[this.samples.length - 1];
-    if (!last || !sameState(last.applied, primary)) this.samples.push({ at: seen, applied: primary });
-    if (this.samples.length > MAX_SAMPLES) this.samples.shift();
+    this.lag.observePrimary(await appliedOn(this.deps.primary, this.projection), Date.now());
     const replica = await appliedOn(this.deps.replica, this.projection);
-    let firstMissing: number | undefined;
-    for (let i = this.samples.length - 1; i >= 0; i--) {
-      const sample = this.samples[i] as (typeof this.samples)[number];
-      if (coversState(replica, sample.applied)) break;
-      firstMissing = sample.at;
-    }
-    this.deps.metrics.replicaLag.set(this.lagLabels, firstMissing === undefined ? 0 : (Date.now() - firstMissing) / 1000);
+    this.deps.metrics.replicaLag.set(this.lagLabels, this.lag.lagSeconds(replica, Date.now()));
   }
 }
