@@ -121,7 +121,7 @@ export class ReplicaReads implements Service {
     },
   ) {
     // An idle connection the replica drops (a restart, a failover) must not crash the process.
-    deps.replica.on('error', (error) => deps.log.debug('idle replica connection failed', { error: error.message }));
+    deps.replica.on('error', (error) => deps.log.debug({ err: error }, 'idle replica connection failed'));
   }
 
   /** Reads on the replica of RELAY_DATABASE_READ_URL, or undefined when none is configured. */
@@ -156,7 +156,7 @@ export class ReplicaReads implements Service {
         await this.measureLag().catch((error: unknown) => {
           // No sample rather than a number that would look like a healthy replica.
           this.deps.metrics.replicaLag.remove(this.lagLabels);
-          this.deps.log.debug('could not measure the replica lag', { error: (error as Error).message });
+          this.deps.log.debug({ err: error }, 'could not measure the replica lag');
         });
         await sleep(MEASURE_MS, signal);
       }
@@ -211,7 +211,7 @@ export class ReplicaReads implements Service {
 
   private failed(error: unknown): void {
     this.downUntil = Date.now() + DOWN_MS;
-    if (!this.down) this.deps.log.warn(`the read replica failed; reads go to the primary, and try it again in ${DOWN_MS / 1000} s`, { error: (error as Error).message });
+    if (!this.down) this.deps.log.warn({ err: error }, `the read replica failed; reads go to the primary, and try it again in ${DOWN_MS / 1000} s`);
     this.down = true;
   }
 
@@ -219,7 +219,7 @@ export class ReplicaReads implements Service {
   private erred(error: unknown): void {
     if (Date.now() - this.lastErrorLog < DOWN_MS) return;
     this.lastErrorLog = Date.now();
-    this.deps.log.warn('a read failed on the replica; it and others that fail so go to the primary', { error: (error as Error).message });
+    this.deps.log.warn({ err: error }, 'a read failed on the replica; it and others that fail so go to the primary');
   }
 
   private recovered(): void {
