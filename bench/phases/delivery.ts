@@ -1,8 +1,8 @@
-import { Agent, request } from 'node:http';
 import WebSocket from 'ws';
 import type { MessagePool } from '../message-pool.js';
 import type { ProjectionProbe } from '../projection-probe.js';
 import { Samples, type Distribution } from '../samples.js';
+import { BatchPoster, runSchedule } from './open-loop.js';
 
 export interface DeliveryResult {
   readonly recipients: number;
@@ -75,10 +75,8 @@ export async function runDelivery(options: {
   const delivered = new Set<string>();
   const deliveryLatency = new Samples();
   const acceptLatency = new Samples();
-  const refused: Record<string, number> = {};
   let duplicates = 0;
   let streamErrors = 0;
-  let outstanding = 0;
 
   const sockets = await openStreams(
     options.wsUrl,
@@ -100,82 +98,43 @@ export async function runDelivery(options: {
   // Presence is written when a stream opens; give the router's lookups a moment to see it.
   await new Promise((resolve) => setTimeout(resolve, 2000));
 
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const url = new URL('/api/v1/message/relay/batch', options.baseUrl);
+  const poster = new BatchPoster(options.baseUrl, pool);
   const intervalMs = (1000 * pool.perBody) / options.rate;
   const requestsPlanned = Math.min(pool.bodies.length, Math.floor((options.durationSeconds * 1000) / intervalMs));
-  let accepted = 0;
-  let lateSends = 0;
-  let done = false;
-  let allAnswered!: () => void;
-  const answered = new Promise<void>((resolve) => (allAnswered = resolve));
-
-  const send = (index: number) => {
-    const body = pool.bodies[index] as Buffer;
-    const ids = pool.ids.slice(index * pool.perBody, (index + 1) * pool.perBody);
+  const schedule = await runSchedule(requestsPlanned, intervalMs, async (index) => {
+    const ids = poster.ids(index);
     const t0 = performance.now();
     for (const id of ids) sentAt.set(id, t0);
-    outstanding++;
-    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => {
-        const t1 = performance.now();
-        acceptLatency.add(t1 - t0);
-        if (res.statusCode === 200) {
-          const ok = text.match(/"status":"accepted"/g)?.length ?? 0;
-          accepted += ok;
-          if (ok < ids.length) refused['not accepted'] = (refused['not accepted'] ?? 0) + ids.length - ok;
-          if (probe && ok === ids.length && ids[0]) probe.track(ids[0], options.phase, t1);
-        } else {
-          refused[String(res.statusCode)] = (refused[String(res.statusCode)] ?? 0) + ids.length;
-          for (const id of ids) sentAt.delete(id);
-        }
-        if (--outstanding === 0 && done) allAnswered();
-      });
-    });
-    req.on('error', () => {
-      refused['connection error'] = (refused['connection error'] ?? 0) + ids.length;
+    const answer = await poster.post(index);
+    if (!answer.answered) {
       for (const id of ids) sentAt.delete(id);
-      if (--outstanding === 0 && done) allAnswered();
-    });
-    req.end(body);
-  };
-
-  const started = performance.now();
-  for (let i = 0; i < requestsPlanned; i++) {
-    const due = started + i * intervalMs;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    else if (wait < -intervalMs) lateSends++;
-    send(i);
-  }
-  const loadSeconds = (performance.now() - started) / 1000;
-  done = true;
-  if (outstanding > 0) await answered;
+      return;
+    }
+    acceptLatency.add(answer.at - t0);
+    if (probe && answer.accepted === ids.length && ids[0]) probe.track(ids[0], options.phase, answer.at);
+  });
 
   // Wait for the stragglers to arrive on their sockets.
   const waitUntil = performance.now() + (options.waitAfterMs ?? 10_000);
   while (delivered.size < sentAt.size && performance.now() < waitUntil) await new Promise((resolve) => setTimeout(resolve, 50));
   for (const ws of sockets) ws.close();
-  agent.destroy();
+  poster.close();
 
   return {
     recipients: options.recipients.length,
     targetRate: options.rate,
     messagesPerRequest: pool.perBody,
-    seconds: loadSeconds,
+    seconds: schedule.seconds,
     sent: requestsPlanned * pool.perBody,
-    acceptedMessages: accepted,
-    messagesPerSecond: accepted / Math.max(0.001, loadSeconds),
+    acceptedMessages: poster.accepted,
+    messagesPerSecond: poster.accepted / Math.max(0.001, schedule.seconds),
     acceptLatency: acceptLatency.summary(),
     deliveryLatency: deliveryLatency.summary(),
     delivered: delivered.size,
     missing: Math.max(0, sentAt.size - delivered.size),
     duplicates,
-    lateSends,
-    refused,
+    lateSends: schedule.lateSends,
+    refused: poster.refused,
     streamErrors,
   };
 }
