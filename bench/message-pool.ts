@@ -55,3 +55,29 @@ export async function buildPool(spec: Omit<SignJob, 'firstMessage'>): Promise<Me
     buildSeconds: (performance.now() - started) / 1000,
   };
 }
+
+/** Bodies `start` to `end` (not included) of a pool, as a pool of their own. */
+export function slicePool(pool: MessagePool, start: number, end = pool.bodies.length): MessagePool {
+  return {
+    bodies: pool.bodies.slice(start, end),
+    ids: pool.ids.slice(start * pool.perBody, Math.min(end, pool.bodies.length) * pool.perBody),
+    perBody: pool.perBody,
+    buildSeconds: pool.buildSeconds,
+  };
+}
+
+/** Pools of the same messages per body, one after the other. */
+export function joinPools(pools: readonly MessagePool[], perBody: number): MessagePool {
+  return {
+    bodies: pools.flatMap((p) => p.bodies),
+    ids: pools.flatMap((p) => p.ids),
+    perBody,
+    buildSeconds: pools.reduce((sum, p) => sum + p.buildSeconds, 0),
+  };
+}
+
+/** The pool's bodies dealt out, in order, into `parts` pools of about equal size. */
+export function splitPool(pool: MessagePool, parts: number): MessagePool[] {
+  const share = Math.ceil(pool.bodies.length / parts);
+  return Array.from({ length: parts }, (_, i) => slicePool(pool, i * share, (i + 1) * share));
+}

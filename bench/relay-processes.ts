@@ -11,10 +11,12 @@ const CLI = join(PROJECT_ROOT, 'dist', 'cli', 'main.js');
 
 /**
  * The relay as separate processes, one per role (`node dist/cli/main.js <role>`), so that each
- * one's CPU time and memory can be read from /proc. Output goes to a log file per role.
+ * one's CPU time and memory can be read from /proc. Output goes to a log file per process. More
+ * ingress processes can be added, each under a name of its own ("ingress 2").
  */
 export class RelayProcesses {
-  private readonly children = new Map<RelayRole, ChildProcess>();
+  /** By process name: a role, or the name of an added ingress. */
+  private readonly children = new Map<string, ChildProcess>();
   private inspector: Promise<string> | undefined;
 
   constructor(
@@ -54,10 +56,7 @@ export class RelayProcesses {
         });
         this.inspector.catch(() => undefined);
       }
-      child.once('exit', (code, signal) => {
-        if (this.children.get(role) === child) process.stderr.write(`[bench] relay ${role} exited (${code ?? signal}); see ${join(this.logDir, `${role}.log`)}\n`);
-      });
-      this.children.set(role, child);
+      this.adopt(role, role, child);
     }
     const deadline = Date.now() + timeoutMs;
     const pending = new Set<string>(['ingress', ...ROLES.filter((r) => r !== 'ingress')]);
@@ -87,22 +86,41 @@ export class RelayProcesses {
     }
   }
 
+  /**
+   * Starts one more ingress process, `name`, with the same environment but its own port and node
+   * id (a node id names the process whose sockets a push goes to), and waits until it is ready.
+   */
+  async addIngress(name: string, port: number, timeoutMs = 60_000): Promise<string> {
+    const file = name.replace(/\W+/g, '-');
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const child = this.spawn('ingress', [], file, { RELAY_HTTP_PORT: String(port), RELAY_NODE_ID: `${this.env['RELAY_NODE_ID'] ?? 'bench'}-${file}` });
+    this.adopt(name, file, child);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`relay ${name} exited during start-up; see ${join(this.logDir, `${file}.log`)}`);
+      if (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false)) return baseUrl;
+      if (Date.now() > deadline) throw new Error(`relay ${name} did not become ready in ${timeoutMs / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+
   /** The ingress's inspector WebSocket URL (only with inspectIngress). */
   inspectorUrl(): Promise<string> {
     return this.inspector ?? Promise.reject(new Error('the ingress runs without an inspector'));
   }
 
-  pid(role: RelayRole): number | undefined {
-    return this.children.get(role)?.pid;
+  /** The pid of a role's process, or of an added ingress by its name. */
+  pid(name: string): number | undefined {
+    return this.children.get(name)?.pid;
   }
 
   /**
-   * SIGTERM to every role (each flushes what it holds and should exit), SIGKILL after `graceMs`.
-   * Returns how long each role took to exit, and which ones had to be killed.
+   * SIGTERM to every process, or to those named (each flushes what it holds and should exit),
+   * SIGKILL after `graceMs`. Returns how long each took to exit, and which ones had to be killed.
    */
-  async stop(graceMs = 10_000): Promise<{ role: RelayRole; seconds: number; killed: boolean }[]> {
-    const running = [...this.children.entries()];
-    this.children.clear();
+  async stop(graceMs = 10_000, names?: readonly string[]): Promise<{ role: string; seconds: number; killed: boolean }[]> {
+    const running = [...this.children.entries()].filter(([name]) => !names || names.includes(name));
+    for (const [name] of running) this.children.delete(name);
     return Promise.all(
       running.map(async ([role, child]) => {
         const started = performance.now();
@@ -126,10 +144,17 @@ export class RelayProcesses {
     for (const child of this.children.values()) if (child.exitCode === null) child.kill('SIGKILL');
   }
 
-  private spawn(command: string, nodeFlags: readonly string[]): ChildProcess {
-    const log = createWriteStream(join(this.logDir, `${command}.log`), { flags: 'a' });
+  private adopt(name: string, file: string, child: ChildProcess): void {
+    child.once('exit', (code, signal) => {
+      if (this.children.get(name) === child) process.stderr.write(`[bench] relay ${name} exited (${code ?? signal}); see ${join(this.logDir, `${file}.log`)}\n`);
+    });
+    this.children.set(name, child);
+  }
+
+  private spawn(command: string, nodeFlags: readonly string[], logName = command, env: Readonly<Record<string, string>> = {}): ChildProcess {
+    const log = createWriteStream(join(this.logDir, `${logName}.log`), { flags: 'a' });
     const child = spawn(process.execPath, ['--enable-source-maps', ...nodeFlags, CLI, command], {
-      env: { ...this.env },
+      env: { ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: PROJECT_ROOT,
     });

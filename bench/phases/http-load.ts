@@ -10,6 +10,8 @@ export interface HttpLoadResult {
   /** The measured window, s: the configured duration, or less if the signed pool ran out. */
   readonly seconds: number;
   readonly poolExhausted: boolean;
+  /** Bodies of the pool that were sent (their ids are used); the rest may serve another load. */
+  readonly bodiesUsed: number;
   readonly requests: number;
   readonly acceptedMessages: number;
   readonly messagesPerSecond: number;
@@ -128,6 +130,7 @@ export async function runHttpLoad(options: {
     messagesPerRequest: pool.perBody,
     seconds,
     poolExhausted: exhaustedAt !== undefined && exhaustedAt < windowEnd,
+    bodiesUsed: Math.min(next, pool.bodies.length),
     requests,
     acceptedMessages: accepted,
     messagesPerSecond: accepted / seconds,
