@@ -12,6 +12,9 @@ export interface BenchOptions {
   readonly batchSize: number;
   /** Messages/s of the delivery phase; undefined: half the sustained batch rate. */
   readonly deliveryRate: number | undefined;
+  /** Messages/s the open-loop accept phase offers, and messages per request. */
+  readonly openRate: number;
+  readonly openBatch: number;
   /** WebSocket recipients of the delivery phase. */
   readonly recipients: number;
   /** Characters of ciphertext per message (a base64url string, like a compact JWE). */
@@ -24,15 +27,17 @@ export interface BenchOptions {
   readonly phases: readonly PhaseName[];
 }
 
-export const PHASES = ['baseline', 'single', 'batch', 'hot', 'reads', 'delivery', 'replay'] as const;
+export const PHASES = ['baseline', 'single', 'batch', 'hot', 'reads', 'delivery', 'open', 'scaling', 'replay'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export const USAGE = `usage: npm run bench -- [options]
 
 Measures, one after another on a fresh topic prefix, schema and Redis prefix: raw kafkajs produce
 (the ceiling), POST /api/v1/message/relay, POST /api/v1/message/relay/batch (spread over many
-recipients, then all to one hot recipient), read-your-writes latency, and WebSocket delivery at a
-fixed rate. Prints a Markdown report and saves it under bench/results/.
+recipients, then all to one hot recipient), read-your-writes latency, WebSocket delivery at a
+fixed rate, accept latency at a fixed rate (open), and the batch load against one and then two
+ingress processes (scaling). Ends with a cost model: CPU per message of each component and the
+rate it predicts for 2, 4 and 8 cores. Prints a Markdown report and saves it under bench/results/.
 
   --duration <s>            seconds per phase (default 20; 5 with --quick)
   --connections <n>         connections of the single-message phase (default 64)
@@ -40,6 +45,8 @@ fixed rate. Prints a Markdown report and saves it under bench/results/.
   --batch-size <n>          messages per batch request (default 200, at most 500)
   --delivery-rate <n>       messages/s of the delivery phase (default: half the batch rate)
   --recipients <n>          WebSocket recipients of the delivery phase (default 50)
+  --open-rate <n>           messages/s of the open-loop accept phase (default 3000)
+  --open-batch <n>          messages per request of the open-loop accept phase (default 50)
   --content-bytes <n>       ciphertext characters per message (default 512)
   --phases <list>           comma-separated subset of ${PHASES.join(',')} (default: all)
   --profile                 CPU-profile the ingress (bench/results/profiles/) and summarize it
@@ -66,6 +73,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       'batch-size': { type: 'string' },
       'delivery-rate': { type: 'string' },
       recipients: { type: 'string' },
+      'open-rate': { type: 'string' },
+      'open-batch': { type: 'string' },
       'content-bytes': { type: 'string' },
       phases: { type: 'string' },
       profile: { type: 'boolean', default: false },
@@ -87,6 +96,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     batchSize: positive(values['batch-size'], 'batch-size', 200, 500),
     deliveryRate: values['delivery-rate'] === undefined ? undefined : positive(values['delivery-rate'], 'delivery-rate', 1),
     recipients: positive(values.recipients, 'recipients', 50, 10_000),
+    openRate: positive(values['open-rate'], 'open-rate', 3000),
+    openBatch: positive(values['open-batch'], 'open-batch', 50, 500),
     contentBytes: positive(values['content-bytes'], 'content-bytes', 512, 65_536),
     profile: values.profile ?? false,
     quick,

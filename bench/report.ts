@@ -1,8 +1,10 @@
+import { COST_CORES, ROLE_COMPONENTS, STORE_COMPONENTS, type CostModel } from './cost-model.js';
 import type { ProfileSummary } from './cpu-profile.js';
 import type { IngressView } from './ingress-metrics.js';
 import type { BaselineResult } from './phases/baseline.js';
 import type { DeliveryResult } from './phases/delivery.js';
 import type { HttpLoadResult } from './phases/http-load.js';
+import type { OpenAcceptResult } from './phases/open-accept.js';
 import type { ReadsResult } from './phases/reads.js';
 import type { ProjectionLag } from './projection-probe.js';
 import type { Distribution } from './samples.js';
@@ -47,6 +49,26 @@ export interface DeliveryPhase {
   readonly ratioToBaseline: number | undefined;
 }
 
+export interface OpenPhase {
+  readonly open: OpenAcceptResult;
+  readonly ingress: IngressView;
+  readonly projection: ProjectionLag;
+  readonly keptUp: boolean;
+  readonly cost: PhaseCost;
+  readonly ratioToBaseline: number | undefined;
+}
+
+/** The closed-loop batch load against `ingresses` ingress processes, its connections dealt out between them. */
+export interface ScalingStep {
+  readonly ingresses: number;
+  /** One load per ingress process. */
+  readonly loads: readonly HttpLoadResult[];
+  readonly messagesPerSecond: number;
+  readonly projection: ProjectionLag;
+  readonly keptUp: boolean;
+  readonly cost: PhaseCost;
+}
+
 export interface Target {
   readonly name: string;
   readonly measured: string;
@@ -68,7 +90,7 @@ export interface BenchReport {
     readonly senders: number;
     readonly recipients: number;
     /** CPU µs of one signature check in the load generator's process before the phases (the relay idle). */
-    readonly verifyMicros: { readonly ed25519: number; readonly p256: number };
+    readonly verifyMicros: { readonly ed25519: number; readonly ed25519Sodium: number; readonly p256: number };
     readonly relayEnv: Readonly<Record<string, string>>;
   };
   readonly baseline?: { readonly result: BaselineResult; readonly usage: WindowUsage };
@@ -79,6 +101,12 @@ export interface BenchReport {
   /** Send, then read the mailbox at once with the send's consistency token. */
   readonly reads?: ReadsResult;
   readonly delivery?: DeliveryPhase;
+  /** Batches at a fixed rate, latency from each request's scheduled send. */
+  readonly open?: OpenPhase;
+  /** The batch load against one, then two ingress processes. */
+  readonly scaling?: { readonly steps: readonly ScalingStep[] };
+  /** From the batch phase's CPU per message: the rate 2, 4 and 8 cores would sustain. */
+  readonly costModel?: CostModel;
   /** `relay replay` of the mailbox topic to JSON Lines, and a raw kafkajs read of it, in the same run. */
   readonly replay?: { readonly decoded: { events: number; seconds: number }; readonly raw: { events: number; seconds: number } };
   readonly profiles: readonly ProfileSummary[];
@@ -129,9 +157,9 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
       `(${int(r.setup.singleBodyBytes)} bytes as a JSON request). Topics of ${r.setup.partitions} partitions, replication ${r.setup.replicationFactor}; ` +
       `${r.setup.senders} senders, ${int(r.setup.recipients)} recipients. Phases of ${String(r.options['durationSeconds'])} s each.`,
     '',
-    `For scale: one signature check (node:crypto, cached key) cost ${Math.round(r.setup.verifyMicros.ed25519)} µs of CPU for Ed25519 and ` +
-      `${Math.round(r.setup.verifyMicros.p256)} µs for P-256 on this machine just before the phases, so 10,000 Ed25519 messages/s need ` +
-      `${((r.setup.verifyMicros.ed25519 * 10_000) / 1e6).toFixed(2)} cores for their signatures alone.`,
+    `For scale: one signature check cost ${Math.round(r.setup.verifyMicros.ed25519Sodium)} µs of CPU for Ed25519 with libsodium (as the ingress checks it), ` +
+      `${Math.round(r.setup.verifyMicros.ed25519)} µs with node:crypto (cached key) and ${Math.round(r.setup.verifyMicros.p256)} µs for P-256 on this machine just before the phases, ` +
+      `so 10,000 Ed25519 messages/s need ${((r.setup.verifyMicros.ed25519Sodium * 10_000) / 1e6).toFixed(2)} cores for their signatures alone.`,
     '',
   );
 
@@ -156,6 +184,12 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     );
     out.push(
       `| delivery: send → frame on the recipient's socket | ${int(d.delivered)} delivered, ${int(d.missing)} missing | | ${lat(d.deliveryLatency).join(' | ')} | | | duplicates: ${d.duplicates}, late sends: ${d.lateSends} |`,
+    );
+  }
+  if (r.open) {
+    const o = r.open.open;
+    out.push(
+      `| open loop: ${int(o.targetRate)} msg/s offered, ${o.messagesPerRequest}/request (latency from the scheduled send) | ${int(o.messagesPerSecond)} | ${pct(r.open.ratioToBaseline)} | ${lat(o.latency).join(' | ')} | ${lagText(r.open.projection)} | ${keptUpText(r.open.keptUp, r.open.projection)} | ${refusedText(o.refused)} |`,
     );
   }
   out.push('');
@@ -194,6 +228,7 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     ['batch', r.batch?.ingress, r.batch?.load.seconds ?? 0],
     ['hot recipient', r.hot?.ingress, r.hot?.load.seconds ?? 0],
     ['delivery', r.delivery?.ingress, r.delivery?.delivery.seconds ?? 0],
+    ['open loop', r.open?.ingress, r.open?.open.seconds ?? 0],
   ];
   if (views.some(([, v]) => v)) {
     out.push('Inside the ingress (its /metrics, read before and after each load):', '');
@@ -219,6 +254,9 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
       '',
     );
   }
+  if (r.open) renderOpen(out, r.open);
+  if (r.scaling) renderScaling(out, r.scaling.steps, r.costModel);
+  if (r.costModel) renderCostModel(out, r.costModel, r.batch);
   out.push('## Targets', '', '| target | measured | |', '|---|---|---|');
   for (const t of r.targets) out.push(`| ${t.name} | ${t.measured} | ${yes(t.met)} |`);
   out.push('');
@@ -228,6 +266,7 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     ['batch', r.batch?.cost, r.batch?.load.acceptedMessages ?? 0],
     ['hot recipient', r.hot?.cost, r.hot?.load.acceptedMessages ?? 0],
     ['delivery', r.delivery?.cost, r.delivery?.delivery.acceptedMessages ?? 0],
+    ['open loop', r.open?.cost, r.open?.open.acceptedMessages ?? 0],
   ];
   out.push('## CPU', '');
   out.push(
@@ -281,4 +320,99 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     out.push('');
   }
   return out.join('\n');
+}
+
+function renderOpen(out: string[], phase: OpenPhase): void {
+  const o = phase.open;
+  out.push('## Open-loop accept latency', '');
+  out.push(
+    `${int(o.requests)} requests of ${o.messagesPerRequest} messages, one every ${ms((1000 * o.messagesPerRequest) / o.targetRate)} (${int(o.targetRate)} msg/s) for ${o.seconds.toFixed(1)} s, ` +
+      'each sent on its schedule whatever the answers to earlier ones did. Latency runs from the scheduled send time, so time a request spent waiting behind a slow answer ' +
+      '(or behind the load generator) counts; from the actual send it would hide that queueing.',
+    '',
+  );
+  out.push('| accept latency | p50 | p99 | p99.9 | max |', '|---|--:|--:|--:|--:|');
+  out.push(`| from the scheduled send | ${lat(o.latency).join(' | ')} | ${ms(o.latency.max)} |`);
+  out.push(`| from the actual send | ${lat(o.latencyFromSend).join(' | ')} | ${ms(o.latencyFromSend.max)} |`, '');
+  out.push(
+    `Offered ${int(o.offeredPerSecond)} msg/s; accepted ${int(o.acceptedMessages)} of ${int(o.sent)} messages, ${int(o.messagesPerSecond)} msg/s from the first scheduled send to the last answer; ` +
+      `refused or failed: ${refusedText(o.refused)}. ` +
+      `Requests the load generator sent more than one interval late: ${int(o.lateSends)} (worst ${ms(o.maxSendLagMs)} late).`,
+    '',
+  );
+}
+
+const MODEL_COLUMNS = [...ROLE_COMPONENTS, ...STORE_COMPONENTS];
+
+function renderScaling(out: string[], steps: readonly ScalingStep[], model: CostModel | undefined): void {
+  const one = steps.find((s) => s.ingresses === 1)?.messagesPerSecond;
+  const first = steps[0]?.loads[0];
+  out.push('## Scaling with ingress processes', '');
+  out.push(
+    `The batch phase's closed-loop load (${first?.messagesPerRequest ?? '–'}/request) against one ingress process, then with its connections dealt out between two ` +
+      '(started alike, each on its own port and node id), one after the other. CPU-ms per accepted message, from the start of the load until the read model caught up.',
+    '',
+  );
+  const names = ['ingress', 'ingress 2', 'projector', 'presence', 'router', 'kafka', 'postgres', 'redis'];
+  out.push(`| ingress processes | connections | messages/s | of one | p99 per ingress | projector kept up | ${names.join(' | ')} | all together | load generator | cores used |`);
+  out.push(`|--:|---|--:|--:|---|---|${names.map(() => '--:').join('|')}|--:|--:|--:|`);
+  for (const s of steps) {
+    const c = s.cost.cpuPer1000;
+    const together = names.reduce((sum, n) => sum + (c[n] ?? 0), 0);
+    const u = s.cost.duringLoad;
+    const ingressCell = (n: string) => (n === 'ingress 2' && s.ingresses < 2 ? '–' : cpu(c[n]));
+    out.push(
+      `| ${s.ingresses} | ${s.loads.map((l) => l.connections).join(' + ')} | ${int(s.messagesPerSecond)}${s.loads.some((l) => l.poolExhausted) ? ' (pool ran out: at least)' : ''} | ` +
+        `${one ? `${(s.messagesPerSecond / one).toFixed(2)} ×` : '–'} | ${s.loads.map((l) => ms(l.latency.p99)).join(' / ')} | ${keptUpText(s.keptUp, s.projection)} | ` +
+        `${names.map(ingressCell).join(' | ')} | ${cpu(together)} | ${cpu(c['load generator'])} | ${(u.machineBusy / Math.max(0.001, u.seconds)).toFixed(2)} |`,
+    );
+  }
+  out.push('');
+  const second = steps.find((s) => s.ingresses === 2);
+  const two = second?.messagesPerSecond;
+  const lines = [];
+  if (one && two && second) {
+    const u = second.cost.duringLoad;
+    lines.push(`Two ingress processes moved ${int(two)} msg/s against one's ${int(one)}: ${(two / one).toFixed(2)} ×.`);
+    if (two < 1.1 * one) lines.push(`The machine was ${(u.machineBusy / Math.max(0.001, u.seconds)).toFixed(2)} of ${u.cores} cores busy with two: a second process adds throughput only where cores are left idle.`);
+  }
+  if (model) {
+    const p = (cores: number) => model.predictions.find((x) => x.cores === cores);
+    lines.push(
+      `The cost model below predicts ${int(p(4)?.sameCores)} msg/s on 4 cores and ${int(p(8)?.sameCores)} on 8 with Kafka, Postgres and Redis on the same cores ` +
+        `(${int(p(4)?.ownMachines)} and ${int(p(8)?.ownMachines)} with the stores on machines of their own), given as many ingress processes as the cores allow.`,
+    );
+  }
+  out.push(lines.join(' '), '');
+}
+
+function renderCostModel(out: string[], model: CostModel, batch: HttpPhase | undefined): void {
+  const c = model.msPerMessage;
+  out.push('## Cost model', '');
+  out.push(
+    `CPU-ms per accepted message of each component in the batch phase (${batch ? `${batch.load.messagesPerRequest}/request` : ''}, from the start of the load until the read model caught up; ` +
+      'the load generator and "others" left out):',
+    '',
+  );
+  out.push(`| | ${MODEL_COLUMNS.join(' | ')} | roles | stores | all |`, `|---|${MODEL_COLUMNS.map(() => '--:').join('|')}|--:|--:|--:|`);
+  out.push(`| CPU-ms per message | ${MODEL_COLUMNS.map((n) => cpu(c[n])).join(' | ')} | ${cpu(model.rolesMs)} | ${cpu(model.storesMs)} | ${cpu(model.totalMs)} |`, '');
+  out.push(
+    'Assumptions: every component scales out by processes (more ingress processes behind a load balancer) or partitions (the consumer roles, Kafka) without losing anything to it, ' +
+      'so N cores, all busy, sustain N × 1,000 / (CPU-ms per message) messages/s; the cost per message stays what it was here (same batch size, message size, one broker with ' +
+      'its replicas on this machine); nothing else runs on those cores. ' +
+      `Signature checks dominate the ingress: one Ed25519 check (libsodium) cost ${cpu(model.signatureMs)} ms here, ${pct(model.signatureShareOfIngress)} of the ingress's ` +
+      `${cpu(c['ingress'])} ms per message, so the ingress's line moves with the signature check's cost.`,
+    '',
+  );
+  out.push('| cores | roles and stores on the same cores | roles only; Kafka, Postgres, Redis on machines of their own (the cores they need there) |', '|--:|--:|--:|');
+  for (const p of model.predictions) out.push(`| ${p.cores} | ${int(p.sameCores)} msg/s | ${int(p.ownMachines)} msg/s (${p.storeCoresElsewhere.toFixed(1)}) |`);
+  out.push('');
+  const two = model.predictions.find((p) => p.cores === COST_CORES[0]);
+  out.push(
+    `Against this run: the batch phase measured ${int(model.measuredRate)} msg/s on ${model.machineCores} cores, ` +
+      `${two && Number.isFinite(two.sameCores) ? `${pct(model.measuredRate / two.sameCores)} of the ${int(two.sameCores)} msg/s the model gives 2 cores` : 'no 2-core prediction'}. ` +
+      `The load generator and other work took ${(model.machineCores - model.coresLeft).toFixed(2)} of the cores during that load; on the ${model.coresLeft.toFixed(2)} cores left the model predicts ` +
+      `${int(model.predictedOnCoresLeft)} msg/s (measured: ${pct(model.measuredRate / model.predictedOnCoresLeft)}).`,
+    '',
+  );
 }
