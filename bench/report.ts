@@ -412,7 +412,11 @@ function renderCostModel(out: string[], model: CostModel, batch: HttpPhase | und
     `Against this run: the batch phase measured ${int(model.measuredRate)} msg/s on ${model.machineCores} cores, ` +
       `${two && Number.isFinite(two.sameCores) ? `${pct(model.measuredRate / two.sameCores)} of the ${int(two.sameCores)} msg/s the model gives 2 cores` : 'no 2-core prediction'}. ` +
       `The load generator and other work took ${(model.machineCores - model.coresLeft).toFixed(2)} of the cores during that load; on the ${model.coresLeft.toFixed(2)} cores left the model predicts ` +
-      `${int(model.predictedOnCoresLeft)} msg/s (measured: ${pct(model.measuredRate / model.predictedOnCoresLeft)}).`,
+      `${int(model.predictedOnCoresLeft)} msg/s (measured: ${pct(model.measuredRate / model.predictedOnCoresLeft)}).` +
+      (batch && !batch.keptUp
+        ? ` The batch phase's read model did not keep up: the CPU above runs until it caught up ${batch.projection.caughtUpAfterSeconds === undefined ? '(it did not)' : `${batch.projection.caughtUpAfterSeconds.toFixed(1)} s after the load`}, ` +
+          'and over that longer window the stores also count whatever else used them, so the stores\' CPU per message is likely too high.'
+        : ''),
     '',
   );
 }
