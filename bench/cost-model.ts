@@ -57,7 +57,12 @@ export function costModel(options: {
   const rate = (cores: number, ms: number) => (ms > 0 ? (cores * 1000) / ms : Infinity);
   const predictions = COST_CORES.map((cores) => {
     const ownMachines = rate(cores, rolesMs);
-    return { cores, sameCores: rate(cores, totalMs), ownMachines, storeCoresElsewhere: (ownMachines * storesMs) / 1000 };
+    return {
+      cores,
+      sameCores: rate(cores, totalMs),
+      ownMachines,
+      storeCoresElsewhere: (ownMachines * storesMs) / 1000,
+    };
   });
   const coresLeft = Math.max(0, options.machineCores - options.coresTaken);
   const signatureMs = options.signatureMicros / 1000;

@@ -41,23 +41,31 @@ export class BatchPoster {
     const expected = this.pool.perBody;
     const refuse = (key: string, n: number) => (this.refused[key] = (this.refused[key] ?? 0) + n);
     return new Promise((resolve) => {
-      const req = request(this.url, { method: 'POST', agent: this.agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          const at = performance.now();
-          if (res.statusCode !== 200) {
-            refuse(String(res.statusCode), expected);
-            resolve({ answered: false, accepted: 0, at });
-            return;
-          }
-          const ok = text.match(/"status":"accepted"/g)?.length ?? 0;
-          this.accepted += ok;
-          if (ok < expected) refuse('not accepted', expected - ok);
-          resolve({ answered: true, accepted: ok, at });
-        });
-      });
+      const req = request(
+        this.url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'content-type': 'application/json', 'content-length': body.length },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => {
+            const at = performance.now();
+            if (res.statusCode !== 200) {
+              refuse(String(res.statusCode), expected);
+              resolve({ answered: false, accepted: 0, at });
+              return;
+            }
+            const ok = text.match(/"status":"accepted"/g)?.length ?? 0;
+            this.accepted += ok;
+            if (ok < expected) refuse('not accepted', expected - ok);
+            resolve({ answered: true, accepted: ok, at });
+          });
+        },
+      );
       req.on('error', () => {
         refuse('connection error', expected);
         resolve({ answered: false, accepted: 0, at: performance.now() });
@@ -90,7 +98,11 @@ export interface Schedule {
  * requests do (no waiting for answers, so a slow server is offered the same load). Resolves once
  * every request has been answered.
  */
-export async function runSchedule(requests: number, intervalMs: number, send: (index: number, due: number) => Promise<unknown>): Promise<Schedule> {
+export async function runSchedule(
+  requests: number,
+  intervalMs: number,
+  send: (index: number, due: number) => Promise<unknown>,
+): Promise<Schedule> {
   const answers: Promise<unknown>[] = [];
   let lateSends = 0;
   let maxSendLagMs = 0;
