@@ -542,14 +542,15 @@ function targets(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'prof
   const ratio = r.batch?.ratioToBaseline;
   return [
     {
-      name: 'batch path ≥ 9,000 msg/s with p99 < 100 ms',
-      measured: r.batch ? rate(r.batch.load) : 'not run',
-      met: r.batch ? r.batch.load.messagesPerSecond >= 9_000 && r.batch.load.latency.p99 < 100 : undefined,
+      // Closed loop: its latency is its own queueing (in flight / rate), judged by the open-loop row.
+      name: 'batch path ≥ 9,000 msg/s, projected in full',
+      measured: r.batch ? `${rate(r.batch.load)}${r.batch.keptUp ? '' : '; the read model did not keep up'}` : 'not run',
+      met: r.batch ? r.batch.load.messagesPerSecond >= 9_000 && r.batch.keptUp : undefined,
     },
     {
-      name: 'single path ≥ 2,500 msg/s with p99 < 100 ms',
-      measured: r.single ? rate(r.single.load) : 'not run',
-      met: r.single ? r.single.load.messagesPerSecond >= 2_500 && r.single.load.latency.p99 < 100 : undefined,
+      name: 'single path ≥ 2,500 msg/s, projected in full',
+      measured: r.single ? `${rate(r.single.load)}${r.single.keptUp ? '' : '; the read model did not keep up'}` : 'not run',
+      met: r.single ? r.single.load.messagesPerSecond >= 2_500 && r.single.keptUp : undefined,
     },
     openTarget(r),
     deliveryTarget(r),
