@@ -60,8 +60,8 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
 
 /**
  * A named query: each connection parses and plans it once and then only binds and executes it.
- * The projector's statements run for every batch of every partition, and planning the unnest
- * inserts cost Postgres about as much as running them for a small batch.
+ * The projector's statements run for every batch of every partition. Only statements whose plan
+ * cannot go wrong as tables grow are named: key lookups and inserts (see the anchor update).
  */
 const prepared = (name: string, text: string, values: unknown[]) => ({ name, text, values });
 
@@ -125,13 +125,14 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
     // Its own statement: in READ COMMITTED each statement reads from a snapshot taken when it
     // starts, so only a statement after the lock sees what the holder of the other lock wrote.
     await client.query(prepared('relay_anchor_lock_shared', 'SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [ANCHOR_LOCK]));
-    await client.query(prepared(
-      'relay_fill_anchors',
+    // Not prepared: a plan cached while `messages` was small scans it whole, batch after batch,
+    // as it grows; planned each time, it follows the ids through message_anchors' key.
+    await client.query(
       `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
          FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id
         WHERE ma.message_id = ANY($1::uuid[]) AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
       [plan.messages.map((r) => r.id)],
-    ));
+    );
   }
   for (const a of plan.anchors) await writeAnchor(client, a);
   if (plan.deliveries.length > 0) {
