@@ -2,6 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { CompactEncrypt, compactVerify, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { deriveAddress, jwkThumbprint, type PublicJwk } from '../crypto/address.js';
 import type { VerifiedJws } from '../crypto/signatures.js';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { RelayedMessage as RelayedMessageSchema } from '../api/frames.js';
 import { EnvelopeError } from './errors.js';
 import {
   keyWrapAlgorithmOf,
@@ -271,16 +273,16 @@ export function sameKey(a: PublicJwk, b: PublicJwk): boolean {
   }
 }
 
-const MESSAGE_FIELDS = ['message_id', 'from_address', 'to_address', 'message_type', 'encrypted_content', 'signature', 'accepted_at'] as const;
+const isRelayedMessage = TypeCompiler.Compile(RelayedMessageSchema);
 
-/** A relayed message from parsed JSON (a mailbox item or a stream frame), or undefined if a member is missing. */
+/** A relayed message from parsed JSON (a mailbox item or a stream frame), or undefined if it breaks the contract. */
 export function asRelayedMessage(value: unknown): RelayedMessage | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const fields = value as Record<string, unknown>;
-  if (!MESSAGE_FIELDS.every((field) => typeof fields[field] === 'string')) return undefined;
-  const [message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at] = MESSAGE_FIELDS.map((f) => fields[f] as string) as [
-    string, string, string, string, string, string, string,
-  ];
-  const optional = (name: 'cursor' | 'expires_at') => (typeof fields[name] === 'string' ? { [name]: fields[name] } : {});
-  return { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at, ...optional('expires_at'), ...optional('cursor') };
+  if (!isRelayedMessage.Check(value)) return undefined;
+  // Only the message's own members: a frame's `type` is not part of it.
+  const { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at, expires_at, cursor } = value;
+  return {
+    message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at,
+    ...(expires_at === undefined ? {} : { expires_at }),
+    ...(cursor === undefined ? {} : { cursor }),
+  };
 }

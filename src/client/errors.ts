@@ -1,3 +1,5 @@
+import type { Problem } from '../api/problem.js';
+
 /**
  * The client's two kinds of failure. A `RelayClientError` is the relay (or the network) refusing
  * a request; an `EnvelopeError` is this client refusing something on cryptographic grounds, which
@@ -14,14 +16,7 @@ export const TRANSPORT_ERROR_CODES = {
 export type TransportErrorCode = keyof typeof TRANSPORT_ERROR_CODES;
 
 /** An RFC 9457 problem document as the relay sends it (docs/reference/errors.md). */
-export interface ProblemDocument {
-  readonly type?: string;
-  readonly title?: string;
-  readonly status: number;
-  readonly detail?: string;
-  readonly code: string;
-  readonly [extension: string]: unknown;
-}
+export type ProblemDocument = Problem;
 
 const RETRIABLE_STATUSES = new Set([429, 500, 502, 503, 504]);
 

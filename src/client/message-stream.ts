@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { asRelayedMessage, openMessage } from './envelope.js';
+import { readServerFrame, type ServerFrame } from '../api/frames.js';
+import type { AckAnswer } from '../api/messages.js';
+import { openMessage } from './envelope.js';
 import { EnvelopeError, RelayClientError, isProblemDocument } from './errors.js';
 import type { PeerIdentity } from './identity.js';
 import type { OpenedMessage, RelayedMessage } from './types.js';
@@ -29,10 +31,7 @@ export interface StreamOptions {
 }
 
 /** What an acknowledgement did with each id (docs/reference/api.md). */
-export interface AckAnswer {
-  readonly acknowledged: number;
-  readonly results: readonly { readonly message_id: string; readonly status: string }[];
-}
+export type { AckAnswer };
 
 export interface StreamClosed {
   readonly code: number;
@@ -204,39 +203,31 @@ export class MessageStream {
 
   private frame(text: string, isBinary: boolean): void {
     if (isBinary) return;
-    let frame: unknown;
+    let frame: ServerFrame | undefined;
     try {
-      frame = JSON.parse(text);
-    } catch {
-      this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'The relay sent a stream frame that is not JSON.' }));
+      frame = readServerFrame(text, isBinary);
+    } catch (error) {
+      const detail = `The relay sent a stream frame that breaks the contract: ${(error as Error).message}`;
+      this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail, cause: error }));
       return;
     }
-    if (typeof frame !== 'object' || frame === null) return;
-    const fields = frame as Record<string, unknown>;
-    switch (fields['type']) {
+    // Frame types added later are not for this client version.
+    if (!frame) return;
+    switch (frame.type) {
       case 'message': {
-        const message = asRelayedMessage(fields);
-        if (!message) {
-          this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'A message frame lacks a member.' }));
-          return;
-        }
+        const { type: _type, ...message } = frame;
         // One at a time and in order, while ack answers (below) are handled at once: a handler
         // that awaits its ack must not wait behind itself.
         this.processing = this.processing.then(() => this.deliver(message)).catch((error: unknown) => this.options.onError?.(error as Error));
         return;
       }
       case 'ack_result': {
-        const count = fields['acknowledged'];
-        const results = Array.isArray(fields['results']) ? (fields['results'] as AckAnswer['results']) : [];
-        this.answer?.resolve({ acknowledged: typeof count === 'number' ? count : 0, results });
+        this.answer?.resolve({ acknowledged: frame.acknowledged ?? 0, results: frame.results ?? [], consistency_token: frame.consistency_token ?? '' });
         this.answer = undefined;
         return;
       }
       case 'error': {
-        const problem = fields['problem'];
-        const error = isProblemDocument(problem)
-          ? RelayClientError.fromProblem(problem)
-          : new RelayClientError({ status: 0, code: 'unexpected_response', detail: 'The relay sent an error frame without a problem document.' });
+        const error = RelayClientError.fromProblem(frame.problem);
         // The client sends nothing but acks, so an error frame answers the ack in flight.
         if (this.answer) {
           this.answer.reject(error);
@@ -246,9 +237,6 @@ export class MessageStream {
         }
         return;
       }
-      default:
-        // Frame types added later are not for this client version.
-        return;
     }
   }
 

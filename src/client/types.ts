@@ -1,15 +1,14 @@
 import type { PublicJwk } from '../crypto/address.js';
-import type { MessageView } from '../routing/stream-message.js';
+import type { RelayedMessage } from '../api/frames.js';
+import type { MailboxPage as WireMailboxPage, MessageView } from '../api/messages.js';
+import type { PeerView } from '../api/peers.js';
 import type { SigningAlgorithm } from './identity.js';
 
 // Shapes on the wire keep the API's snake_case names (docs/reference/api.md), so a value can be
 // compared with, logged as, or sent as what the relay sees without translation.
 
 /** A message as the relay hands it over: `GET /api/v1/messages` items and stream `message` frames. */
-export type RelayedMessage = Omit<MessageView, 'cursor'> & {
-  /** The message's place in the log; a relay older than cursors leaves it out. */
-  readonly cursor?: string;
-};
+export type { RelayedMessage };
 
 /** The body of `POST /api/v1/message/relay`: a sealed, signed message (encrypted_content is the compact JWE, signature the sender's compact JWS). */
 export type OutgoingMessage = Omit<MessageView, 'accepted_at' | 'cursor'>;
@@ -39,8 +38,8 @@ export interface OpenedMessage extends RelayedMessage {
 }
 
 /** The `202` answers: where the event is in its topic, and the consistency token to read it back with. */
-export type { Accepted } from '../ingress/message-relay.js';
-export type { Registered } from '../ingress/peer-directory.js';
+export type { Accepted } from '../api/messages.js';
+export type { Registered } from '../api/peers.js';
 
 /** Who to encrypt to: an address and its public encryption key. */
 export interface Recipient {
@@ -49,21 +48,14 @@ export interface Recipient {
 }
 
 /** `GET /api/v1/peers/:address`, after the client checked that the record proves itself. */
-export interface PeerRecord extends Recipient {
-  readonly signing_key: PublicJwk;
-  readonly connection_info: Readonly<Record<string, unknown>>;
-  readonly last_seen: string | null;
-  readonly online: boolean;
-  readonly registered_at: string;
+export type PeerRecord = Omit<PeerView, 'registration'> & {
   /**
    * Whether the encryption key was checked against the peer's own signed registration. False
    * while the relay does not return the registration JWS: the key is then only as trustworthy as
    * the relay.
    */
   readonly encryption_key_attested: boolean;
-}
+};
 
-export interface MailboxPage {
-  readonly messages: RelayedMessage[];
-  readonly next_cursor: string | null;
-}
+/** `GET /api/v1/messages`, read leniently: see RelayedMessage. */
+export type MailboxPage = Omit<WireMailboxPage, 'messages'> & { readonly messages: RelayedMessage[] };

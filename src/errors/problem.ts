@@ -3,17 +3,12 @@ import type { Logger } from '../observability/logger.js';
 import { AppError } from './app-error.js';
 import { ERROR_CODES, type ErrorCode } from './codes.js';
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+import { PROBLEM_CONTENT_TYPE, type Problem as WireProblem } from '../api/problem.js';
 
-/** An RFC 9457 problem document with the relay's stable `code` member. */
-export interface Problem {
-  readonly type: string;
-  readonly title: string;
-  readonly status: number;
-  readonly detail: string;
-  readonly code: ErrorCode;
-  readonly [extension: string]: unknown;
-}
+export { PROBLEM_CONTENT_TYPE };
+
+/** A problem document as this relay makes it: its `code` is one of ours. */
+export type Problem = WireProblem & { readonly code: ErrorCode };
 
 export const problemOf = (error: AppError): Problem => ({
   type: `urn:relay:error:${error.code}`,

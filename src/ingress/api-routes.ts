@@ -4,14 +4,36 @@ import { problemOf } from '../errors/problem.js';
 import type { ProofReader } from '../anchoring/proof-reader.js';
 import type { LogPosition } from '../projections/checkpoint-watch.js';
 import type { MailboxReader } from './mailbox-reader.js';
-import { MAX_ACK_IDS, MAX_BATCH, MAX_CONTENT_BYTES, type MessageRelay } from './message-relay.js';
+import type { MessageRelay } from './message-relay.js';
 import type { PeerDirectory } from './peer-directory.js';
 import { apiKeyMiddleware, requireScope, type ApiKeyInfo, type ApiKeyStore } from './api-keys.js';
 import type { AuthFailureLimit } from './auth-guards.js';
 import { rateLimitHeaders, type Rate, type RateLimiter } from './rate-limit.js';
 import type { TokenService } from './tokens.js';
 import { ReadConsistency, RESULT_HEADER, TOKEN_HEADER, TOKEN_PARAM, type TokenTopic } from './read-consistency.js';
-import { addressAt, arrayAt, integerParam, invalid, objectAt, optionalParam, uuidAt } from './validation.js';
+import { integerParam, invalid, optionalParam } from './validation.js';
+import { ChallengeRequest, TokenRequest } from '../api/auth.js';
+import { AckRequest, BatchEnvelope, MAILBOX_LIMIT, RelayRequest } from '../api/messages.js';
+import { BATCH_LIMIT, OPENAPI_PATH, SINGLE_LIMIT, SMALL_LIMIT, openApiDocument } from '../api/openapi.js';
+import { DISCOVER_LIMIT, RegisterRequest } from '../api/peers.js';
+import { Address, Uuid } from '../api/primitives.js';
+import { validator } from '../api/validate.js';
+
+// Each body and parameter is checked against its schema in src/api before a handler reads it.
+const parse = {
+  challenge: validator(ChallengeRequest, 'body'),
+  token: validator(TokenRequest, 'body'),
+  register: validator(RegisterRequest, 'body'),
+  message: validator(RelayRequest, 'body'),
+  batch: validator(BatchEnvelope, 'body'),
+  ack: validator(AckRequest, 'body'),
+  address: validator(Address, 'address'),
+  id: validator(Uuid, 'id'),
+};
+
+/** The served OpenAPI document; built once, as it only changes with the code. */
+let served: string | undefined;
+const openApiJson = (): string => (served ??= JSON.stringify(openApiDocument(process.env['npm_package_version'] ?? '1')));
 
 /**
  * Decides whether a request may read or acknowledge `address`'s mailbox, throwing an AppError if
@@ -58,10 +80,6 @@ function depthOf(value: unknown, limit: number, depth = 0): number {
   return deepest;
 }
 
-// A single message is at most 64 KiB of content plus its envelope; a batch is 500 of them.
-const SINGLE_LIMIT = MAX_CONTENT_BYTES * 2;
-const BATCH_LIMIT = MAX_BATCH * (MAX_CONTENT_BYTES + 12_288);
-const SMALL_LIMIT = 64 * 1024;
 
 /**
  * Compressed bodies are refused before a byte is read: inflating them would let a small body
@@ -90,6 +108,10 @@ const json = (limit: number): RequestHandler[] => [
 export function apiRoutes(deps: ApiDeps): Router {
   const router = Router();
   const { gate } = deps;
+  // The contract needs no credentials: it is served before the gate.
+  router.get(OPENAPI_PATH.slice('/api/v1'.length), (_req, res) => {
+    res.type('application/json').send(openApiJson());
+  });
   if (gate) {
     router.use(gate.failures.before);
     router.use(apiKeyMiddleware(gate.apiKeys));
@@ -105,38 +127,38 @@ export function apiRoutes(deps: ApiDeps): Router {
   const scope = gate ? requireScope : () => ((_req: unknown, _res: unknown, next: () => void) => next()) as RequestHandler;
 
   router.post('/auth/challenge', ...json(SMALL_LIMIT), async (req, res) => {
-    res.json(await deps.tokens.challenge(req.body));
+    res.json(await deps.tokens.challenge(parse.challenge(req.body)));
   });
 
   router.post('/auth/token', ...json(SMALL_LIMIT), async (req, res) => {
-    res.json(await deps.tokens.issue(req.body));
+    res.json(await deps.tokens.issue(parse.token(req.body)));
   });
 
   router.post('/peer/register', scope('peers:write'), ...json(SMALL_LIMIT), async (req, res) => {
-    res.status(202).json(await deps.peers.register(req.body));
+    res.status(202).json(await deps.peers.register(parse.register(req.body)));
   });
 
   router.get('/peers/discover', scope('peers:read'), async (req, res) => {
     const query = req.query as Record<string, unknown>;
-    const address = addressAt(query, 'address');
-    const limit = integerParam(query, 'limit', 1, 200, 50);
+    const address = parse.address(query['address']);
+    const limit = integerParam(query, 'limit', DISCOVER_LIMIT.minimum, DISCOVER_LIMIT.maximum, DISCOVER_LIMIT.default);
     res.json(await deps.peers.discover(address, limit, optionalParam(query, 'cursor')));
   });
 
   router.get('/peers/:address', scope('peers:read'), async (req, res) => {
-    const address = addressAt(req.params, 'address');
+    const address = parse.address(req.params['address']);
     const covering = await readAfterWrites(deps.consistency, req, res, 'peers', address);
     res.json(await deps.peers.get(address, covering));
   });
 
   router.post('/message/relay', scope('messages:write'), ...json(SINGLE_LIMIT), async (req, res) => {
-    const [result] = await deps.relay.relay([objectAt(req.body, 'body')]);
+    const [result] = await deps.relay.relay([parse.message(req.body)]);
     if (result instanceof AppError) throw result;
     res.status(202).json(result);
   });
 
   router.post('/message/relay/batch', scope('messages:write'), ...json(BATCH_LIMIT), async (req, res) => {
-    const messages = arrayAt(objectAt(req.body, 'body'), 'messages', MAX_BATCH);
+    const { messages } = parse.batch(req.body);
     const results = await deps.relay.relay(messages);
     const accepted = results.filter((r) => !(r instanceof AppError));
     res.json({
@@ -147,8 +169,8 @@ export function apiRoutes(deps: ApiDeps): Router {
 
   router.get('/messages', scope('messages:read'), async (req, res) => {
     const query = req.query as Record<string, unknown>;
-    const address = addressAt(query, 'address');
-    const limit = integerParam(query, 'limit', 1, 500, 100);
+    const address = parse.address(query['address']);
+    const limit = integerParam(query, 'limit', MAILBOX_LIMIT.minimum, MAILBOX_LIMIT.maximum, MAILBOX_LIMIT.default);
     const after = optionalParam(query, 'after');
     await deps.authorizeMailbox(req, address);
     const covering = await readAfterWrites(deps.consistency, req, res, 'mailbox', address);
@@ -157,7 +179,7 @@ export function apiRoutes(deps: ApiDeps): Router {
 
   // A message's proof is for its recipient or its sender: a token for either address.
   router.get('/messages/:id/proof', scope('messages:read'), async (req, res) => {
-    const id = uuidAt(req.params, 'id').toLowerCase();
+    const id = parse.id(req.params['id']).toLowerCase();
     if (!deps.proofs) throw new AppError('not_found', 'This relay does not serve anchoring proofs.');
     const { sender, recipient } = await deps.proofs.subject(id);
     try {
@@ -172,9 +194,7 @@ export function apiRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/messages/ack', scope('messages:read'), ...json(SMALL_LIMIT), async (req, res) => {
-    const body = objectAt(req.body, 'body');
-    const address = addressAt(body, 'address');
-    const ids = arrayAt(body, 'message_ids', MAX_ACK_IDS);
+    const { address, message_ids: ids } = parse.ack(req.body);
     await deps.authorizeMailbox(req, address);
     res.json(await deps.relay.acknowledge(address, ids, 'http'));
   });

@@ -1,17 +1,8 @@
 import type { Pool } from '../postgres/pool.js';
 import type { LogPosition } from '../projections/checkpoint-watch.js';
 import type { ReplicaReads } from '../projections/replica-reads.js';
-import { encodeCursor, type MessageView } from '../routing/stream-message.js';
-import { decimalWithin, invalid, MAX_INT64 } from './validation.js';
-
-/** The log position (partition, offset) a mailbox cursor names; a cursor this relay did not make is a 400. */
-export function decodeCursor(cursor: string): [number, string] {
-  const [partition, offset, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
-  const p = decimalWithin(partition ?? '', 999_999n);
-  const o = decimalWithin(offset ?? '', MAX_INT64);
-  if (p === undefined || o === undefined || extra !== undefined) throw invalid('after', 'after must be a next_cursor returned by this endpoint.');
-  return [Number(p), o.toString()];
-}
+import { decodeCursor, encodeCursor } from '../api/cursors.js';
+import { messageView, type MailboxPage } from '../api/messages.js';
 
 /** Reads a recipient's undelivered, unexpired messages from the read model, in the order they were accepted. */
 export class MailboxReader {
@@ -29,7 +20,7 @@ export class MailboxReader {
     after: string | undefined,
     limit: number,
     covering?: readonly LogPosition[],
-  ): Promise<{ messages: MessageView[]; next_cursor: string | null }> {
+  ): Promise<MailboxPage> {
     const [partition, offset] = after === undefined ? [-1, '-1'] : decodeCursor(after);
     const source = covering && this.replica ? this.replica.source(covering) : this.pool;
     const { rows } = await source.query<{
@@ -55,17 +46,19 @@ export class MailboxReader {
     );
     const last = rows[rows.length - 1];
     return {
-      messages: rows.map((r) => ({
-        message_id: r.id,
-        from_address: r.sender_address,
-        to_address: address,
-        message_type: r.message_type,
-        encrypted_content: r.encrypted_content,
-        signature: r.signature,
-        accepted_at: r.accepted_at.toISOString(),
-        expires_at: r.expires_at.toISOString(),
-        cursor: encodeCursor(r.kafka_partition, r.kafka_offset),
-      })),
+      messages: rows.map((r) =>
+        messageView({
+          id: r.id,
+          from: r.sender_address,
+          to: address,
+          type: r.message_type,
+          content: r.encrypted_content,
+          signature: r.signature,
+          acceptedAt: r.accepted_at,
+          expiresAt: r.expires_at,
+          cursor: encodeCursor(r.kafka_partition, r.kafka_offset),
+        }),
+      ),
       next_cursor: last && rows.length === limit ? encodeCursor(last.kafka_partition, last.kafka_offset) : null,
     };
   }

@@ -14,38 +14,11 @@ import { Admission, type Admitted } from './admission.js';
 import type { IdempotencyStore } from './idempotency.js';
 import type { Rate, RateLimiter } from './rate-limit.js';
 import { ReadConsistency } from './read-consistency.js';
-import { addressAt, invalid, isUuid, objectAt, stringAt, uuidAt, type Fields } from './validation.js';
+import { MAX_CONTENT_BYTES, RelayRequest, type Accepted, type AckAnswer, type AckStatus } from '../api/messages.js';
+import { validator } from '../api/validate.js';
+import { invalid, type Fields } from './validation.js';
 
-export const MAX_CONTENT_BYTES = 65_536;
-export const MAX_MESSAGE_TYPE = 50;
-export const MAX_BATCH = 500;
-export const MAX_ACK_IDS = 1000;
-
-/** The 202 answer for an accepted message. */
-export interface Accepted {
-  readonly message_id: string;
-  readonly status: 'accepted';
-  readonly partition: number;
-  readonly offset: string;
-  /** Send it with a read (Consistency-Token) to read this write: docs/reference/api.md. */
-  readonly consistency_token: string;
-}
-
-/** What an acknowledgement did with one message id. */
-export type AckStatus = 'acknowledged' | 'already_delivered' | 'expired' | 'not_found' | 'not_yet_known';
-
-export interface AckResult {
-  readonly message_id: string;
-  readonly status: AckStatus;
-}
-
-/** The answer to an acknowledgement: how many it newly acknowledged, and what it did with each id. */
-export interface AckAnswer {
-  readonly acknowledged: number;
-  readonly results: AckResult[];
-  /** The positions of the MessageDelivered events, for a read that should see them (empty if none). */
-  readonly consistency_token: string;
-}
+const parseMessage = validator(RelayRequest, 'message');
 
 /** Per-recipient rate: one rate for every address, and higher ones an operator set for known busy addresses. */
 export interface RecipientLimit {
@@ -196,11 +169,9 @@ export class MessageRelay {
    * once it has applied the recipient's partition up to its current end. Partition order makes
    * the projector apply the MessageSent before the MessageDelivered. Every id gets an answer.
    */
-  async acknowledge(address: string, ids: readonly unknown[], via: 'http' | 'stream'): Promise<AckAnswer> {
-    const messageIds = [...new Set(ids.map((id, i) => {
-      if (!isUuid(id)) throw invalid(`message_ids[${i}]`, `message_ids[${i}] must be a UUID.`);
-      return id.toLowerCase();
-    }))];
+  async acknowledge(address: string, ids: readonly string[], via: 'http' | 'stream'): Promise<AckAnswer> {
+    // The ids' shapes were checked with the request (AckRequest, AckFrame).
+    const messageIds = [...new Set(ids.map((id) => id.toLowerCase()))];
     const decided = new Map<string, AckStatus | 'deliver'>();
     const fromReadModel = async (unknown: readonly string[]) => {
       const { rows } = await this.deps.pool.query<{ id: string; delivered: boolean; expired: boolean }>(
@@ -260,13 +231,13 @@ export class MessageRelay {
   }
 
   private check(input: unknown): Checked {
-    const body = objectAt(input, 'message');
-    const messageId = uuidAt(body, 'message_id');
-    const from = addressAt(body, 'from_address');
-    const to = addressAt(body, 'to_address');
-    const type = stringAt(body, 'message_type', { maxLength: MAX_MESSAGE_TYPE });
-    const content = stringAt(body, 'encrypted_content', { maxBytes: MAX_CONTENT_BYTES });
-    const signature = stringAt(body, 'signature', { maxLength: 8192 });
+    const body = parseMessage(input);
+    const messageId = body.message_id.toLowerCase();
+    const { from_address: from, to_address: to, message_type: type, encrypted_content: content, signature } = body;
+    // The schema bounds characters; a character may take up to four bytes.
+    if (Buffer.byteLength(content, 'utf8') > MAX_CONTENT_BYTES) {
+      throw invalid('encrypted_content', `encrypted_content must be at most ${MAX_CONTENT_BYTES} bytes of UTF-8.`);
+    }
     // Not signed, and not part of the fingerprint: a delivery instruction to the relay (api.md).
     const requestedAt = requestedExpiry(body, Date.now());
 

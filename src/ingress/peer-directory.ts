@@ -6,55 +6,52 @@ import type { Pool } from '../postgres/pool.js';
 import type { LogPosition } from '../projections/checkpoint-watch.js';
 import type { ReplicaReads } from '../projections/replica-reads.js';
 import { iatMillis } from '../events/types.js';
-import type { PeerRecord, PresenceStore } from '../presence/presence-store.js';
+import type { PresenceStore } from '../presence/presence-store.js';
+import { decodeDiscoverCursor, encodeDiscoverCursor } from '../api/cursors.js';
+import {
+  MAX_CONNECTION_INFO_BYTES,
+  RsaEncryptionKey,
+  X25519EncryptionKey,
+  type DiscoverPage,
+  type PeerView,
+  type RegisterRequest,
+  type Registered,
+} from '../api/peers.js';
+import { OpaqueObject, type PublicJwk } from '../api/primitives.js';
+import { validator } from '../api/validate.js';
 import { ReadConsistency } from './read-consistency.js';
-import { decimalWithin, invalid, objectAt, stringAt, type Fields } from './validation.js';
+import { invalid } from './validation.js';
 
-export const MAX_CONNECTION_INFO_BYTES = 4096;
+export { MAX_CONNECTION_INFO_BYTES };
 const MIN_RSA_BITS = 2048;
 // Far beyond any online set, and exact as a JavaScript number and as a Redis LIMIT offset.
 const MAX_DISCOVER_OFFSET = 1_000_000_000n;
-const BASE64URL = { pattern: /^[A-Za-z0-9_-]+$/, shape: 'base64url' } as const;
 
-/** Checks a public encryption key: RSA of 2048 bits or more (RSA-OAEP-256), or X25519 (ECDH-ES). */
-export function checkEncryptionKey(value: unknown): Fields {
-  const jwk = objectAt(value, 'encryption_key');
+const parseRsaKey = validator(RsaEncryptionKey, 'encryption_key');
+const parseX25519Key = validator(X25519EncryptionKey, 'encryption_key');
+const parseConnectionInfo = validator(OpaqueObject, 'connection_info');
+const parseKeyObject = validator(OpaqueObject, 'encryption_key');
+
+/**
+ * Checks a public encryption key: RSA of 2048 bits or more (RSA-OAEP-256), or X25519 (ECDH-ES).
+ * The schemas give the shapes; what they cannot say (no private part, the key's size) is here.
+ */
+export function checkEncryptionKey(value: unknown): PublicJwk {
+  const jwk = parseKeyObject(value);
   if ('d' in jwk || 'p' in jwk) throw invalid('encryption_key', 'encryption_key must be a public key; it holds a private part.');
   if (jwk['kty'] === 'RSA') {
-    const n = stringAt(jwk, 'n', { maxLength: 4096, ...BASE64URL });
-    stringAt(jwk, 'e', { maxLength: 16, ...BASE64URL });
+    const { n } = parseRsaKey(jwk);
     const bits = Buffer.from(n, 'base64url').length * 8;
     if (bits < MIN_RSA_BITS) throw invalid('encryption_key', `An RSA encryption_key must have at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
     if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256') throw invalid('encryption_key', 'An RSA encryption_key is for RSA-OAEP-256.');
-    return jwk;
+    return jwk as PublicJwk;
   }
   if (jwk['kty'] === 'OKP' && jwk['crv'] === 'X25519') {
-    const x = stringAt(jwk, 'x', { maxLength: 64, ...BASE64URL });
+    const { x } = parseX25519Key(jwk);
     if (Buffer.from(x, 'base64url').length !== 32) throw invalid('encryption_key', 'An X25519 encryption_key has a 32-byte "x".');
-    return jwk;
+    return jwk as PublicJwk;
   }
   throw invalid('encryption_key', 'encryption_key must be an RSA (RSA-OAEP-256) or an X25519 (ECDH-ES) public JWK.');
-}
-
-export interface PeerView {
-  readonly address: string;
-  readonly signing_key: unknown;
-  readonly encryption_key: unknown;
-  readonly connection_info: unknown;
-  readonly last_seen: string | null;
-  readonly online: boolean;
-  readonly registered_at: string;
-  /** The JWS the peer signed, so a client can check the encryption key without trusting the relay. */
-  readonly registration: string;
-}
-
-/** The 202 answer to a registration: where its event is, and the token to read it with. */
-export interface Registered {
-  readonly address: string;
-  readonly status: 'registered';
-  readonly partition: number;
-  readonly offset: string;
-  readonly consistency_token: string;
 }
 
 /** Registering peers, and looking them up. */
@@ -71,8 +68,7 @@ export class PeerDirectory {
   ) {}
 
   /** Verifies a signed registration and produces PeerRegistered; resolves once acknowledged. */
-  async register(body: unknown): Promise<Registered> {
-    const registration = stringAt(objectAt(body, 'body'), 'registration', { maxLength: 16_384 });
+  async register({ registration }: RegisterRequest): Promise<Registered> {
     const verified = this.deps.verifier.verify(registration);
     const payload = verified.payload;
     if (payload['address'] !== verified.address) {
@@ -80,7 +76,7 @@ export class PeerDirectory {
     }
     this.deps.verifier.checkFreshness(payload);
     const encryptionKey = checkEncryptionKey(payload['encryption_key']);
-    const connectionInfo = objectAt(payload['connection_info'] ?? {}, 'connection_info');
+    const connectionInfo = parseConnectionInfo(payload['connection_info'] ?? {});
     const connectionJson = JSON.stringify(connectionInfo);
     if (Buffer.byteLength(connectionJson) > MAX_CONNECTION_INFO_BYTES) {
       throw invalid('connection_info', `connection_info must be at most ${MAX_CONNECTION_INFO_BYTES} bytes as JSON.`);
@@ -147,9 +143,9 @@ export class PeerDirectory {
     const lastSeen = Math.max(seen ?? 0, row.last_seen?.getTime() ?? 0);
     return {
       address,
-      signing_key: JSON.parse(row.public_key) as unknown,
-      encryption_key: row.encryption_key,
-      connection_info: row.connection_info,
+      signing_key: JSON.parse(row.public_key) as PublicJwk,
+      encryption_key: row.encryption_key as PublicJwk,
+      connection_info: row.connection_info as Record<string, unknown>,
       last_seen: lastSeen > 0 ? new Date(lastSeen).toISOString() : null,
       online: seen !== undefined,
       registered_at: row.registered_at.toISOString(),
@@ -157,14 +153,9 @@ export class PeerDirectory {
     };
   }
 
-  async discover(excluding: string, limit: number, cursor: string | undefined): Promise<{ peers: PeerRecord[]; next_cursor: string | null }> {
-    let offset = 0;
-    if (cursor !== undefined) {
-      const decoded = decimalWithin(Buffer.from(cursor, 'base64url').toString('utf8'), MAX_DISCOVER_OFFSET);
-      if (decoded === undefined) throw invalid('cursor', 'cursor must be a next_cursor this endpoint returned.');
-      offset = Number(decoded);
-    }
+  async discover(excluding: string, limit: number, cursor: string | undefined): Promise<DiscoverPage> {
+    const offset = cursor === undefined ? 0 : decodeDiscoverCursor(cursor, MAX_DISCOVER_OFFSET);
     const page = await this.deps.presence.discover(excluding, limit, offset);
-    return { peers: page.peers, next_cursor: page.next === undefined ? null : Buffer.from(String(page.next)).toString('base64url') };
+    return { peers: page.peers, next_cursor: page.next === undefined ? null : encodeDiscoverCursor(page.next) };
   }
 }

@@ -10,12 +10,19 @@ import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PresenceStore } from '../presence/presence-store.js';
 import type { Redis } from '../presence/redis.js';
-import type { MessageView } from '../routing/stream-message.js';
-import { decodeCursor, type MailboxReader } from './mailbox-reader.js';
+import { decodeCursor } from '../api/cursors.js';
+import { readClientFrame, type AckResultFrame, type ErrorFrame, type MessageFrame } from '../api/frames.js';
+import type { MessageView } from '../api/messages.js';
+import { Address } from '../api/primitives.js';
+import { validator } from '../api/validate.js';
+import type { MailboxReader } from './mailbox-reader.js';
 import type { MessageRelay } from './message-relay.js';
 import type { ReadConsistency } from './read-consistency.js';
-import { addressAt, arrayAt, objectAt, optionalParam } from './validation.js';
-import { MAX_ACK_IDS } from './message-relay.js';
+import { optionalParam } from './validation.js';
+
+const parseAddress = validator(Address, 'address');
+/** Frames as the server writes them, typed by the contract. */
+const frame = (value: MessageFrame | AckResultFrame | ErrorFrame): string => JSON.stringify(value);
 
 export const STREAM_PATH = '/api/v1/stream';
 const BACKLOG_PAGE = 500;
@@ -144,7 +151,7 @@ export class StreamHub implements Service {
     if (url.pathname !== STREAM_PATH) throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
     if (this.stopping) throw new AppError('overloaded', 'This node is shutting down; connect again (another node will take the stream).', { extensions: { retry_after: 1 } });
     const params = Object.fromEntries(url.searchParams);
-    const address = addressAt(params, 'address');
+    const address = parseAddress(params['address']);
     const cursor = optionalParam(params, 'after');
     const after = cursor === undefined ? undefined : { cursor, position: decodeCursor(cursor) };
     await this.deps.authorize(req, address, url);
@@ -277,7 +284,7 @@ export class StreamHub implements Service {
   private flush(connection: Connection): void {
     while (connection.waiting.length > 0 && isOpen(connection) && connection.ws.bufferedAmount < HIGH_WATER_BYTES) {
       const message = connection.waiting.shift() as MessageView;
-      connection.ws.send(JSON.stringify({ type: 'message', ...message }));
+      connection.ws.send(frame({ type: 'message', ...message }));
     }
     if (connection.waiting.length > 0 && isOpen(connection) && !connection.draining) {
       connection.draining = setTimeout(() => {
@@ -290,20 +297,11 @@ export class StreamHub implements Service {
   private async received(connection: Connection, text: string, isBinary: boolean): Promise<void> {
     if (!this.takeFrame(connection)) return;
     try {
-      if (isBinary) throw new AppError('unsupported_media_type', 'Stream frames are JSON text.');
-      let frame: unknown;
-      try {
-        frame = JSON.parse(text);
-      } catch {
-        throw new AppError('malformed_json', 'The frame is not valid JSON.');
-      }
-      const fields = objectAt(frame, 'frame');
-      if (fields['type'] !== 'ack') throw new AppError('invalid_request', 'Frames have "type": "ack".', { extensions: { field: 'type' } });
-      const ids = arrayAt(fields, 'message_ids', MAX_ACK_IDS);
-      const answer = await this.deps.relay.acknowledge(connection.address, ids, 'stream');
-      connection.ws.send(JSON.stringify({ type: 'ack_result', ...answer }));
+      const ack = readClientFrame(text, isBinary);
+      const answer = await this.deps.relay.acknowledge(connection.address, ack.message_ids, 'stream');
+      connection.ws.send(frame({ type: 'ack_result', ...answer }));
     } catch (error) {
-      connection.ws.send(JSON.stringify({ type: 'error', problem: problemOf(toAppError(error)) }));
+      connection.ws.send(frame({ type: 'error', problem: problemOf(toAppError(error)) }));
     }
   }
 
@@ -331,7 +329,7 @@ export class StreamHub implements Service {
       return false;
     }
     const problem = new AppError('rate_limited', `Streams may send ${rate} frames per second; wait before sending more.`, { extensions: { retry_after: 1 } });
-    connection.ws.send(JSON.stringify({ type: 'error', problem: problemOf(problem) }));
+    connection.ws.send(frame({ type: 'error', problem: problemOf(problem) }));
     return false;
   }
 

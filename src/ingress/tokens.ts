@@ -5,7 +5,7 @@ import { AppError } from '../errors/app-error.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
-import { addressAt, objectAt, stringAt } from './validation.js';
+import type { AccessToken, Challenge } from '../api/auth.js';
 
 const NONCE_SECONDS = 300;
 const ISSUER = 'relay';
@@ -50,15 +50,13 @@ export class TokenService {
     },
   ) {}
 
-  async challenge(body: unknown): Promise<{ nonce: string; expires_at: string }> {
-    const address = addressAt(objectAt(body, 'body'), 'address');
+  async challenge({ address }: { readonly address: string }): Promise<Challenge> {
     const nonce = randomBytes(24).toString('base64url');
     await this.deps.redis.set(this.nonceKey(nonce), address, 'EX', NONCE_SECONDS);
     return { nonce, expires_at: new Date(Date.now() + NONCE_SECONDS * 1000).toISOString() };
   }
 
-  async issue(body: unknown): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
-    const proof = stringAt(objectAt(body, 'body'), 'proof', { maxLength: 4096 });
+  async issue({ proof }: { readonly proof: string }): Promise<AccessToken> {
     const verified = this.deps.verifier.verify(proof);
     if (verified.payload['address'] !== verified.address) {
       throw new AppError('bad_signature', 'The proof\'s "address" is not the thumbprint of the signing key.');

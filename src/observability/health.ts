@@ -2,18 +2,12 @@ import type { KafkaAdmin } from '../kafka/client.js';
 import type { Pool } from '../postgres/pool.js';
 import type { Redis } from '../presence/redis.js';
 
-export interface CheckResult {
-  readonly status: 'up' | 'down';
-  readonly latency_ms: number;
-  readonly error?: string;
-}
+import type { CheckResult, Readiness } from '../api/health.js';
+
+export type { CheckResult, Readiness };
 
 export type Check = () => Promise<void>;
 
-export interface Readiness {
-  readonly status: 'ready' | 'not_ready';
-  readonly checks: Readonly<Record<string, CheckResult>>;
-}
 
 const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   new Promise<T>((resolve, reject) => {

@@ -1,13 +1,9 @@
 import type { Redis } from './redis.js';
 import { redisScript, type RedisScript } from './redis-script.js';
 
-export interface PeerRecord {
-  readonly address: string;
-  readonly signing_key: unknown;
-  readonly encryption_key: unknown;
-  readonly connection_info: unknown;
-  readonly last_seen: string | null;
-}
+import type { PeerRecord } from '../api/peers.js';
+
+export type { PeerRecord };
 
 // Removes an address from the online set only if its score is not newer than the event.
 const GO_OFFLINE = `
@@ -168,9 +164,9 @@ export class PresenceStore {
       if (address === excluding || !fields?.['signing_key']) return;
       peers.push({
         address,
-        signing_key: JSON.parse(fields['signing_key']) as unknown,
-        encryption_key: JSON.parse(fields['encryption_key'] ?? 'null') as unknown,
-        connection_info: JSON.parse(fields['connection_info'] ?? '{}') as unknown,
+        signing_key: JSON.parse(fields['signing_key']) as PeerRecord['signing_key'],
+        encryption_key: JSON.parse(fields['encryption_key'] ?? 'null') as PeerRecord['encryption_key'],
+        connection_info: JSON.parse(fields['connection_info'] ?? '{}') as PeerRecord['connection_info'],
         last_seen: new Date(seen).toISOString(),
       });
     });

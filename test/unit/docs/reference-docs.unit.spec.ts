@@ -31,8 +31,6 @@ function sections(markdown: string, level: 2 | 3): Map<string, string> {
   return result;
 }
 
-const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
 describe('docs/reference/errors.md', () => {
   const page = read('docs/reference/errors.md');
   const all = sections(page, 2);
@@ -140,37 +138,4 @@ describe('docs/reference/events.md', () => {
   });
 });
 
-describe('docs/reference/api.md', () => {
-  const page = read('docs/reference/api.md');
-
-  /** `/api/v1<path>` as a pattern: `:param` may be written `:param` or `{param}`; the path must end there. */
-  const documented = (path: string): boolean => {
-    const pattern = path
-      .split(/(:[A-Za-z_]\w*)/)
-      .map((part) => (part.startsWith(':') ? `(?::${part.slice(1)}|\\{${part.slice(1)}\\})` : escape(part)))
-      .join('');
-    return new RegExp(`${pattern}(?![A-Za-z0-9_/{}:-])`).test(page);
-  };
-
-  const routesIn = (file: string): string[] =>
-    [...read(file).matchAll(/router\.(?:get|post)\(\s*'([^']+)'/g)].map((match) => match[1] as string);
-
-  it('documents every route in src/ingress/api-routes.ts under /api/v1', () => {
-    const paths = routesIn('src/ingress/api-routes.ts');
-    expect(paths.length).toBeGreaterThanOrEqual(7);
-    expect(paths.map((path) => `/api/v1${path}`).filter((path) => !documented(path))).toEqual([]);
-  });
-
-  it('documents the health routes and the WebSocket stream', () => {
-    const paths = routesIn('src/ingress/health-routes.ts');
-    expect(paths.length).toBeGreaterThanOrEqual(3);
-    const stream = /STREAM_PATH = '([^']+)'/.exec(read('src/ingress/stream-hub.ts'))?.[1];
-    expect(stream).toBeDefined();
-    expect([...paths, stream ?? ''].filter((path) => !documented(path))).toEqual([]);
-  });
-
-  it('accepts {address} or :address for a path parameter, and nothing else', () => {
-    expect(documented('/api/v1/peers/:address')).toBe(true);
-    expect(documented('/api/v1/peers/:nonexistent')).toBe(false);
-  });
-});
+// docs/reference/api.md is checked against the served OpenAPI document in test/unit/api/openapi.unit.spec.ts.

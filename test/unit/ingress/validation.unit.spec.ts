@@ -1,17 +1,6 @@
 import { AppError } from '../../../src/errors/app-error.js';
-import {
-  addressAt,
-  arrayAt,
-  decimalWithin,
-  integerParam,
-  invalid,
-  isUuid,
-  MAX_INT64,
-  objectAt,
-  optionalParam,
-  stringAt,
-  uuidAt,
-} from '../../../src/ingress/validation.js';
+import { decimalWithin, MAX_INT64 } from '../../../src/api/cursors.js';
+import { integerParam, invalid, optionalParam } from '../../../src/ingress/validation.js';
 import { expectAppError } from '../../helpers/errors.js';
 
 /** Runs `fn`, expects a 400 invalid_request naming `field`, and returns its message. */
@@ -21,8 +10,6 @@ function expectInvalid(fn: () => unknown, field: string): string {
   return error.message;
 }
 
-const ADDRESS = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
-
 describe('invalid', () => {
   it('builds a 400 invalid_request naming the field', () => {
     const error = invalid('to', 'to is wrong.');
@@ -31,142 +18,6 @@ describe('invalid', () => {
     expect(error.status).toBe(400);
     expect(error.message).toBe('to is wrong.');
     expect(error.extensions).toEqual({ field: 'to' });
-  });
-});
-
-describe('objectAt', () => {
-  it('returns a plain object as it is', () => {
-    const value = { a: 1 };
-    expect(objectAt(value, 'body')).toBe(value);
-    expect(objectAt({}, 'body')).toEqual({});
-  });
-
-  it.each<[string, unknown]>([
-    ['null', null],
-    ['undefined', undefined],
-    ['an array', [1, 2]],
-    ['a string', '{}'],
-    ['a number', 1],
-    ['a boolean', true],
-  ])('refuses %s', (_label, value) => {
-    expect(expectInvalid(() => objectAt(value, 'body'), 'body')).toBe('body must be a JSON object.');
-  });
-});
-
-describe('stringAt', () => {
-  it('returns the string', () => {
-    expect(stringAt({ name: 'relay' }, 'name')).toBe('relay');
-  });
-
-  it.each<[string, unknown, RegExp]>([
-    ['missing', undefined, /is required/],
-    ['null', null, /is required/],
-    ['a number', 5, /must be a string/],
-    ['an array', ['a'], /must be a string/],
-    ['an object', { a: 'b' }, /must be a string/],
-    ['empty', '', /must not be empty/],
-  ])('refuses a value that is %s', (_label, value, message) => {
-    const fields = value === undefined ? {} : { name: value };
-    expect(expectInvalid(() => stringAt(fields, 'name'), 'name')).toMatch(message);
-  });
-
-  it('enforces maxLength in characters', () => {
-    expect(stringAt({ s: 'abcd' }, 's', { maxLength: 4 })).toBe('abcd');
-    expect(expectInvalid(() => stringAt({ s: 'abcde' }, 's', { maxLength: 4 }), 's')).toMatch(/at most 4 characters/);
-  });
-
-  it('enforces maxBytes in UTF-8 bytes, not characters', () => {
-    const euro = '\u20ac'; // 3 bytes in UTF-8, 1 UTF-16 unit
-    expect(Buffer.byteLength(euro)).toBe(3);
-    expect(stringAt({ s: `a${euro}` }, 's', { maxBytes: 4 })).toBe(`a${euro}`);
-    expect(stringAt({ s: euro }, 's', { maxBytes: 3 })).toBe(euro);
-    expect(expectInvalid(() => stringAt({ s: euro }, 's', { maxBytes: 2 }), 's')).toMatch(/at most 2 bytes/);
-    expect(expectInvalid(() => stringAt({ s: `ab${euro}` }, 's', { maxBytes: 4, maxLength: 10 }), 's')).toMatch(/at most 4 bytes/);
-  });
-
-  it('counts a 4-byte character (a surrogate pair) as 4 bytes', () => {
-    const emoji = '\u{1F600}';
-    expect(stringAt({ s: emoji }, 's', { maxBytes: 4 })).toBe(emoji);
-    expectInvalid(() => stringAt({ s: emoji }, 's', { maxBytes: 3 }), 's');
-  });
-
-  it('checks the pattern and names the expected shape', () => {
-    expect(stringAt({ s: 'abc' }, 's', { pattern: /^[a-z]+$/, shape: 'lower-case letters' })).toBe('abc');
-    expect(expectInvalid(() => stringAt({ s: 'ABC' }, 's', { pattern: /^[a-z]+$/, shape: 'lower-case letters' }), 's')).toBe(
-      's must be lower-case letters.',
-    );
-    expect(expectInvalid(() => stringAt({ s: 'ABC' }, 's', { pattern: /^[a-z]+$/ }), 's')).toMatch(/like \/\^\[a-z\]\+\$\//);
-  });
-});
-
-describe('uuidAt', () => {
-  it('accepts a UUID and lower-cases it', () => {
-    expect(uuidAt({ id: 'A1B2C3D4-E5F6-4789-8ABC-DEF012345678' }, 'id')).toBe('a1b2c3d4-e5f6-4789-8abc-def012345678');
-    expect(uuidAt({ id: '00000000-0000-4000-8000-000000000001' }, 'id')).toBe('00000000-0000-4000-8000-000000000001');
-  });
-
-  it.each([
-    ['without dashes', 'a1b2c3d4e5f647898abcdef012345678'],
-    ['in braces', '{a1b2c3d4-e5f6-4789-8abc-def012345678}'],
-    ['with a non-hex digit', 'g1b2c3d4-e5f6-4789-8abc-def012345678'],
-    ['one digit short', 'a1b2c3d4-e5f6-4789-8abc-def01234567'],
-    ['with a trailing newline', 'a1b2c3d4-e5f6-4789-8abc-def012345678\n'],
-  ])('refuses a UUID %s', (_label, id) => {
-    expect(expectInvalid(() => uuidAt({ message_id: id }, 'message_id'), 'message_id')).toMatch(/a UUID|at most 36 characters/);
-  });
-
-  it('refuses a missing id', () => {
-    expect(expectInvalid(() => uuidAt({}, 'message_id'), 'message_id')).toMatch(/required/);
-  });
-});
-
-describe('isUuid', () => {
-  it('accepts upper and lower case and refuses the rest', () => {
-    expect(isUuid('A1B2C3D4-E5F6-4789-8ABC-DEF012345678')).toBe(true);
-    expect(isUuid('a1b2c3d4-e5f6-4789-8abc-def012345678')).toBe(true);
-    expect(isUuid('a1b2c3d4e5f647898abcdef012345678')).toBe(false);
-    expect(isUuid(42)).toBe(false);
-    expect(isUuid(undefined)).toBe(false);
-  });
-});
-
-describe('addressAt', () => {
-  it('accepts a 43-character base64url address', () => {
-    expect(addressAt({ to: ADDRESS }, 'to')).toBe(ADDRESS);
-  });
-
-  it.each([
-    ['too short', ADDRESS.slice(1)],
-    ['too long', `${ADDRESS}A`],
-    ['with "+"', `+${ADDRESS.slice(1)}`],
-    ['with padding', `${ADDRESS.slice(1)}=`],
-  ])('refuses an address %s', (_label, to) => {
-    expect(expectInvalid(() => addressAt({ to }, 'to'), 'to')).toMatch(/address|characters/);
-  });
-});
-
-describe('arrayAt', () => {
-  it('returns an array within bounds', () => {
-    expect(arrayAt({ items: [1] }, 'items', 3)).toEqual([1]);
-    expect(arrayAt({ items: [1, 2, 3] }, 'items', 3)).toEqual([1, 2, 3]);
-  });
-
-  it('refuses an empty array', () => {
-    expect(expectInvalid(() => arrayAt({ items: [] }, 'items', 3), 'items')).toMatch(/must not be empty/);
-  });
-
-  it('refuses too many items', () => {
-    expect(expectInvalid(() => arrayAt({ items: [1, 2, 3, 4] }, 'items', 3), 'items')).toMatch(/at most 3 items/);
-  });
-
-  it.each<[string, unknown]>([
-    ['missing', undefined],
-    ['an object', { 0: 'a', length: 1 }],
-    ['a string', 'abc'],
-    ['null', null],
-  ])('refuses a value that is %s', (_label, items) => {
-    const fields = items === undefined ? {} : { items };
-    expect(expectInvalid(() => arrayAt(fields, 'items', 3), 'items')).toMatch(/must be an array/);
   });
 });
 
