@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { LeafFields } from '../api/proof.js';
 
 /**
  * The leaf of an anchoring tree: what one accepted message commits to. Byte for byte
@@ -17,14 +18,8 @@ import { createHash } from 'node:crypto';
  * passed off as a node or the reverse; the version byte leaves room for another leaf format.
  * Strings are length-prefixed, so no two different field lists encode to the same bytes.
  */
-export interface LeafFields {
-  readonly message_id: string;
-  readonly content_sha256: string;
-  readonly from_address: string;
-  readonly to_address: string;
-  /** Milliseconds since the epoch. */
-  readonly accepted_at: number;
-}
+// The leaf's members are part of the wire contract: a proof carries them (src/api/proof.ts).
+export type { LeafFields };
 
 export const LEAF_VERSION = 0x01;
 const LEAF_PREFIX = Buffer.from([0x00]);

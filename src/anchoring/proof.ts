@@ -1,29 +1,13 @@
 import { getAddress, isAddressEqual, type Hex } from 'viem';
+import type { MessageProof } from '../api/proof.js';
 import { RELAY_ANCHOR_ABI } from './relay-anchor-artifact.js';
 import type { ChainAccess } from './chain.js';
-import { leafHash, LEAF_VERSION, type LeafFields } from './leaf.js';
+import { leafHash, LEAF_VERSION } from './leaf.js';
 import { rootFromPath } from './merkle-tree.js';
 import { decodeEventLog } from 'viem';
 
-/** What GET /api/v1/messages/{id}/proof returns, and what `relay verify-proof` checks. */
-export interface MessageProof {
-  readonly leaf_version: number;
-  readonly leaf: LeafFields;
-  readonly leaf_hash: Hex;
-  readonly leaf_index: number;
-  readonly tree_size: number;
-  /** Sibling hashes from the leaf up (RFC 6962 audit path). */
-  readonly path: readonly Hex[];
-  readonly root: Hex;
-  readonly batch_id: string;
-  readonly chain_id: number;
-  readonly contract: Hex;
-  readonly tx_hash: Hex;
-  readonly block_number: number;
-  readonly block_hash: Hex;
-  /** The block's time (ISO 8601): the message existed, as committed, by then. */
-  readonly block_time: string;
-}
+/** What GET /api/v1/messages/{id}/proof returns, and what `relay verify-proof` checks (its schema is in src/api). */
+export type { MessageProof };
 
 const hex = (bytes: Buffer): Hex => `0x${bytes.toString('hex')}`;
 const bytes32 = (value: string, what: string): Buffer => {
