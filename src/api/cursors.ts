@@ -16,7 +16,8 @@ export function decimalWithin(text: string, max: bigint): bigint | undefined {
 }
 
 /** A mailbox cursor: the log position (partition, offset) of a message, base64url of `partition:offset`. */
-export const encodeCursor = (partition: number, offset: string): string => Buffer.from(`${partition}:${offset}`).toString('base64url');
+export const encodeCursor = (partition: number, offset: string): string =>
+  Buffer.from(`${partition}:${offset}`).toString('base64url');
 
 /** The log position (partition, offset) a mailbox cursor names; a cursor this relay did not make is a 400 naming `field`. */
 export function decodeCursor(cursor: string, field = 'after'): [number, string] {
@@ -24,7 +25,9 @@ export function decodeCursor(cursor: string, field = 'after'): [number, string] 
   const p = decimalWithin(partition ?? '', MAX_PARTITION);
   const o = decimalWithin(offset ?? '', MAX_INT64);
   if (p === undefined || o === undefined || extra !== undefined) {
-    throw new AppError('invalid_request', `${field} must be a next_cursor returned by this endpoint.`, { extensions: { field } });
+    throw new AppError('invalid_request', `${field} must be a next_cursor returned by this endpoint.`, {
+      extensions: { field },
+    });
   }
   return [Number(p), o.toString()];
 }
@@ -35,6 +38,9 @@ export const encodeDiscoverCursor = (offset: number): string => Buffer.from(Stri
 /** The offset a discovery cursor names, at most `max`; anything else is a 400 naming `cursor`. */
 export function decodeDiscoverCursor(cursor: string, max: bigint): number {
   const decoded = decimalWithin(Buffer.from(cursor, 'base64url').toString('utf8'), max);
-  if (decoded === undefined) throw new AppError('invalid_request', 'cursor must be a next_cursor this endpoint returned.', { extensions: { field: 'cursor' } });
+  if (decoded === undefined)
+    throw new AppError('invalid_request', 'cursor must be a next_cursor this endpoint returned.', {
+      extensions: { field: 'cursor' },
+    });
   return Number(decoded);
 }

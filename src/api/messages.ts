@@ -18,11 +18,17 @@ export const RelayRequest = Type.Object(
     to_address: Address,
     message_type: Type.String({ minLength: 1, maxLength: MAX_MESSAGE_TYPE }),
     // Characters bound it here; the relay also holds it to the same number of UTF-8 bytes.
-    encrypted_content: Type.String({ minLength: 1, maxLength: MAX_CONTENT_BYTES, description: `at most ${MAX_CONTENT_BYTES} bytes of UTF-8` }),
+    encrypted_content: Type.String({
+      minLength: 1,
+      maxLength: MAX_CONTENT_BYTES,
+      description: `at most ${MAX_CONTENT_BYTES} bytes of UTF-8`,
+    }),
     signature: Type.String({ minLength: 1, maxLength: MAX_SIGNATURE }),
     // Optional, and null means absent; that it lies in the future is checked in code.
     expires_at: Type.Optional(
-      Type.Union([Type.String({ pattern: RFC3339 }), Type.Null()], { description: 'an RFC 3339 time with a time zone, like 2026-01-01T00:00:00Z' }),
+      Type.Union([Type.String({ pattern: RFC3339 }), Type.Null()], {
+        description: 'an RFC 3339 time with a time zone, like 2026-01-01T00:00:00Z',
+      }),
     ),
   },
   { $id: 'RelayRequest' },
@@ -43,13 +49,20 @@ export const Accepted = Type.Object(
 export type Accepted = Static<typeof Accepted>;
 
 /** The batch body's shape; each message in it is checked on its own, so one cannot fail the rest. */
-export const BatchEnvelope = Type.Object({ messages: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) });
+export const BatchEnvelope = Type.Object({
+  messages: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }),
+});
 
-export const BatchRequest = Type.Object({ messages: Type.Array(RelayRequest, { minItems: 1, maxItems: MAX_BATCH }) }, { $id: 'BatchRequest' });
+export const BatchRequest = Type.Object(
+  { messages: Type.Array(RelayRequest, { minItems: 1, maxItems: MAX_BATCH }) },
+  { $id: 'BatchRequest' },
+);
 
 export const BatchResponse = Type.Object(
   {
-    results: Type.Array(Type.Union([Accepted, Problem]), { description: 'results[i] answers messages[i]: its 202 body or a problem document.' }),
+    results: Type.Array(Type.Union([Accepted, Problem]), {
+      description: 'results[i] answers messages[i]: its 202 body or a problem document.',
+    }),
     consistency_token: ConsistencyToken,
   },
   { $id: 'BatchResponse' },
@@ -103,10 +116,16 @@ export function messageView(m: {
 /** Bounds of `limit` on GET /api/v1/messages. */
 export const MAILBOX_LIMIT = { minimum: 1, maximum: 500, default: 100 } as const;
 
-export const MailboxPage = Type.Object({ messages: Type.Array(MessageView), next_cursor: Type.Union([Cursor, Type.Null()]) }, { $id: 'MailboxPage' });
+export const MailboxPage = Type.Object(
+  { messages: Type.Array(MessageView), next_cursor: Type.Union([Cursor, Type.Null()]) },
+  { $id: 'MailboxPage' },
+);
 export type MailboxPage = Static<typeof MailboxPage>;
 
-export const AckRequest = Type.Object({ address: Address, message_ids: Type.Array(Uuid, { minItems: 1, maxItems: MAX_ACK_IDS }) }, { $id: 'AckRequest' });
+export const AckRequest = Type.Object(
+  { address: Address, message_ids: Type.Array(Uuid, { minItems: 1, maxItems: MAX_ACK_IDS }) },
+  { $id: 'AckRequest' },
+);
 export type AckRequest = Static<typeof AckRequest>;
 
 /** What an acknowledgement did with one message id. */

@@ -25,7 +25,8 @@ export const Offset = Type.String({ pattern: '^\\d{1,19}$', description: 'a Kafk
 /** ISO 8601 in UTC with milliseconds, as the relay writes every time. */
 export const Timestamp = Type.String({ format: 'date-time', description: 'an ISO 8601 time in UTC' });
 
-export const Base64url = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: BASE64URL_PATTERN, description: 'base64url' });
+export const Base64url = (maxLength: number) =>
+  Type.String({ minLength: 1, maxLength, pattern: BASE64URL_PATTERN, description: 'base64url' });
 
 /**
  * Log positions of a write, as `topic:partition:offset` entries joined by commas; empty when the
@@ -38,10 +39,16 @@ export const ConsistencyToken = Type.String({
 });
 
 /** A mailbox or discovery cursor: opaque base64url, at most 200 characters. */
-export const Cursor = Type.String({ minLength: 1, maxLength: 200, description: 'a next_cursor this endpoint returned' });
+export const Cursor = Type.String({
+  minLength: 1,
+  maxLength: 200,
+  description: 'a next_cursor this endpoint returned',
+});
 
 /** A public JSON Web Key; the relay types only the members it reads, and passes the rest on. */
-export const PublicJwk = Type.Unsafe<PublicJwkType>(Type.Object({ kty: Type.String() }, { additionalProperties: true, description: 'a public JWK' }));
+export const PublicJwk = Type.Unsafe<PublicJwkType>(
+  Type.Object({ kty: Type.String() }, { additionalProperties: true, description: 'a public JWK' }),
+);
 
 export type PublicJwk = PublicJwkType;
 
@@ -50,4 +57,5 @@ export const OpaqueObject = Type.Record(Type.String(), Type.Unknown(), { descrip
 
 // The compiled checker knows no formats of its own; this is the one the contract uses.
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;
-if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (value) => ISO_TIME.test(value) && Number.isFinite(Date.parse(value)));
+if (!FormatRegistry.Has('date-time'))
+  FormatRegistry.Set('date-time', (value) => ISO_TIME.test(value) && Number.isFinite(Date.parse(value)));

@@ -16,10 +16,16 @@ export const Problem = Type.Object(
     detail: Type.String({ description: 'A sentence a client can act on.' }),
     code: Type.String({ pattern: '^[a-z][a-z0-9_]*$' }),
     field: Type.Optional(Type.String({ description: 'The request member that failed (invalid_request).' })),
-    retry_after: Type.Optional(Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying (429, 503).' })),
+    retry_after: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Seconds to wait before retrying (429, 503).' }),
+    ),
     limit: Type.Optional(Type.Integer({ description: 'The body limit in bytes (payload_too_large).' })),
-    message_id: Type.Optional(Type.String({ description: 'The message concerned (message_id_conflict, rate_limited).' })),
-    signed_at: Type.Optional(Type.String({ description: 'The iat of the registration on record (registration_superseded).' })),
+    message_id: Type.Optional(
+      Type.String({ description: 'The message concerned (message_id_conflict, rate_limited).' }),
+    ),
+    signed_at: Type.Optional(
+      Type.String({ description: 'The iat of the registration on record (registration_superseded).' }),
+    ),
   },
   { additionalProperties: true, $id: 'Problem' },
 );

@@ -2,7 +2,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Address, Timestamp, Uuid } from './primitives.js';
 
 const Hex = (bytes?: number) =>
-  Type.Unsafe<`0x${string}`>(Type.String({ pattern: bytes === undefined ? '^0x[0-9a-fA-F]*$' : `^0x[0-9a-fA-F]{${bytes * 2}}$` }));
+  Type.Unsafe<`0x${string}`>(
+    Type.String({ pattern: bytes === undefined ? '^0x[0-9a-fA-F]*$' : `^0x[0-9a-fA-F]{${bytes * 2}}$` }),
+  );
 
 export const LeafFields = Type.Object({
   message_id: Uuid,

@@ -27,7 +27,8 @@ type Schema = TSchema & {
   readonly description?: string;
 };
 
-const isObject = (value: unknown): value is Readonly<Record<string, unknown>> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Readonly<Record<string, unknown>> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A sentence naming `field` and what it must be, for a value `schema` refuses. */
 function explain(schema: Schema, value: unknown, field: string): AppError {
@@ -49,22 +50,28 @@ function explain(schema: Schema, value: unknown, field: string): AppError {
     case 'String': {
       if (typeof value !== 'string') return invalid(field, `${field} must be a string.`);
       if (value.length === 0 && (schema.minLength ?? 0) > 0) return invalid(field, `${field} must not be empty.`);
-      if (schema.maxLength !== undefined && value.length > schema.maxLength) return invalid(field, `${field} must be at most ${schema.maxLength} characters.`);
+      if (schema.maxLength !== undefined && value.length > schema.maxLength)
+        return invalid(field, `${field} must be at most ${schema.maxLength} characters.`);
       return invalid(field, `${field} must be ${shape ?? `like /${schema.pattern ?? ''}/`}.`);
     }
     case 'Array': {
       if (!Array.isArray(value)) return invalid(field, `${field} must be an array.`);
       if (value.length === 0 && (schema.minItems ?? 0) > 0) return invalid(field, `${field} must not be empty.`);
-      if (schema.maxItems !== undefined && value.length > schema.maxItems) return invalid(field, `${field} must hold at most ${schema.maxItems} items.`);
+      if (schema.maxItems !== undefined && value.length > schema.maxItems)
+        return invalid(field, `${field} must hold at most ${schema.maxItems} items.`);
       const items = schema.items;
       const index = items ? value.findIndex((item) => !Value.Check(items, item)) : -1;
       // An item's own words, but named by its place: `message_ids[3] must be a UUID.`
-      if (items && index >= 0) return invalid(`${field}[${index}]`, `${field}[${index}] must be ${items.description ?? 'as documented'}.`);
+      if (items && index >= 0)
+        return invalid(`${field}[${index}]`, `${field}[${index}] must be ${items.description ?? 'as documented'}.`);
       return invalid(field, `${field} does not match the API.`);
     }
     case 'Integer':
     case 'Number':
-      return invalid(field, `${field} must be a whole number from ${schema.minimum ?? 0} to ${schema.maximum ?? Number.MAX_SAFE_INTEGER}.`);
+      return invalid(
+        field,
+        `${field} must be a whole number from ${schema.minimum ?? 0} to ${schema.maximum ?? Number.MAX_SAFE_INTEGER}.`,
+      );
     case 'Literal':
       return invalid(field, `${field} must be ${JSON.stringify(schema.const)}.`);
     default:

@@ -22,16 +22,20 @@ function routesOf(stack: readonly Layer[], base = ''): string[] {
   return stack.flatMap((layer) => {
     if (layer.route) {
       const path = `${base}${layer.route.path}`.replace(/:(\w+)/g, '{$1}');
-      return Object.keys(layer.route.methods).filter((m) => m !== '_all').map((method) => `${method.toUpperCase()} ${path}`);
+      return Object.keys(layer.route.methods)
+        .filter((m) => m !== '_all')
+        .map((method) => `${method.toUpperCase()} ${path}`);
     }
-    return layer.handle.stack ? routesOf(layer.handle.stack, `${base}${layer.rawPath === '/' ? '' : (layer.rawPath ?? '')}`) : [];
+    return layer.handle.stack
+      ? routesOf(layer.handle.stack, `${base}${layer.rawPath === '/' ? '' : (layer.rawPath ?? '')}`)
+      : [];
   });
 }
 
 describe('the OpenAPI document', () => {
   const document = openApiDocument('test');
-  const documented = Object.entries(document['paths'] as Record<string, Record<string, unknown>>).flatMap(([path, item]) =>
-    Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
+  const documented = Object.entries(document['paths'] as Record<string, Record<string, unknown>>).flatMap(
+    ([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`),
   );
 
   it('is valid OpenAPI 3.1', async () => {
@@ -41,7 +45,14 @@ describe('the OpenAPI document', () => {
   });
 
   it('lists every route Express registers, and nothing else but the stream', () => {
-    const resources = { config: { registry: { url: 'http://registry.invalid' } }, pool: {}, redis: {}, metrics: {}, log: {}, kafkaAdmin: () => ({}) };
+    const resources = {
+      config: { registry: { url: 'http://registry.invalid' } },
+      pool: {},
+      redis: {},
+      metrics: {},
+      log: {},
+      kafkaAdmin: () => ({}),
+    };
     const app = createApp(resources as unknown as Resources, {} as ApiDeps);
     const registered = routesOf((app as unknown as { router: Router & { stack: Layer[] } }).router.stack);
     expect(registered.length).toBeGreaterThanOrEqual(14);
@@ -51,7 +62,10 @@ describe('the OpenAPI document', () => {
   });
 
   it('answers every operation with a problem document for each code it can give, under its status', () => {
-    const paths = document['paths'] as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { allOf?: unknown[] } }> }> }>>;
+    const paths = document['paths'] as Record<
+      string,
+      Record<string, { responses: Record<string, { content?: Record<string, { schema: { allOf?: unknown[] } }> }> }>
+    >;
     for (const op of OPERATIONS) {
       const responses = paths[op.path]?.[op.method]?.responses ?? {};
       for (const code of problemCodes(op)) {
@@ -66,7 +80,9 @@ describe('docs/reference/api.md', () => {
   const page = readFileSync(new URL('../../../docs/reference/api.md', import.meta.url), 'utf8');
 
   it('has a section for every operation of the document', () => {
-    const missing = OPERATIONS.filter((op) => !page.includes(`### \`${op.method.toUpperCase()} ${op.path}\``)).map((op) => op.operationId);
+    const missing = OPERATIONS.filter((op) => !page.includes(`### \`${op.method.toUpperCase()} ${op.path}\``)).map(
+      (op) => op.operationId,
+    );
     expect(missing).toEqual([]);
   });
 

@@ -17,7 +17,14 @@ function expectInvalid(fn: () => unknown, field: string): string {
 
 const ADDRESS = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
 const ID = 'a1b2c3d4-e5f6-4789-8abc-def012345678';
-const message = { message_id: ID, from_address: ADDRESS, to_address: ADDRESS, message_type: 'text', encrypted_content: 'x', signature: 'a.b.c' };
+const message = {
+  message_id: ID,
+  from_address: ADDRESS,
+  to_address: ADDRESS,
+  message_type: 'text',
+  encrypted_content: 'x',
+  signature: 'a.b.c',
+};
 const parseMessage = validator(RelayRequest, 'body');
 
 describe('validator', () => {
@@ -47,11 +54,15 @@ describe('validator', () => {
   });
 
   it('names the first failing member in the schema order', () => {
-    expect(expectInvalid(() => parseMessage({ ...message, signature: 5, message_id: 'no' }), 'message_id')).toBe('message_id must be a UUID.');
+    expect(expectInvalid(() => parseMessage({ ...message, signature: 5, message_id: 'no' }), 'message_id')).toBe(
+      'message_id must be a UUID.',
+    );
   });
 
   it('names the shape a pattern stands for', () => {
-    expect(expectInvalid(() => parseMessage({ ...message, to_address: ADDRESS.slice(1) }), 'to_address')).toMatch(/must be an address: 43 base64url/);
+    expect(expectInvalid(() => parseMessage({ ...message, to_address: ADDRESS.slice(1) }), 'to_address')).toMatch(
+      /must be an address: 43 base64url/,
+    );
     expect(expectInvalid(() => parseMessage({ ...message, expires_at: 'tomorrow' }), 'expires_at')).toMatch(/RFC 3339/);
   });
 
@@ -79,10 +90,18 @@ describe('validator', () => {
 
   it('bounds arrays and names the failing item', () => {
     const parse = validator(AckRequest, 'body');
-    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: [] }), 'message_ids')).toBe('message_ids must not be empty.');
-    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: 'x' }), 'message_ids')).toBe('message_ids must be an array.');
-    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: Array(1001).fill(ID) }), 'message_ids')).toMatch(/at most 1000 items/);
-    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: [ID, 42] }), 'message_ids[1]')).toBe('message_ids[1] must be a UUID.');
+    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: [] }), 'message_ids')).toBe(
+      'message_ids must not be empty.',
+    );
+    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: 'x' }), 'message_ids')).toBe(
+      'message_ids must be an array.',
+    );
+    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: Array(1001).fill(ID) }), 'message_ids')).toMatch(
+      /at most 1000 items/,
+    );
+    expect(expectInvalid(() => parse({ address: ADDRESS, message_ids: [ID, 42] }), 'message_ids[1]')).toBe(
+      'message_ids[1] must be a UUID.',
+    );
   });
 
   it('explains a nested object by its own members', () => {
@@ -93,7 +112,10 @@ describe('validator', () => {
 
 describe('readClientFrame', () => {
   it('reads an ack frame', () => {
-    expect(readClientFrame(JSON.stringify({ type: 'ack', message_ids: [ID] }), false)).toEqual({ type: 'ack', message_ids: [ID] });
+    expect(readClientFrame(JSON.stringify({ type: 'ack', message_ids: [ID] }), false)).toEqual({
+      type: 'ack',
+      message_ids: [ID],
+    });
   });
 
   it.each<[string, string, boolean, string, string | undefined]>([
