@@ -1,6 +1,6 @@
 import { AppError } from '../errors/app-error.js';
-import type { Redis } from '../presence/redis.js';
-import { redisScript, type RedisScript } from '../presence/redis-script.js';
+import type { Redis } from '../redis/client.js';
+import { redisScript, type RedisScript } from '../redis/script.js';
 import { IdempotencyStore, parseClaim, type Claim } from './idempotency.js';
 import { GCRA_LUA, type Rate, type RateLimiter } from './rate-limit.js';
 

@@ -1,6 +1,7 @@
 import type { RecordPosition } from '../kafka/batching-producer.js';
-import type { Redis } from '../presence/redis.js';
-import { redisScript, type RedisScript } from '../presence/redis-script.js';
+import type { Redis } from '../redis/client.js';
+import { redisKeys, type RedisKeys } from '../redis/keys.js';
+import { redisScript, type RedisScript } from '../redis/script.js';
 
 /** What a message id was used for before. */
 export type Claim =
@@ -41,6 +42,7 @@ return freed`;
 export class IdempotencyStore {
   private readonly setAll: RedisScript;
   private readonly releasePending: RedisScript;
+  private readonly redisKeys: RedisKeys;
 
   constructor(
     private readonly redis: Redis,
@@ -49,13 +51,14 @@ export class IdempotencyStore {
     /** A claim whose producer died before answering frees the id after this long. */
     readonly pendingSeconds = 60,
   ) {
+    this.redisKeys = redisKeys(prefix);
     this.setAll = redisScript(redis, 'relaySetAll', 'dynamic', SET_ALL);
     this.releasePending = redisScript(redis, 'relayReleasePending', 'dynamic', RELEASE_PENDING);
   }
 
   /** The Redis key holding a message id's claim. */
   keyOf(id: string): string {
-    return `${this.prefix}msg:${id}`;
+    return this.redisKeys.idempotency(id);
   }
 
   private key(id: string) {

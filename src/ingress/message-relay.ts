@@ -7,7 +7,8 @@ import type { RecordPosition } from '../kafka/batching-producer.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { Pool } from '../postgres/pool.js';
-import type { Redis } from '../presence/redis.js';
+import type { Redis } from '../redis/client.js';
+import { redisKeys, type RedisKeys } from '../redis/keys.js';
 import type { Logger } from '../observability/logger.js';
 import { sleep } from '../lifecycle/service.js';
 import { Admission, type Admitted } from './admission.js';
@@ -60,6 +61,7 @@ const ACK_DONE_SECONDS = 3600;
  */
 export class MessageRelay {
   private readonly admission: Admission;
+  private readonly redisKeys: RedisKeys;
 
   constructor(
     private readonly deps: {
@@ -82,6 +84,7 @@ export class MessageRelay {
     },
   ) {
     this.admission = new Admission(deps.redis, deps.idempotency, deps.senderLimit, deps.recipientLimit);
+    this.redisKeys = redisKeys(deps.redisPrefix);
   }
 
   /** Relays each message; the result for each is its 202 body or the error that refused it. */
@@ -203,7 +206,7 @@ export class MessageRelay {
 
     // Two acknowledgements racing for one message produce one event: the first claim wins. A
     // claim is `P` (briefly, so a crash mid-produce frees it) until Kafka has the event, then `D`.
-    const ackKey = (id: string) => `${this.deps.redisPrefix}ack:${id}`;
+    const ackKey = this.redisKeys.ack;
     const deliver = messageIds.filter((id) => decided.get(id) === 'deliver');
     const before = await Promise.all(deliver.map((id) => this.deps.redis.set(ackKey(id), 'P', 'EX', ACK_PENDING_SECONDS, 'NX', 'GET')));
     const mine = deliver.filter((id, i) => {

@@ -1,5 +1,6 @@
-import type { Redis } from '../presence/redis.js';
-import { redisScript, type RedisScript } from '../presence/redis-script.js';
+import type { Redis } from '../redis/client.js';
+import { redisKeys, type RedisKeys } from '../redis/keys.js';
+import { redisScript, type RedisScript } from '../redis/script.js';
 
 export interface Rate {
   readonly perSecond: number;
@@ -54,17 +55,19 @@ return {allowed, retry, remaining, reset}`;
  */
 export class RateLimiter {
   private readonly gcra: RedisScript;
+  private readonly redisKeys: RedisKeys;
 
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
   ) {
+    this.redisKeys = redisKeys(prefix);
     this.gcra = redisScript(redis, 'relayGcra', 1, GCRA);
   }
 
   /** The Redis key holding a budget's state. */
   keyOf(key: string): string {
-    return `${this.prefix}rate:${key}`;
+    return this.redisKeys.rate(key);
   }
 
   /** One decision: takes `cost` (1) from the key's budget if it has that much. */

@@ -9,7 +9,7 @@ import { sleep, untilAborted, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { PresenceStore } from '../presence/presence-store.js';
-import type { Redis } from '../presence/redis.js';
+import type { Redis } from '../redis/client.js';
 import { decodeCursor } from '../api/cursors.js';
 import { readClientFrame, type AckResultFrame, type ErrorFrame, type MessageFrame } from '../api/frames.js';
 import type { MessageView } from '../api/messages.js';

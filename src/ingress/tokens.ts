@@ -4,7 +4,8 @@ import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK } f
 import { AppError } from '../errors/app-error.js';
 import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { Pool } from '../postgres/pool.js';
-import type { Redis } from '../presence/redis.js';
+import type { Redis } from '../redis/client.js';
+import { redisKeys, type RedisKeys } from '../redis/keys.js';
 import type { AccessToken, Challenge } from '../api/auth.js';
 
 const NONCE_SECONDS = 300;
@@ -40,6 +41,8 @@ export class TokenService {
   private unknownKidReloadAt = Number.NEGATIVE_INFINITY;
   private loading: Promise<void> | undefined;
 
+  private readonly redisKeys: RedisKeys;
+
   constructor(
     private readonly deps: {
       readonly pool: Pool;
@@ -48,7 +51,9 @@ export class TokenService {
       readonly verifier: SignatureVerifier;
       readonly ttlSeconds: number;
     },
-  ) {}
+  ) {
+    this.redisKeys = redisKeys(deps.redisPrefix);
+  }
 
   async challenge({ address }: { readonly address: string }): Promise<Challenge> {
     const nonce = randomBytes(24).toString('base64url');
@@ -108,7 +113,7 @@ export class TokenService {
   }
 
   private nonceKey(nonce: string) {
-    return `${this.deps.redisPrefix}nonce:${nonce}`;
+    return this.redisKeys.nonce(nonce);
   }
 
   private async currentKey(): Promise<SigningKey> {

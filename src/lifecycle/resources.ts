@@ -5,7 +5,7 @@ import { createKafka, type KafkaAdmin, type KafkaClient } from '../kafka/client.
 import { Metrics } from '../observability/metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { createPool, type Pool } from '../postgres/pool.js';
-import { createRedis, type Redis } from '../presence/redis.js';
+import { createRedis, type Redis } from '../redis/client.js';
 
 /** The connections every role shares, opened once per process and closed once at the end. */
 export interface Resources {

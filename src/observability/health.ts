@@ -1,6 +1,6 @@
 import type { KafkaAdmin } from '../kafka/client.js';
 import type { Pool } from '../postgres/pool.js';
-import type { Redis } from '../presence/redis.js';
+import type { Redis } from '../redis/client.js';
 
 import type { CheckResult, Readiness } from '../api/health.js';
 

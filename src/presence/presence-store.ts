@@ -1,5 +1,6 @@
-import type { Redis } from './redis.js';
-import { redisScript, type RedisScript } from './redis-script.js';
+import type { Redis } from '../redis/client.js';
+import { redisKeys, type RedisKeys } from '../redis/keys.js';
+import { redisScript, type RedisScript } from '../redis/script.js';
 
 import type { PeerRecord } from '../api/peers.js';
 
@@ -53,6 +54,7 @@ return out`;
  */
 export class PresenceStore {
   private readonly closeStream: RedisScript;
+  private readonly redisKeys: RedisKeys;
   private readonly goOffline: RedisScript;
   private readonly savePeerScript: RedisScript;
   private readonly holdersScript: RedisScript;
@@ -62,6 +64,7 @@ export class PresenceStore {
     private readonly prefix: string,
     private readonly ttlSeconds: number,
   ) {
+    this.redisKeys = redisKeys(prefix);
     this.closeStream = redisScript(redis, 'relayCloseStream', 2, CLOSE_STREAM);
     this.goOffline = redisScript(redis, 'relayGoOffline', 1, GO_OFFLINE);
     this.savePeerScript = redisScript(redis, 'relaySavePeer', 1, SAVE_PEER);
@@ -69,17 +72,17 @@ export class PresenceStore {
   }
 
   private get onlineKey() {
-    return `${this.prefix}online`;
+    return this.redisKeys.online;
   }
   private socketsKey(address: string) {
-    return `${this.prefix}sockets:${address}`;
+    return this.redisKeys.sockets(address);
   }
   private peerKey(address: string) {
-    return `${this.prefix}peer:${address}`;
+    return this.redisKeys.peer(address);
   }
   /** The pub/sub channel of one ingress node. */
   nodeChannel(nodeId: string) {
-    return `${this.prefix}node:${nodeId}`;
+    return this.redisKeys.node(nodeId);
   }
 
   /** A stream opened on `nodeId`: route pushes there and count the peer online from `at`. */

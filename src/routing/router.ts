@@ -1,6 +1,6 @@
 import type { BatchHandler } from '../kafka/consumer-service.js';
 import type { PresenceStore } from '../presence/presence-store.js';
-import type { Redis } from '../presence/redis.js';
+import type { Redis } from '../redis/client.js';
 import { toStreamMessage, type MessageView } from './stream-message.js';
 
 /** Older messages are not pushed live: the recipient gets them from its backlog on connect. */

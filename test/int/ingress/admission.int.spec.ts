@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createRedis, type Redis } from '../../../src/presence/redis.js';
+import { createRedis, type Redis } from '../../../src/redis/client.js';
 import { Admission, type Candidate } from '../../../src/ingress/admission.js';
 import { IdempotencyStore } from '../../../src/ingress/idempotency.js';
 import { RateLimiter } from '../../../src/ingress/rate-limit.js';

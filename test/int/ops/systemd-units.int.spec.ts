@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { PROJECT_ROOT } from '../../../src/config/paths.js';
 import { createPool } from '../../../src/postgres/pool.js';
 import { loadConfig } from '../../../src/config/config.js';
-import { createRedis } from '../../../src/presence/redis.js';
+import { createRedis } from '../../../src/redis/client.js';
 import { createKafka } from '../../../src/kafka/client.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { startLocalChain, type LocalChain } from '../../helpers/chain.js';

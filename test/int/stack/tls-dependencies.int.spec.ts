@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../../../src/config/paths.js';
 import { createKafka } from '../../../src/kafka/client.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { createPool } from '../../../src/postgres/pool.js';
-import { createRedis } from '../../../src/presence/redis.js';
+import { createRedis } from '../../../src/redis/client.js';
 import { eventually, testConfig } from '../../helpers/context.js';
 import { exited, freePort, stack } from '../../helpers/processes.js';
 

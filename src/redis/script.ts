@@ -1,4 +1,4 @@
-import type { Redis } from './redis.js';
+import type { Redis } from './client.js';
 
 type Arg = string | number;
 
