@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import kafkajs from 'kafkajs';
-import { anchorServices } from '../src/cli/roles.js';
+import { anchorServices } from '../src/app/roles.js';
 import { PROJECT_ROOT } from '../src/config/paths.js';
 import type { AnchorService } from '../src/anchoring/anchor-service.js';
 import type { RelayEvent } from '../src/events/types.js';

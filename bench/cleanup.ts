@@ -1,5 +1,5 @@
 import type { RelayConfig } from '../src/config/config.js';
-import type { Resources } from '../src/lifecycle/resources.js';
+import type { Resources } from '../src/app/resources.js';
 
 /** Deletes what one run made: its topics and consumer groups, its Postgres schema, its Redis keys. */
 export async function cleanupRun(resources: Resources, config: RelayConfig, groups: readonly string[] = []): Promise<void> {

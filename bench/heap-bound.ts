@@ -12,7 +12,7 @@ import { cleanupRun } from './cleanup.js';
 import { runEnv } from './run-env.js';
 import { deriveAddress } from '../src/crypto/address.js';
 import { ApiKeyStore } from '../src/ingress/api-keys.js';
-import { openResources } from '../src/lifecycle/resources.js';
+import { openResources } from '../src/app/resources.js';
 import { createLogger } from '../src/observability/logger.js';
 
 /**

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import sodium from 'sodium-native';
 import { loadConfig } from '../src/config/config.js';
 import { ensureTopics } from '../src/kafka/admin.js';
-import { openResources, type Resources } from '../src/lifecycle/resources.js';
+import { openResources, type Resources } from '../src/app/resources.js';
 import { createLogger } from '../src/observability/logger.js';
 import { rawConsumeSpeed, replaySpeed } from '../src/replay/speed.js';
 import { costModel } from './cost-model.js';

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { SignatureVerifier } from '../crypto/signatures.js';
 import { ApiKeyStore, SCOPES, type Scope } from '../ingress/api-keys.js';
 import { TokenService } from '../ingress/tokens.js';
-import type { Resources } from '../lifecycle/resources.js';
+import type { Resources } from '../app/resources.js';
 import { UsageError } from '../errors/usage-error.js';
 
 export const APIKEY_USAGE = `usage: relay apikey create --name NAME [--scopes a,b] [--quiet]

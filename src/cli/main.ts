@@ -4,17 +4,17 @@ import { ConfigError, loadConfig } from '../config/config.js';
 import { PROJECT_ROOT } from '../config/paths.js';
 import { AppError } from '../errors/app-error.js';
 import { describe } from '../errors/problem.js';
-import { openResources, type Resources } from '../lifecycle/resources.js';
+import { openResources, type Resources } from '../app/resources.js';
 import { runServices } from '../lifecycle/service.js';
-import { prepareDependencies } from '../lifecycle/setup.js';
+import { prepareDependencies } from '../app/setup.js';
 import { createLogger, flushLogs } from '../observability/logger.js';
 import { runApiKeyCommand, runTokenKeyCommand, UsageError } from './admin-commands.js';
 import { runDemo } from './demo.js';
 import { runVerifyProof } from './verify-proof.js';
-import { setupAnchoring } from '../anchoring/setup-anchoring.js';
+import { setupAnchoring } from '../app/setup-anchoring.js';
 import { ANALYST_USAGE, isAnalystCommand, runAnalystCommand } from './replay-commands.js';
 import { makeDevCerts } from './dev-certs.js';
-import { isRole, ROLES, servicesFor } from './roles.js';
+import { isRole, ROLES, servicesFor } from '../app/roles.js';
 
 const USAGE = `usage: relay <command>
 

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadEventSchemas } from '../events/schemas.js';
 import { TOPIC, TOPIC_OF } from '../events/topics.js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
-import type { Resources } from '../lifecycle/resources.js';
+import type { Resources } from '../app/resources.js';
 import { createLogger, flushLogs } from '../observability/logger.js';
 import { describe } from '../errors/problem.js';
 import { parseAddress, parseEventType, parseTime, UsageError, type ReplayFilter } from '../replay/filters.js';

@@ -1,5 +1,4 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import type { Logger } from '../observability/logger.js';
 import { AppError } from './app-error.js';
 import { ERROR_CODES, type ErrorCode } from './codes.js';
 
@@ -69,7 +68,7 @@ export function toAppError(error: unknown): AppError {
 }
 
 /** The one place errors become responses: problem+json, never a stack trace. */
-export function problemMiddleware(log: Logger): ErrorRequestHandler {
+export function problemMiddleware(log: { error(message: string, fields?: Readonly<Record<string, unknown>>): void }): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) {
       next(error);

@@ -1,12 +1,27 @@
 import express, { type Express } from 'express';
 import { notFoundHandler, problemMiddleware } from '../errors/problem.js';
-import type { Resources } from '../lifecycle/resources.js';
+import type { RelayConfig } from '../config/config.js';
+import type { KafkaAdmin } from '../kafka/client.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Pool } from '../postgres/pool.js';
+import type { Redis } from '../redis/client.js';
 import { dependencyChecks } from '../observability/health.js';
 import { apiRoutes, type ApiDeps } from './api-routes.js';
 import { healthRoutes } from './health-routes.js';
 
+/** The process's shared connections the HTTP application uses (app/resources.ts opens them). */
+export interface AppResources {
+  readonly config: RelayConfig;
+  readonly log: Logger;
+  readonly pool: Pool;
+  readonly redis: Redis;
+  readonly metrics: Metrics;
+  kafkaAdmin(): Promise<KafkaAdmin>;
+}
+
 /** The Express application: health and metrics, the v1 API, and problem+json for every error. */
-export function createApp(resources: Resources, api: ApiDeps): Express {
+export function createApp(resources: AppResources, api: ApiDeps): Express {
   const { config, pool, redis, metrics, log } = resources;
   const app = express();
   app.disable('x-powered-by');

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
-import { messageExpiry } from '../expiry/lifetime.js';
-import { requestedExpiry } from '../expiry/requested-expiry.js';
+import { messageExpiry } from '../events/lifetime.js';
+import { requestedExpiry } from './requested-expiry.js';
 import type { RelayEvent } from '../events/types.js';
 import type { RecordPosition } from '../kafka/batching-producer.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
@@ -206,7 +206,7 @@ export class MessageRelay {
 
     // Two acknowledgements racing for one message produce one event: the first claim wins. A
     // claim is `P` (briefly, so a crash mid-produce frees it) until Kafka has the event, then `D`.
-    const ackKey = this.redisKeys.ack;
+    const ackKey = (id: string) => this.redisKeys.ack(id);
     const deliver = messageIds.filter((id) => decided.get(id) === 'deliver');
     const before = await Promise.all(deliver.map((id) => this.deps.redis.set(ackKey(id), 'P', 'EX', ACK_PENDING_SECONDS, 'NX', 'GET')));
     const mine = deliver.filter((id, i) => {

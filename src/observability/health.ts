@@ -1,6 +1,3 @@
-import type { KafkaAdmin } from '../kafka/client.js';
-import type { Pool } from '../postgres/pool.js';
-import type { Redis } from '../redis/client.js';
 
 import type { CheckResult, Readiness } from '../api/health.js';
 
@@ -41,13 +38,19 @@ export async function checkReadiness(checks: Readonly<Record<string, Check>>, ti
   return { status: entries.every(([, r]) => r.status === 'up') ? 'ready' : 'not_ready', checks: results };
 }
 
+/**
+ * The little each dependency check needs of a client, declared here so that observability does
+ * not import the adapters (which import its logger and metrics).
+ */
+export interface DependencyProbes {
+  readonly kafkaAdmin: () => Promise<{ describeCluster(): Promise<unknown> }>;
+  readonly registryUrl: string;
+  readonly pool: { query(sql: string): Promise<unknown> };
+  readonly redis: { ping(): Promise<unknown> };
+}
+
 /** The four dependencies the relay needs: Kafka, the schema registry, Postgres and Redis. */
-export function dependencyChecks(deps: {
-  kafkaAdmin: () => Promise<KafkaAdmin>;
-  registryUrl: string;
-  pool: Pool;
-  redis: Redis;
-}): Record<string, Check> {
+export function dependencyChecks(deps: DependencyProbes): Record<string, Check> {
   return {
     kafka: async () => {
       await (await deps.kafkaAdmin()).describeCluster();

@@ -1,6 +1,6 @@
 import type { ConsumedRecord } from '../kafka/consumer-service.js';
 import { registrationSignedAt, type EventType } from '../events/types.js';
-import { expiresAtOf } from '../expiry/lifetime.js';
+import { expiresAtOf } from '../events/lifetime.js';
 
 /**
  * The Postgres read model as a pure function of the events: `planBatch` folds one partition's

@@ -1,9 +1,11 @@
 import type kafkajs from 'kafkajs';
+import type { RelayConfig } from '../config/config.js';
 import type { EventCodec } from '../events/codec.js';
+import type { Topics } from '../events/topics.js';
+import type { KafkaClient } from '../kafka/client.js';
 import { purgeSettledAtOnce } from '../expiry/purge.js';
 import { topicConfigValue } from '../kafka/admin.js';
 import { isPoison, type BatchHandler, type ConsumedRecord } from '../kafka/consumer-service.js';
-import type { Resources } from '../lifecycle/resources.js';
 import { sleep } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import { migrate } from '../postgres/migrate.js';
@@ -310,7 +312,17 @@ function interrupted(signal: AbortSignal | undefined): Promise<never> {
 const isLockTimeout = (error: unknown): boolean => (error as { code?: unknown }).code === '55P03';
 
 /** Rebuilds the read model (see the comment at the top of this file); resolves once the switch is done. */
-export async function rebuildReadModel(resources: Resources, options: RebuildOptions = {}): Promise<RebuildResult> {
+/** The connections a rebuild uses (app/resources.ts opens them). */
+export interface RebuildResources {
+  readonly config: RelayConfig;
+  readonly log: Logger;
+  readonly topics: Topics;
+  readonly kafka: KafkaClient;
+  readonly codec: EventCodec;
+  readonly pool: Pool;
+}
+
+export async function rebuildReadModel(resources: RebuildResources, options: RebuildOptions = {}): Promise<RebuildResult> {
   const { config, kafka, codec, topics, pool, log } = resources;
   const live = config.postgres.schema;
   const rebuild = rebuildSchemaOf(live);

@@ -1,7 +1,7 @@
 import { encodeCursor } from '../api/cursors.js';
 import { messageView, type MessageView } from '../api/messages.js';
 import type { MessageSent } from '../events/types.js';
-import { expiresAtOf } from '../expiry/lifetime.js';
+import { expiresAtOf } from '../events/lifetime.js';
 
 export type { MessageView };
 

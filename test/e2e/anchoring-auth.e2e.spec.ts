@@ -1,4 +1,4 @@
-import { anchorServices } from '../../src/cli/roles.js';
+import { anchorServices } from '../../src/app/roles.js';
 import { ApiKeyStore } from '../../src/ingress/api-keys.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { startLocalChain, type LocalChain } from '../helpers/chain.js';

@@ -4,7 +4,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { anchorServices } from '../../src/cli/roles.js';
+import { anchorServices } from '../../src/app/roles.js';
 import { PROJECT_ROOT } from '../../src/config/paths.js';
 import type { AnchorCommitted } from '../../src/events/types.js';
 import { runServices } from '../../src/lifecycle/service.js';

@@ -1,8 +1,8 @@
 import kafkajs from 'kafkajs';
 import WebSocket from 'ws';
-import { expiryServices } from '../../src/cli/roles.js';
+import { expiryServices } from '../../src/app/roles.js';
 import { runServices } from '../../src/lifecycle/service.js';
-import { prepareDependencies } from '../../src/lifecycle/setup.js';
+import { prepareDependencies } from '../../src/app/setup.js';
 import type { Pool } from '../../src/postgres/pool.js';
 import { RebuildError, rebuildReadModel } from '../../src/replay/rebuild.js';
 import { eventually } from '../helpers/context.js';

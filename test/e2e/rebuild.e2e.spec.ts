@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import kafkajs from 'kafkajs';
-import { consumerService } from '../../src/cli/roles.js';
+import { consumerService } from '../../src/app/roles.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { RelayEvent } from '../../src/events/types.js';
-import { openResources, type Resources } from '../../src/lifecycle/resources.js';
+import { openResources, type Resources } from '../../src/app/resources.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { migrate } from '../../src/postgres/migrate.js';

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type RelayConfig } from '../../src/config/config.js';
-import { openResources, type Resources } from '../../src/lifecycle/resources.js';
+import { openResources, type Resources } from '../../src/app/resources.js';
 import { sleep } from '../../src/lifecycle/service.js';
-import { prepareDependencies } from '../../src/lifecycle/setup.js';
+import { prepareDependencies } from '../../src/app/setup.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 /**

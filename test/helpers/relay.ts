@@ -1,4 +1,4 @@
-import { consumerService, ingressServices } from '../../src/cli/roles.js';
+import { consumerService, ingressServices } from '../../src/app/roles.js';
 import { fetchTrusting } from '../../src/client/tls-fetch.js';
 import { runServices } from '../../src/lifecycle/service.js';
 import { openTestContext, type TestContext } from './context.js';

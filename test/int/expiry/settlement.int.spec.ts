@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RelayEvent } from '../../../src/events/types.js';
-import { LEGACY_LIFETIME_MS } from '../../../src/expiry/lifetime.js';
+import { LEGACY_LIFETIME_MS } from '../../../src/events/lifetime.js';
 import { purgeSettled, purgeSettledAtOnce } from '../../../src/expiry/purge.js';
 import type { ConsumedRecord } from '../../../src/kafka/consumer-service.js';
 import { createLogger } from '../../../src/observability/logger.js';

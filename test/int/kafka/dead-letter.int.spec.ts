@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import kafkajs from 'kafkajs';
-import { consumerService } from '../../../src/cli/roles.js';
+import { consumerService } from '../../../src/app/roles.js';
 import type { RelayEvent } from '../../../src/events/types.js';
 import { runServices } from '../../../src/lifecycle/service.js';
 import { eventually, openTestContext, type TestContext } from '../../helpers/context.js';

@@ -1,7 +1,7 @@
-import { anchorServices } from '../../../src/cli/roles.js';
+import { anchorServices } from '../../../src/app/roles.js';
 import { runServices } from '../../../src/lifecycle/service.js';
-import { ConsumerLagMonitor } from '../../../src/observability/consumer-lag.js';
-import { watchedGroups } from '../../../src/observability/role-observability.js';
+import { ConsumerLagMonitor } from '../../../src/kafka/consumer-lag.js';
+import { watchedGroups } from '../../../src/app/role-observability.js';
 import { startLocalChain, type LocalChain } from '../../helpers/chain.js';
 import { eventually } from '../../helpers/context.js';
 import { TestPeer } from '../../helpers/peer.js';

@@ -1,7 +1,7 @@
-import { expiryServices } from '../../../src/cli/roles.js';
+import { expiryServices } from '../../../src/app/roles.js';
 import { runServices } from '../../../src/lifecycle/service.js';
-import { ConsumerLagMonitor } from '../../../src/observability/consumer-lag.js';
-import { watchedGroups } from '../../../src/observability/role-observability.js';
+import { ConsumerLagMonitor } from '../../../src/kafka/consumer-lag.js';
+import { watchedGroups } from '../../../src/app/role-observability.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { eventually } from '../../helpers/context.js';
 import { TestPeer } from '../../helpers/peer.js';

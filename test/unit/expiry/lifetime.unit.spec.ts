@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig } from '../../../src/config/config.js';
 import { AppError } from '../../../src/errors/app-error.js';
-import { expiresAtOf, LEGACY_LIFETIME_MS, messageExpiry } from '../../../src/expiry/lifetime.js';
-import { requestedExpiry } from '../../../src/expiry/requested-expiry.js';
+import { expiresAtOf, LEGACY_LIFETIME_MS, messageExpiry } from '../../../src/events/lifetime.js';
+import { requestedExpiry } from '../../../src/ingress/requested-expiry.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 const DAY_S = 86_400;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig, VARIABLES } from '../../../src/config/config.js';
 import { PROJECT_ROOT } from '../../../src/config/paths.js';
-import { ROLES } from '../../../src/cli/roles.js';
+import { ROLES } from '../../../src/app/roles.js';
 import { readEnvironmentFile, readUnit, REPOSITORY_ENV_FILE } from '../../helpers/systemd-unit.js';
 
 // Without a cluster, the Kubernetes manifests are checked the way the compose file is: parsed,

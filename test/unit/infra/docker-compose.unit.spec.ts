@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ConfigError, loadConfig, VARIABLES } from '../../../src/config/config.js';
-import { ROLES } from '../../../src/cli/roles.js';
+import { ROLES } from '../../../src/app/roles.js';
 
 // There is no Docker engine here, so docker-compose.yml is checked the only way it can be: parsed,
 // and held against the code it configures (the variable table, the validation, the CLI's roles).

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeDevCerts } from '../../../src/cli/dev-certs.js';
-import { partitionLags } from '../../../src/observability/consumer-lag.js';
-import { MetricsServer } from '../../../src/observability/metrics-server.js';
+import { partitionLags } from '../../../src/kafka/consumer-lag.js';
+import { MetricsServer } from '../../../src/app/metrics-server.js';
 import { Metrics } from '../../../src/observability/metrics.js';
 import { createLogger } from '../../../src/observability/logger.js';
 

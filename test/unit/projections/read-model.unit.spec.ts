@@ -1,6 +1,6 @@
 import type { ConsumedRecord } from '../../../src/kafka/consumer-service.js';
 import type { MessageSent, PeerRegistered, RelayEvent } from '../../../src/events/types.js';
-import { LEGACY_LIFETIME_MS } from '../../../src/expiry/lifetime.js';
+import { LEGACY_LIFETIME_MS } from '../../../src/events/lifetime.js';
 import { HANDLED_EVENTS, planBatch } from '../../../src/projections/read-model.js';
 
 const ALICE = 'A'.repeat(43);

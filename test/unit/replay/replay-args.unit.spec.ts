@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { parseLagArgs, parseRebuildArgs, parseReplayArgs, runAnalystCommand, type CommandIo } from '../../../src/cli/replay-commands.js';
-import type { Resources } from '../../../src/lifecycle/resources.js';
+import type { Resources } from '../../../src/app/resources.js';
 import { UsageError } from '../../../src/replay/filters.js';
 
 const now = Date.parse('2025-03-01T12:00:00Z');

@@ -1,7 +1,7 @@
-import type { Resources } from '../lifecycle/resources.js';
+import type { Resources } from './resources.js';
 import { UsageError } from '../errors/usage-error.js';
-import { chainAt, FatalAnchorError, loadSigner } from './chain.js';
-import { resolveContract } from './contract-registry.js';
+import { chainAt, FatalAnchorError, loadSigner } from '../anchoring/chain.js';
+import { resolveContract } from '../anchoring/contract-registry.js';
 
 /**
  * `relay setup`'s anchoring step: with anchoring configured, find, check or deploy the contract

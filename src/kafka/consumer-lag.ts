@@ -1,7 +1,7 @@
-import type { KafkaAdmin } from '../kafka/client.js';
+import type { KafkaAdmin } from './client.js';
 import { sleep, type Service } from '../lifecycle/service.js';
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 
 /** A consumer group whose lag is reported under its role's name. */
 export interface WatchedGroup {

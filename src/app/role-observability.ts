@@ -1,11 +1,11 @@
 import type { Topics } from '../events/topics.js';
 import type { Service } from '../lifecycle/service.js';
-import type { Resources } from '../lifecycle/resources.js';
-import { ConsumerLagMonitor, type WatchedGroup } from './consumer-lag.js';
-import { dependencyChecks } from './health.js';
+import type { Resources } from './resources.js';
+import { ConsumerLagMonitor, type WatchedGroup } from '../kafka/consumer-lag.js';
+import { dependencyChecks } from '../observability/health.js';
 import { MetricsServer } from './metrics-server.js';
 
-/** The topics each consuming role reads (as src/cli/roles.ts subscribes them), for its lag. */
+/** The topics each consuming role reads (as src/app/roles.ts subscribes them), for its lag. */
 const CONSUMED: Readonly<Record<string, (topics: Topics) => readonly string[]>> = {
   projector: (t) => [t.mailbox, t.peers, t.anchors],
   presence: (t) => [t.peers],

@@ -1,4 +1,4 @@
-import type { MessageSent } from '../events/types.js';
+import type { MessageSent } from './types.js';
 
 /**
  * How long a message lives. The expiry is decided once, when the ingress accepts the message, and

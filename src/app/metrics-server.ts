@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { untilAborted, type Service } from '../lifecycle/service.js';
-import { checkReadiness, type Check } from './health.js';
-import type { Logger } from './logger.js';
-import type { Metrics } from './metrics.js';
+import { checkReadiness, type Check } from '../observability/health.js';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
 
 /**
  * /metrics, /healthz and /readyz on a port of their own (RELAY_METRICS_PORT), answering the

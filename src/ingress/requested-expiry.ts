@@ -1,4 +1,4 @@
-import { invalid, type Fields } from '../ingress/validation.js';
+import { invalid, type Fields } from './validation.js';
 
 // RFC 3339 date-time, with seconds and an explicit offset: a time without a zone would be read in the server's.
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/i;

@@ -19,7 +19,7 @@ import { createClient } from '../postgres/pool.js';
 import { ConsumerService } from '../kafka/consumer-service.js';
 import { DEFAULT_EXPIRY_OPTIONS, ExpiryService } from '../expiry/expiry-service.js';
 import { EventPublisher } from '../kafka/event-publisher.js';
-import type { Resources } from '../lifecycle/resources.js';
+import type { Resources } from './resources.js';
 import { stopInOrder, type Service } from '../lifecycle/service.js';
 import { presenceProjection } from '../presence/presence-projection.js';
 import { PresenceStore } from '../presence/presence-store.js';
@@ -28,7 +28,7 @@ import { router } from '../routing/router.js';
 import { AnchorService } from '../anchoring/anchor-service.js';
 import { ProofReader } from '../anchoring/proof-reader.js';
 import { UsageError } from '../errors/usage-error.js';
-import { observabilityServices } from '../observability/role-observability.js';
+import { observabilityServices } from './role-observability.js';
 
 export const ROLES = ['ingress', 'projector', 'presence', 'router', 'anchor', 'expiry', 'all'] as const;
 export type Role = (typeof ROLES)[number];
@@ -165,7 +165,7 @@ export function anchorServices(resources: Resources, required = false): Service[
   return [new AnchorService(kafka, codec, pool, options, log.child({ service: 'anchor' }), metrics)];
 }
 
-/** The services one role runs, with what makes it observable (src/observability/role-observability.ts); `all` runs every role in one process. */
+/** The services one role runs, with what makes it observable (src/app/role-observability.ts); `all` runs every role in one process. */
 export function servicesFor(role: Role, resources: Resources): Service[] {
   return [...roleServices(role, resources), ...observabilityServices(role, resources)];
 }
