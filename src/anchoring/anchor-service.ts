@@ -6,6 +6,7 @@ import { UndecodableEventError, type EventCodec } from '../events/codec.js';
 import type { AnchorCommitted, AnchoredRange, MessageSent } from '../events/types.js';
 import type { KafkaClient } from '../kafka/client.js';
 import { sleep, type Service } from '../lifecycle/service.js';
+import { exponentialBackoff, withRetry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Pool } from '../postgres/pool.js';
@@ -359,17 +360,18 @@ export class AnchorService implements Service {
    * Undefined if the service stopped first.
    */
   private async withBackoff<T>(what: string, signal: AbortSignal, step: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 0; !signal.aborted; attempt++) {
-      try {
-        return await step();
-      } catch (error) {
-        if (signal.aborted) return undefined;
-        if (error instanceof FatalAnchorError) throw error;
-        const waitMs = Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5));
-        this.log.warn({ err: error, retry_in_ms: waitMs }, `${what} failed; trying again`);
-        await sleep(waitMs, signal);
-      }
+    if (signal.aborted) return undefined;
+    try {
+      return await withRetry(step, {
+        attempts: Number.POSITIVE_INFINITY,
+        backoff: exponentialBackoff({ initialMs: 1000, maxMs: 30_000 }),
+        signal,
+        isRetriable: (error) => !(error instanceof FatalAnchorError),
+        onRetry: (error, _failures, waitMs) => this.log.warn({ err: error, retry_in_ms: waitMs }, `${what} failed; trying again`),
+      });
+    } catch (error) {
+      if (signal.aborted) return undefined;
+      throw error;
     }
-    return undefined;
   }
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { PROJECT_ROOT } from '../config/paths.js';
 import { AppError } from '../errors/app-error.js';
-import { describe } from '../errors/problem.js';
+import { describe } from '../errors/describe.js';
 import { openResources, type Resources } from '../app/resources.js';
 import { runServices } from '../lifecycle/service.js';
 import { prepareDependencies } from '../app/setup.js';

@@ -6,7 +6,7 @@ import { TOPIC, TOPIC_OF } from '../events/topics.js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Resources } from '../app/resources.js';
 import { createLogger, flushLogs } from '../observability/logger.js';
-import { describe } from '../errors/problem.js';
+import { describe } from '../errors/describe.js';
 import { parseAddress, parseEventType, parseTime, UsageError, type ReplayFilter } from '../replay/filters.js';
 import { csv, csvColumns, fieldsOf, FORMATS, jsonLines, TextSink, type OutputFormat } from '../replay/formats.js';
 import { consumerLag, renderLagTable } from '../replay/lag.js';

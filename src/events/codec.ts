@@ -1,6 +1,7 @@
 import confluent from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { AppError } from '../errors/app-error.js';
+import { PoisonError } from '../errors/failure.js';
 import { loadEventSchemas } from './schemas.js';
 import { EVENT_NAMESPACE, isEventType, subjectOf, type EventType, type RelayEvent } from './types.js';
 
@@ -8,7 +9,7 @@ const { SchemaRegistry, SchemaType } = confluent;
 type Registry = InstanceType<typeof SchemaRegistry>;
 
 /** Bytes that no registered schema can read: the record itself is at fault, not the registry. */
-export class UndecodableEventError extends Error {
+export class UndecodableEventError extends PoisonError {
   override readonly name = 'UndecodableEventError';
 }
 

@@ -1,6 +1,6 @@
 import express, { Router, type Request, type RequestHandler, type Response } from 'express';
 import { AppError } from '../errors/app-error.js';
-import { problemOf } from '../errors/problem.js';
+import { problemOf } from './problem.js';
 import type { ProofReader } from '../anchoring/proof-reader.js';
 import type { LogPosition } from '../projections/checkpoint-watch.js';
 import type { MailboxReader } from './mailbox-reader.js';

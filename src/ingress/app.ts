@@ -1,5 +1,5 @@
 import express, { type Express } from 'express';
-import { notFoundHandler, problemMiddleware } from '../errors/problem.js';
+import { notFoundHandler, problemMiddleware } from './problem.js';
 import type { RelayConfig } from '../config/config.js';
 import type { KafkaAdmin } from '../kafka/client.js';
 import type { Logger } from '../observability/logger.js';

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
+import { RelayFailure } from '../errors/failure.js';
 import { messageExpiry } from '../events/lifetime.js';
 import { requestedExpiry } from './requested-expiry.js';
 import type { RelayEvent } from '../events/types.js';
@@ -18,6 +19,7 @@ import { ReadConsistency } from './read-consistency.js';
 import { MAX_CONTENT_BYTES, RelayRequest, type Accepted, type AckAnswer, type AckStatus } from '../api/messages.js';
 import { validator } from '../api/validate.js';
 import { invalid, type Fields } from './validation.js';
+import { toAppError } from './problem.js';
 
 const parseMessage = validator(RelayRequest, 'message');
 
@@ -152,7 +154,11 @@ export class MessageRelay {
         results[index] = accepted(message.messageId, outcome.value);
       } else {
         failed.push(message.messageId);
-        results[index] = outcome.reason instanceof AppError ? outcome.reason : new AppError('internal_error', 'Producing failed.', { cause: outcome.reason });
+        // The producer's own refusals (overloaded, Kafka unavailable) become their HTTP codes here.
+        results[index] =
+          outcome.reason instanceof AppError || outcome.reason instanceof RelayFailure
+            ? toAppError(outcome.reason)
+            : new AppError('internal_error', 'Producing failed.', { cause: outcome.reason });
       }
     });
     // Kafka has the accepted events: a failure to record that in Redis must not turn them into

@@ -3,7 +3,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError } from '../errors/app-error.js';
-import { problemOf, toAppError } from '../errors/problem.js';
+import { problemOf, toAppError } from './problem.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import { sleep, untilAborted, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';

@@ -1,7 +1,7 @@
 import { promisify } from 'node:util';
 import { gzip as zlibGzip, unzip as zlibUnzip } from 'node:zlib';
 import kafkajs from 'kafkajs';
-import { AppError } from '../errors/app-error.js';
+import { DependencyUnavailableError, OverloadedError } from '../errors/failure.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import { sleep, type Service } from '../lifecycle/service.js';
@@ -110,9 +110,7 @@ export class BatchingProducer implements Service {
   send(records: readonly OutgoingRecord[]): Promise<RecordPosition>[] {
     if (this.queue.length + records.length > this.options.maxQueue) {
       this.metrics?.loadShed.inc();
-      const error = new AppError('overloaded', 'The relay is at capacity; retry after the given delay.', {
-        extensions: { retry_after: 1 },
-      });
+      const error = new OverloadedError(`the produce queue holds ${this.queue.length} records, at most ${this.options.maxQueue}`);
       return records.map(() => Promise.reject(error));
     }
     const promises = records.map(
@@ -256,10 +254,7 @@ export class BatchingProducer implements Service {
         return;
       }
       this.log.error({ records: pending.length, err: error }, 'produce request failed');
-      const failure = new AppError('dependency_unavailable', 'Kafka did not acknowledge the event; retry with the same message id.', {
-        cause: error,
-        extensions: { retry_after: 1 },
-      });
+      const failure = new DependencyUnavailableError('Kafka did not acknowledge the event; retry with the same message id.', { cause: error });
       for (const record of pending) record.reject(failure);
     }
   }

@@ -1,8 +1,10 @@
 import kafkajs from 'kafkajs';
 import { UndecodableEventError, type EventCodec } from '../events/codec.js';
 import type { RelayEvent } from '../events/types.js';
-import { describe } from '../errors/problem.js';
-import { sleep, untilAborted, type Service } from '../lifecycle/service.js';
+import { describe } from '../errors/describe.js';
+import { isPoison, PoisonError } from '../errors/failure.js';
+import { exponentialBackoff, withRetry } from '../lifecycle/retry.js';
+import { untilAborted, type Service } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { KafkaClient } from './client.js';
@@ -19,17 +21,12 @@ export interface ConsumedRecord {
 }
 
 /** Thrown by a handler for an event it can never apply (rather than a passing failure). */
-export class UnapplicableEventError extends Error {
+export class UnapplicableEventError extends PoisonError {
   override readonly name = 'UnapplicableEventError';
 }
 
-/**
- * Whether a failure is the event's fault (dead-letter it) rather than a passing one (retry later):
- * the handler said so, or Postgres refused the data (SQLSTATE classes 22 and 23).
- */
-export const isPoison = (error: unknown): boolean =>
-  error instanceof UnapplicableEventError ||
-  (typeof (error as { code?: unknown }).code === 'string' && /^2[23]/.test((error as { code: string }).code));
+/** Waits between tries of a failing apply: 200 ms, 400 ms, ... */
+export const APPLY_BACKOFF = exponentialBackoff({ initialMs: 200 });
 
 /** Applies the records of one partition, in order. Must be idempotent per record: after a crash, records since the last commit come again. */
 export type BatchHandler = (records: readonly ConsumedRecord[], topic: string, partition: number) => Promise<void>;
@@ -131,11 +128,11 @@ export class ConsumerService implements Service {
           batch.messages.map(async (message): Promise<ConsumedRecord> => {
             const base = { topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key?.toString() ?? null };
             try {
-              if (!message.value) throw new Error('the record has no value');
+              if (!message.value) throw new UndecodableEventError('the record has no value');
               return { ...base, event: await this.codec.decode(message.value) };
             } catch (error) {
               // A registry that does not answer is a passing failure: fail the batch, retry later.
-              if (message.value && !(error instanceof UndecodableEventError)) throw error;
+              if (!isPoison(error)) throw error;
               await this.deadLetter(base, message.value, message.headers, error);
               return base;
             }
@@ -186,20 +183,16 @@ export class ConsumerService implements Service {
 
   private async apply(records: readonly ConsumedRecord[], topic: string, partition: number): Promise<void> {
     const attempts = this.options.attempts ?? 3;
-    const tryApply = async (slice: readonly ConsumedRecord[]): Promise<unknown> => {
-      let failure: unknown;
-      for (let attempt = 1; attempt <= attempts; attempt++) {
-        try {
-          await this.handler(slice, topic, partition);
-          return undefined;
-        } catch (error) {
-          failure = error;
-          this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying');
-          await sleep(100 * 2 ** attempt);
-        }
-      }
-      return failure;
-    };
+    // Resolves to the failure that remains once retries are spent (or at once for poison).
+    const tryApply = (slice: readonly ConsumedRecord[]): Promise<unknown> =>
+      withRetry(() => this.handler(slice, topic, partition), {
+        attempts,
+        backoff: APPLY_BACKOFF,
+        onRetry: (error, attempt) => this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying'),
+      }).then(
+        () => undefined,
+        (error: unknown) => error ?? new Error('the handler failed without an error'),
+      );
     const failure = await tryApply(records);
     if (failure === undefined) return;
     // A passing failure (a dependency down) is not the events' fault: fail the batch, uncommitted,

@@ -1,12 +1,13 @@
 import type kafkajs from 'kafkajs';
 import type { RelayConfig } from '../config/config.js';
-import type { EventCodec } from '../events/codec.js';
+import { UndecodableEventError, type EventCodec } from '../events/codec.js';
 import type { Topics } from '../events/topics.js';
 import type { KafkaClient } from '../kafka/client.js';
 import { purgeSettledAtOnce } from '../expiry/purge.js';
 import { topicConfigValue } from '../kafka/admin.js';
-import { isPoison, type BatchHandler, type ConsumedRecord } from '../kafka/consumer-service.js';
-import { sleep } from '../lifecycle/service.js';
+import { isPoison } from '../errors/failure.js';
+import { APPLY_BACKOFF, type BatchHandler, type ConsumedRecord } from '../kafka/consumer-service.js';
+import { withRetry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { migrate } from '../postgres/migrate.js';
 import { createPool, type Pool, type PoolClient } from '../postgres/pool.js';
@@ -253,22 +254,27 @@ async function copyPrivileges(client: PoolClient, from: string, to: string): Pro
   for (const { statement } of rows) await client.query(statement);
 }
 
-/** Decodes one record as the live consumer does; one it cannot decode after retries carries no event. */
+/**
+ * Decodes one record as the live consumer does: one that can never be decoded carries no event
+ * (the live consumer dead-letters it); a registry that still does not answer after retries fails
+ * the rebuild, which can be run again.
+ */
 async function decodeRecord(codec: EventCodec, topic: string, partition: number, message: kafkajs.KafkaMessage, log: Logger): Promise<ConsumedRecord> {
   const base = { topic, partition, offset: message.offset, key: message.key?.toString() ?? null };
-  let failure: unknown;
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    try {
-      if (!message.value) throw new Error('the record has no value');
-      return { ...base, event: await codec.decode(message.value) };
-    } catch (error) {
-      failure = error;
-      if (!message.value) break;
-      await sleep(100 * 2 ** attempt);
-    }
+  try {
+    const event = await withRetry(
+      async () => {
+        if (!message.value) throw new UndecodableEventError('the record has no value');
+        return codec.decode(message.value);
+      },
+      { attempts: 3, backoff: APPLY_BACKOFF },
+    );
+    return { ...base, event };
+  } catch (error) {
+    if (!isPoison(error)) throw error;
+    log.warn({ topic, partition, offset: message.offset, err: error }, 'record not decoded; the rebuild skips it as the live projector does');
+    return base;
   }
-  log.warn({ topic, partition, offset: message.offset, err: failure }, 'record not decoded; the rebuild skips it as the live projector does');
-  return base;
 }
 
 /**
@@ -278,15 +284,12 @@ async function decodeRecord(codec: EventCodec, topic: string, partition: number,
  */
 function tolerant(project: BatchHandler, log: Logger, onSkip: () => void): BatchHandler {
   const attempt = async (records: readonly ConsumedRecord[], topic: string, partition: number): Promise<unknown> => {
-    for (let i = 1; ; i++) {
-      try {
-        await project(records, topic, partition);
-        return undefined;
-      } catch (error) {
-        if (isPoison(error)) return error;
-        if (i >= 5) throw error;
-        await sleep(100 * 2 ** i);
-      }
+    try {
+      await withRetry(() => project(records, topic, partition), { attempts: 5, backoff: APPLY_BACKOFF });
+      return undefined;
+    } catch (error) {
+      if (isPoison(error)) return error;
+      throw error;
     }
   };
   return async (records, topic, partition) => {
@@ -425,44 +428,51 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
 
     const retired = retiredSchemaOf(live, new Date());
     let pausedMs = 0;
-    for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query(`SET LOCAL lock_timeout = ${Math.round(options.lockTimeoutMs ?? 10_000)}`);
-        let lockedAt = Date.now();
-        if (liveExists) {
-          report.phase(`switching: pausing the live projector and catching up to its checkpoints`);
-          await client.query(`LOCK TABLE ${q(live)}.projection_checkpoints IN EXCLUSIVE MODE`);
-          lockedAt = Date.now();
-          const liveCheckpoints = await readCheckpoints(client, live, true);
-          extendTo(liveCheckpoints);
-          await Promise.race([activeReader.whenDone(), stop]);
-          const rebuilt = toOffsets(await readCheckpoints(client, rebuild));
-          const behind = gapTo(toOffsets(liveCheckpoints), rebuilt);
-          if (behind > 0) throw new Error(`the rebuild is ${behind} records behind the live checkpoints after catching up`);
-          await assertOnlyReadModel(client, live, rebuild);
-          const carried = await carriedTables(client, live);
-          await assertCarriedTablesStandAlone(client, live, carried);
-          for (const table of carried) {
-            await client.query(`DROP TABLE IF EXISTS ${q(rebuild)}.${q(table)} CASCADE`);
-            await client.query(`ALTER TABLE ${q(live)}.${q(table)} SET SCHEMA ${q(rebuild)}`);
+    // A switch that waited too long for the live projector's lock is rolled back and tried again.
+    await withRetry(
+      async () => {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(`SET LOCAL lock_timeout = ${Math.round(options.lockTimeoutMs ?? 10_000)}`);
+          let lockedAt = Date.now();
+          if (liveExists) {
+            report.phase(`switching: pausing the live projector and catching up to its checkpoints`);
+            await client.query(`LOCK TABLE ${q(live)}.projection_checkpoints IN EXCLUSIVE MODE`);
+            lockedAt = Date.now();
+            const liveCheckpoints = await readCheckpoints(client, live, true);
+            extendTo(liveCheckpoints);
+            await Promise.race([activeReader.whenDone(), stop]);
+            const rebuilt = toOffsets(await readCheckpoints(client, rebuild));
+            const behind = gapTo(toOffsets(liveCheckpoints), rebuilt);
+            if (behind > 0) throw new Error(`the rebuild is ${behind} records behind the live checkpoints after catching up`);
+            await assertOnlyReadModel(client, live, rebuild);
+            const carried = await carriedTables(client, live);
+            await assertCarriedTablesStandAlone(client, live, carried);
+            for (const table of carried) {
+              await client.query(`DROP TABLE IF EXISTS ${q(rebuild)}.${q(table)} CASCADE`);
+              await client.query(`ALTER TABLE ${q(live)}.${q(table)} SET SCHEMA ${q(rebuild)}`);
+            }
+            await client.query(`ALTER SCHEMA ${q(live)} RENAME TO ${q(retired)}`);
           }
-          await client.query(`ALTER SCHEMA ${q(live)} RENAME TO ${q(retired)}`);
+          await client.query(`ALTER SCHEMA ${q(rebuild)} RENAME TO ${q(live)}`);
+          await client.query('COMMIT');
+          switched = true;
+          pausedMs = Date.now() - lockedAt;
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        } finally {
+          client.release();
         }
-        await client.query(`ALTER SCHEMA ${q(rebuild)} RENAME TO ${q(live)}`);
-        await client.query('COMMIT');
-        switched = true;
-        pausedMs = Date.now() - lockedAt;
-        break;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        if (!isLockTimeout(error) || attempt >= 3) throw error;
-        report.phase('the live projector held its lock too long; trying the switch again');
-      } finally {
-        client.release();
-      }
-    }
+      },
+      {
+        attempts: 3,
+        backoff: () => 0,
+        isRetriable: isLockTimeout,
+        onRetry: () => report.phase('the live projector held its lock too long; trying the switch again'),
+      },
+    );
     report.phase(`switched: ${live} now holds the rebuilt read model (the live projector was paused ${pausedMs} ms)`);
     const events = activeReader.recordsRead;
     await release();

@@ -1,6 +1,6 @@
 import { AppError } from '../../../src/errors/app-error.js';
 import { ERROR_CODES, type ErrorCode } from '../../../src/errors/codes.js';
-import { PROBLEM_CONTENT_TYPE, problemOf, toAppError } from '../../../src/errors/problem.js';
+import { PROBLEM_CONTENT_TYPE, problemOf, toAppError } from '../../../src/ingress/problem.js';
 
 describe('problemOf', () => {
   it('gives the type URN, title, status, detail and code', () => {

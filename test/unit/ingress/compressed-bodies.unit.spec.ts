@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import express from 'express';
-import { problemMiddleware } from '../../../src/errors/problem.js';
+import { problemMiddleware } from '../../../src/ingress/problem.js';
 import { apiRoutes, openMailboxes, type ApiDeps } from '../../../src/ingress/api-routes.js';
 import { createLogger } from '../../../src/observability/logger.js';
 

@@ -1,6 +1,8 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError } from './app-error.js';
-import { ERROR_CODES, type ErrorCode } from './codes.js';
+import { AppError } from '../errors/app-error.js';
+import { ERROR_CODES, type ErrorCode } from '../errors/codes.js';
+import { DependencyUnavailableError, isDependencyFailure, OverloadedError } from '../errors/failure.js';
+import type { Logger } from '../observability/logger.js';
 
 import { PROBLEM_CONTENT_TYPE, type Problem as WireProblem } from '../api/problem.js';
 
@@ -18,14 +20,6 @@ export const problemOf = (error: AppError): Problem => ({
   ...error.extensions,
 });
 
-// Network failures, and Postgres's "connection exception" (08) and "operator intervention" (57)
-// classes: the relay's dependency is away, not the request at fault.
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
-const isDependencyFailure = (e: { code?: unknown; name?: unknown; message?: unknown }): boolean =>
-  (typeof e.code === 'string' && (UNAVAILABLE_CODES.has(e.code) || /^(08|57)/.test(e.code))) ||
-  e.name === 'MaxRetriesPerRequestError' ||
-  (typeof e.message === 'string' && /Connection is closed|Connection terminated|timeout exceeded when trying to connect/i.test(e.message));
-
 /**
  * Says where the JSON breaks in the relay's own words. The parser's message quotes the body back
  * (and changes between Node.js versions), so only the position is taken from it.
@@ -38,12 +32,20 @@ const malformedJsonDetail = (parserMessage: string | undefined): string => {
 };
 
 /**
- * Maps what body-parser, pg and ioredis throw onto the relay's codes; anything else is internal.
+ * Maps what the relay's layers, body-parser, pg and ioredis throw onto the relay's codes; anything
+ * else is internal.
  */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
-  const e = (error ?? {}) as { type?: string; status?: number; limit?: number; message?: string; code?: unknown; name?: unknown };
-  if (isDependencyFailure(e)) {
+  // The layers below raise their own errors; this is where they become HTTP.
+  if (error instanceof OverloadedError) {
+    return new AppError('overloaded', 'The relay is at capacity; retry after the given delay.', { cause: error, extensions: { retry_after: error.retryAfterSeconds } });
+  }
+  if (error instanceof DependencyUnavailableError) {
+    return new AppError('dependency_unavailable', error.message, { cause: error, extensions: { retry_after: error.retryAfterSeconds } });
+  }
+  const e = (error ?? {}) as { type?: string; status?: number; limit?: number; message?: string };
+  if (isDependencyFailure(error)) {
     return new AppError('dependency_unavailable', 'A service the relay needs does not answer; retry shortly.', {
       cause: error,
       extensions: { retry_after: 1 },
@@ -68,7 +70,7 @@ export function toAppError(error: unknown): AppError {
 }
 
 /** The one place errors become responses: problem+json, never a stack trace. */
-export function problemMiddleware(log: { error(message: string, fields?: Readonly<Record<string, unknown>>): void }): ErrorRequestHandler {
+export function problemMiddleware(log: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
     if (res.headersSent) {
       next(error);
@@ -87,6 +89,3 @@ export function problemMiddleware(log: { error(message: string, fields?: Readonl
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(new AppError('not_found', `No endpoint answers ${req.method} ${req.path}.`));
 };
-
-export const describe = (error: unknown): string =>
-  error instanceof Error ? (error.stack ?? error.message) : String(error);
