@@ -7,7 +7,7 @@ import type { MailboxReader } from './mailbox-reader.js';
 import type { MessageRelay } from './message-relay.js';
 import type { PeerDirectory } from './peer-directory.js';
 import { apiKeyMiddleware, requireScope, type ApiKeyInfo, type ApiKeyStore } from './api-keys.js';
-import type { AuthFailureLimit } from './auth-guards.js';
+import type { AuthFailureLimit, MailboxGuard } from './auth-guards.js';
 import { rateLimitHeaders, type Rate, type RateLimiter } from './rate-limit.js';
 import type { TokenService } from './tokens.js';
 import { ReadConsistency, RESULT_HEADER, TOKEN_HEADER, TOKEN_PARAM, type TokenTopic } from './read-consistency.js';
@@ -39,10 +39,6 @@ const openApiJson = (): string => (served ??= JSON.stringify(openApiDocument(pro
  * Decides whether a request may read or acknowledge `address`'s mailbox, throwing an AppError if
  * not. The security layer supplies the real check; the read path calls it in every place it must.
  */
-export type MailboxGuard = (req: Request, address: string) => Promise<void>;
-
-export const openMailboxes: MailboxGuard = async () => undefined;
-
 /**
  * Waits until the read model covers the writes a read follows, and says in a header whether it
  * does. Returns the positions the read must see (for a read replica to be chosen by).

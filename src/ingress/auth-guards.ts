@@ -1,13 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { AppError } from '../errors/app-error.js';
 import type { ErrorCode } from '../errors/codes.js';
 import type { ApiKeyStore } from './api-keys.js';
-import { openMailboxes, type MailboxGuard } from './api-routes.js';
 import type { RateLimiter, Rate } from './rate-limit.js';
 import type { StreamGuard } from './stream-hub.js';
 import { authorizeAddress, bearerToken, type TokenService } from './tokens.js';
+
+/** Decides whether a request may read or acknowledge the mailbox of `address`; rejects with the reason if not. */
+export type MailboxGuard = (req: Request, address: string) => Promise<void>;
+
+export const openMailboxes: MailboxGuard = async () => undefined;
 
 /** Reading or acknowledging a mailbox needs a token issued to that address (RELAY_AUTH=required). */
 export const mailboxGuard = (tokens: TokenService, required: boolean): MailboxGuard =>

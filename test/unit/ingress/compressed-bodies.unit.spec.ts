@@ -3,7 +3,8 @@ import type { Server } from 'node:http';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import express from 'express';
 import { problemMiddleware } from '../../../src/ingress/problem.js';
-import { apiRoutes, openMailboxes, type ApiDeps } from '../../../src/ingress/api-routes.js';
+import { apiRoutes, type ApiDeps } from '../../../src/ingress/api-routes.js';
+import { openMailboxes } from '../../../src/ingress/auth-guards.js';
 import { createLogger } from '../../../src/observability/logger.js';
 
 // The v1 routes with stand-ins behind them that record whether a body reached them: a compressed
