@@ -17,7 +17,7 @@ export interface MessageSent extends EventBase {
   readonly node_id: string;
   /**
    * Milliseconds since the epoch at which the relay stops offering the message undelivered.
-   * Null (or absent) in events written before expiry existed; see `expiresAtOf` in src/expiry.
+   * Null (or absent) in events written before expiry existed; see `expiresAtOf` in src/events/lifetime.ts.
    */
   readonly expires_at?: number | null;
 }
