@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { SignatureVerifier } from '../crypto/signatures.js';
 import { ApiKeyStore, SCOPES, type Scope } from '../ingress/api-keys.js';
 import { TokenService } from '../ingress/tokens.js';
 import type { Resources } from '../app/resources.js';
 import { UsageError } from '../errors/usage-error.js';
+import { parseCommandLine } from './args.js';
 
 export const APIKEY_USAGE = `usage: relay apikey create --name NAME [--scopes a,b] [--quiet]
        relay apikey list
@@ -14,11 +14,7 @@ scopes: ${SCOPES.join(', ')} (default: all)`;
 export async function runApiKeyCommand(args: readonly string[], resources: Resources, out: (line: string) => void): Promise<number> {
   const store = new ApiKeyStore(resources.pool);
   const [action, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: { name: { type: 'string' }, scopes: { type: 'string' }, quiet: { type: 'boolean' } },
-    allowPositionals: true,
-  });
+  const { values, positionals } = parseCommandLine(rest, { name: { type: 'string' }, scopes: { type: 'string' }, quiet: { type: 'boolean' } }, { positionals: true });
   switch (action) {
     case 'create': {
       if (!values.name) throw new UsageError('apikey create needs --name');
@@ -52,7 +48,8 @@ export async function runApiKeyCommand(args: readonly string[], resources: Resou
 
 /** `relay token-key rotate`: a new key signs tokens from now; the old one verifies until its tokens expire. */
 export async function runTokenKeyCommand(args: readonly string[], resources: Resources, out: (line: string) => void): Promise<number> {
-  if (args[0] !== 'rotate') throw new UsageError('usage: relay token-key rotate');
+  const { positionals } = parseCommandLine(args, {}, { positionals: true });
+  if (positionals[0] !== 'rotate' || positionals.length > 1) throw new UsageError('usage: relay token-key rotate');
   const { config, pool, redis } = resources;
   const tokens = new TokenService({ pool, redis, redisPrefix: config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: config.auth.tokenTtlSeconds });
   out(`new token signing key ${await tokens.rotate()}; older keys verify until their tokens expire`);

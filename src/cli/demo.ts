@@ -10,6 +10,7 @@ import {
   type OpenedMessage,
   type RelayedMessage,
 } from '../client/index.js';
+import { parseCommandLine } from './args.js';
 
 export const DEMO_USAGE = `usage: relay demo [--url <base url>] [--api-key <key>] [--ca <pem file>] [--tokens | --no-tokens] [--message <text>]
 
@@ -36,49 +37,22 @@ interface DemoOptions {
 
 const DEFAULT_MESSAGE = 'Hello Bob! This is Alice; the relay only ever sees ciphertext.';
 
-function parseArgs(args: readonly string[]): DemoOptions | string {
-  const values: { url: string; apiKey: string | undefined; caFile: string | undefined; tokens: boolean | undefined; message: string } = {
-    url: 'http://127.0.0.1:8080',
-    apiKey: undefined,
-    caFile: undefined,
-    tokens: undefined,
-    message: DEFAULT_MESSAGE,
-  };
-  for (let i = 0; i < args.length; i += 1) {
-    const arg = args[i] as string;
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-    const value = (): string => {
-      const next = inline ?? args[++i];
-      if (next === undefined) throw new Error(`${name} needs a value`);
-      return next;
-    };
-    switch (name) {
-      case '--url':
-        values.url = value();
-        break;
-      case '--api-key':
-        values.apiKey = value();
-        break;
-      case '--message':
-        values.message = value();
-        break;
-      case '--ca':
-        values.caFile = value();
-        break;
-      case '--tokens':
-        values.tokens = true;
-        break;
-      case '--no-tokens':
-        values.tokens = false;
-        break;
-      case '--help':
-      case '-h':
-        return 'help';
-      default:
-        throw new Error(`unknown option "${arg}"`);
-    }
-  }
-  return { ...values, tokens: values.tokens ?? values.apiKey !== undefined };
+function parseArgs(args: readonly string[]): DemoOptions | 'help' {
+  const { values } = parseCommandLine(
+    args,
+    {
+      url: { type: 'string', default: 'http://127.0.0.1:8080' },
+      'api-key': { type: 'string' },
+      message: { type: 'string', default: DEFAULT_MESSAGE },
+      ca: { type: 'string' },
+      tokens: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    { negatable: true },
+  );
+  if (values.help) return 'help';
+  const apiKey = values['api-key'];
+  return { url: values.url, apiKey, caFile: values.ca, message: values.message, tokens: values.tokens ?? apiKey !== undefined };
 }
 
 const short = (text: string, max = 72): string => (text.length <= max ? text : `${text.slice(0, max - 3)}...`);
@@ -107,7 +81,7 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
       out(DEMO_USAGE);
       return 0;
     }
-    options = parsed as DemoOptions;
+    options = parsed;
   } catch (error) {
     out(`relay demo: ${(error as Error).message}`);
     out(DEMO_USAGE);

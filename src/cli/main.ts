@@ -14,6 +14,7 @@ import { runVerifyProof } from './verify-proof.js';
 import { setupAnchoring } from '../app/setup-anchoring.js';
 import { ANALYST_USAGE, isAnalystCommand, runAnalystCommand } from './replay-commands.js';
 import { makeDevCerts } from './dev-certs.js';
+import { parseCommandLine } from './args.js';
 import { isRole, ROLES, servicesFor } from '../app/roles.js';
 
 const USAGE = `usage: relay <command>
@@ -61,9 +62,9 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (command === 'dev-certs') {
-    const outIndex = args.indexOf('--out');
-    const dir = outIndex >= 0 ? (args[outIndex + 1] ?? '') : join(PROJECT_ROOT, '.relay', 'certs');
-    const certs = await makeDevCerts(dir, args.includes('--force'));
+    const { values } = parseCommandLine(args, { out: { type: 'string' }, force: { type: 'boolean' } });
+    const dir = values.out ?? join(PROJECT_ROOT, '.relay', 'certs');
+    const certs = await makeDevCerts(dir, values.force ?? false);
     print(`${certs.created ? 'made' : 'kept'} development certificates in ${dir}\n  CA:          ${certs.ca}\n  certificate: ${certs.cert}\n  key:         ${certs.key}`);
     return 0;
   }

@@ -1,12 +1,12 @@
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { loadEventSchemas } from '../events/schemas.js';
 import { TOPIC, TOPIC_OF } from '../events/topics.js';
 import { EVENT_TYPES, type EventType } from '../events/types.js';
 import type { Resources } from '../app/resources.js';
 import { createLogger, flushLogs } from '../observability/logger.js';
 import { describe } from '../errors/describe.js';
+import { parseCommandLine } from './args.js';
 import { parseAddress, parseEventType, parseTime, UsageError, type ReplayFilter } from '../replay/filters.js';
 import { csv, csvColumns, fieldsOf, FORMATS, jsonLines, TextSink, type OutputFormat } from '../replay/formats.js';
 import { consumerLag, renderLagTable } from '../replay/lag.js';
@@ -85,32 +85,6 @@ export interface ReplayArgs {
   readonly progress: boolean | undefined;
 }
 
-/**
- * `--name value` as `--name=value` for options that take a value, so a value may begin with "-":
- * a base64url address does one time in 64, and parseArgs refuses `--address -x…` as ambiguous.
- */
-function joinValues(args: readonly string[], options: Readonly<Record<string, { type: string }>>): string[] {
-  const joined: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    if (arg === '--') return [...joined, ...args.slice(i)];
-    const takesValue = arg.startsWith('--') && !arg.includes('=') && options[arg.slice(2)]?.type === 'string';
-    if (takesValue && i + 1 < args.length) joined.push(`${arg}=${args[++i] as string}`);
-    else joined.push(arg);
-  }
-  return joined;
-}
-
-/** Node's parseArgs, with its errors turned into one-line UsageErrors. */
-function parse<T extends NonNullable<Parameters<typeof parseArgs>[0]>['options']>(args: readonly string[], options: T, positionals = false) {
-  try {
-    return parseArgs({ args: joinValues(args, options ?? {}), options, allowPositionals: positionals, strict: true });
-  } catch (error) {
-    const message = (error as Error).message.split(/\. (?=[A-Z])/)[0]?.replace(/\.$/, '') ?? String(error);
-    throw new UsageError(message.charAt(0).toLowerCase() + message.slice(1));
-  }
-}
-
 const progressChoice = (values: { progress?: boolean; 'no-progress'?: boolean }): boolean | undefined => {
   if (values.progress && values['no-progress']) throw new UsageError('--progress and --no-progress exclude each other');
   return values.progress ? true : values['no-progress'] ? false : undefined;
@@ -138,7 +112,7 @@ function parseFromOffset(raw: string): StartAt {
 
 /** The options of `relay replay`, or 'help'. Throws UsageError with a one-line reason. */
 export function parseReplayArgs(args: readonly string[], now: number = Date.now()): ReplayArgs | 'help' {
-  const { values } = parse(args, {
+  const { values } = parseCommandLine(args, {
     help: { type: 'boolean', short: 'h' },
     since: { type: 'string' },
     'from-offset': { type: 'string' },
@@ -195,7 +169,7 @@ export function parseReplayArgs(args: readonly string[], now: number = Date.now(
 }
 
 export function parseLagArgs(args: readonly string[]): { readonly json: boolean; readonly groups: readonly string[] } | 'help' {
-  const { values } = parse(args, {
+  const { values } = parseCommandLine(args, {
     help: { type: 'boolean', short: 'h' },
     json: { type: 'boolean' },
     group: { type: 'string', multiple: true },
@@ -211,7 +185,7 @@ export interface RebuildArgs {
 }
 
 export function parseRebuildArgs(args: readonly string[]): RebuildArgs | 'help' {
-  const { values, positionals } = parse(
+  const { values, positionals } = parseCommandLine(
     args,
     {
       help: { type: 'boolean', short: 'h' },
@@ -220,7 +194,7 @@ export function parseRebuildArgs(args: readonly string[]): RebuildArgs | 'help' 
       progress: { type: 'boolean' },
       'no-progress': { type: 'boolean' },
     },
-    true,
+    { positionals: true },
   );
   if (values.help) return 'help';
   if (positionals.length === 0) throw new UsageError('name what to rebuild: relay rebuild read_model');

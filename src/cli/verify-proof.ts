@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { chainAt } from '../anchoring/chain.js';
 import { checkProofMath, checkProofOnChain, ProofError, type MessageProof } from '../anchoring/proof.js';
 import { UsageError } from '../errors/usage-error.js';
+import { parseCommandLine } from './args.js';
 
 export const VERIFY_PROOF_USAGE = `usage: relay verify-proof --rpc URL [--contract ADDRESS] [--min-confirmations N] FILE|-
 
@@ -19,23 +20,18 @@ interface VerifyArgs {
 }
 
 function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv): VerifyArgs {
-  let rpc = env['RELAY_ANCHOR_RPC_URL'] ?? '';
-  let contract: string | undefined;
-  let minConfirmations = 1;
-  let file: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    const value = () => {
-      const next = args[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value\n\n${VERIFY_PROOF_USAGE}`);
-      return next;
-    };
-    if (arg === '--rpc') rpc = value();
-    else if (arg === '--contract') contract = value();
-    else if (arg === '--min-confirmations') minConfirmations = Number(value());
-    else if (arg === '-' || !arg.startsWith('-')) file = arg;
-    else throw new UsageError(`unknown option ${arg}\n\n${VERIFY_PROOF_USAGE}`);
+  let parsed;
+  try {
+    parsed = parseCommandLine(args, { rpc: { type: 'string' }, contract: { type: 'string' }, 'min-confirmations': { type: 'string' } }, { positionals: true });
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}\n\n${VERIFY_PROOF_USAGE}`);
   }
+  const { values, positionals } = parsed;
+  const rpc = values.rpc ?? env['RELAY_ANCHOR_RPC_URL'] ?? '';
+  const contract = values.contract;
+  const minConfirmations = values['min-confirmations'] === undefined ? 1 : Number(values['min-confirmations']);
+  // The last file named wins, as it always has.
+  const file = positionals.at(-1);
   if (!rpc) throw new UsageError(`--rpc (or RELAY_ANCHOR_RPC_URL) is needed\n\n${VERIFY_PROOF_USAGE}`);
   if (!/^https?:\/\//.test(rpc)) throw new UsageError('--rpc must be an http:// or https:// URL');
   if (!file) throw new UsageError(`name the proof file, or - for standard input\n\n${VERIFY_PROOF_USAGE}`);

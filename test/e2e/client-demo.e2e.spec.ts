@@ -58,7 +58,7 @@ describe('relay demo against the relay', () => {
   it('refuses unknown options with exit code 2 and the usage', async () => {
     const lines: string[] = [];
     expect(await runDemo(['--nope'], (line) => lines.push(line))).toBe(2);
-    expect(lines.join('\n')).toMatch(/unknown option "--nope"[\s\S]*usage: relay demo/);
+    expect(lines.join('\n')).toMatch(/unknown option '--nope'[\s\S]*usage: relay demo/);
   });
 });
 
