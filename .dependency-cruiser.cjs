@@ -3,11 +3,11 @@
 //
 // Layers, lowest first; a folder imports only from layers below it (and its own folder):
 //   errors, config                      imports nothing of ours
-//   observability                       config, errors
+//   observability                       config, errors, api (the health document's schema)
 //   lifecycle                           errors, observability, config
 //   events, crypto                      errors, config
 //   kafka, postgres, redis (adapters)   the above; not each other
-//   api (the wire contract)             errors only
+//   api (the wire contract)             errors, crypto
 //   projections, presence, routing,     the above; each other without cycles
 //   expiry, anchoring, replay (domain)
 //   ingress (the HTTP edge)             all of the above
@@ -47,11 +47,11 @@ module.exports = {
     },
     onlyImports('errors-import-nothing', 'errors', 'errors', 'Error codes and failure kinds are the bottom layer.'),
     onlyImports('config-imports-nothing', 'config', 'config', 'Configuration is read before anything else exists.'),
-    onlyImports('observability-below-everything', 'observability', FOUNDATION, 'Observability declares the little it needs of a client instead of importing the adapters, which import its logger and metrics.'),
+    onlyImports('observability-below-everything', 'observability', `${FOUNDATION}|api|crypto`, 'Observability declares the little it needs of a client instead of importing the adapters, which import its logger and metrics.'),
     onlyImports('lifecycle-below-adapters', 'lifecycle', `${FOUNDATION}|observability`, 'Services, shutdown and retry know nothing of what they run.'),
     onlyImports('events-and-crypto-are-pure', 'events|crypto', FOUNDATION, 'The event vocabulary and the signatures stand alone.'),
     onlyImports('adapters-stay-adapters', ADAPTERS, BELOW_ADAPTERS, 'An adapter speaks to one dependency; it raises its own errors and never imports HTTP, domain or another adapter.'),
-    onlyImports('api-is-pure', 'api', 'errors', 'The wire contract is schemas only: ingress, routing and client import it, it imports nothing of theirs.'),
+    onlyImports('api-is-pure', 'api', 'errors|crypto', 'The wire contract is schemas only (with the address format of crypto/): everyone may import it, it imports nothing but errors/ and crypto/.'),
     onlyImports('domain-below-ingress', DOMAIN, `${BELOW_ADAPTERS}|${ADAPTERS}|${DOMAIN}|api`, 'Projections, presence, routing, expiry, anchoring and replay do not know the HTTP edge, the client, the wiring or the CLI.'),
     onlyImports('ingress-below-wiring', 'ingress', `${BELOW_ADAPTERS}|${ADAPTERS}|${DOMAIN}|api`, 'The ingress is given its connections by app/; it never imports app/ or cli/.'),
     onlyImports('client-stands-alone', 'client', 'errors|crypto|anchoring|api|routing|ingress', 'The client SDK runs without the server: it must not pull in Kafka, Postgres, Redis or the wiring.'),

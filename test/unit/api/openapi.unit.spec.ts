@@ -6,7 +6,7 @@ import { ERROR_CODES } from '../../../src/errors/codes.js';
 import { createApp } from '../../../src/ingress/app.js';
 import type { ApiDeps } from '../../../src/ingress/api-routes.js';
 import { STREAM_PATH } from '../../../src/ingress/stream-hub.js';
-import type { Resources } from '../../../src/lifecycle/resources.js';
+import type { Resources } from '../../../src/app/resources.js';
 
 // The served document is built from OPERATIONS; these checks keep that list true to the routes
 // Express registers, and the document valid OpenAPI 3.1.
