@@ -49,7 +49,11 @@ const stop = new AbortController();
 const running = runServices([service], stop.signal, ctx.log);
 await service.joined();
 
-const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+const producer = ctx.kafka.producer({
+  idempotent: true,
+  maxInFlightRequests: 1,
+  createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+});
 await producer.connect();
 const recipients = Array.from({ length: 1000 }, (_, i) => createHash('sha256').update(`r${i}`).digest('base64url'));
 const sender = createHash('sha256').update('sender').digest('base64url');
@@ -78,7 +82,11 @@ for (let tick = 0; written < total; tick++) {
       },
     });
   }
-  await producer.send({ topic: ctx.topics.mailbox, acks: -1, messages: events.map((e) => ({ key: (e.data as { to_address: string }).to_address, value: ctx.codec.encode(e) })) });
+  await producer.send({
+    topic: ctx.topics.mailbox,
+    acks: -1,
+    messages: events.map((e) => ({ key: (e.data as { to_address: string }).to_address, value: ctx.codec.encode(e) })),
+  });
   const wait = started + (tick + 1) * 100 - Date.now();
   if (wait > 0) await sleep(wait);
 }
@@ -99,7 +107,8 @@ const gas = batches.map((b) => Number(b.gasUsed));
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
 const half = Math.floor(batches.length / 2);
 // Keeping up: later batches wait no longer than earlier ones, give or take one interval.
-const keptUp = anchoredCount() === total && mean(lags.slice(half)) <= mean(lags.slice(0, half)) + Number(values.interval) * 1000;
+const keptUp =
+  anchoredCount() === total && mean(lags.slice(half)) <= mean(lags.slice(0, half)) + Number(values.interval) * 1000;
 const report = `# Anchoring bench
 
 ${new Date().toISOString()}, ${rate.toLocaleString('en-US')} MessageSent/s for ${seconds} s (${total.toLocaleString('en-US')} messages, written in ${writeSeconds.toFixed(1)} s),

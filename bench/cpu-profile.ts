@@ -49,7 +49,10 @@ function areaOf(url: string, functionName: string): string {
 
 const short = (url: string, line: number): string => {
   if (!url) return '';
-  const trimmed = url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, '').replace(/^.*\/dist\//, 'dist/');
+  const trimmed = url
+    .replace(/^file:\/\//, '')
+    .replace(/^.*\/node_modules\//, '')
+    .replace(/^.*\/dist\//, 'dist/');
   return `${trimmed}:${line + 1}`;
 };
 
@@ -59,7 +62,12 @@ export function summarizeProfile(profile: CpuProfile, phase: string, file: strin
   if (profile.samples && profile.timeDeltas) {
     profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas?.[i] ?? 0)));
   } else {
-    const interval = (profile.endTime - profile.startTime) / Math.max(1, profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0));
+    const interval =
+      (profile.endTime - profile.startTime) /
+      Math.max(
+        1,
+        profile.nodes.reduce((n, node) => n + (node.hitCount ?? 0), 0),
+      );
     for (const node of profile.nodes) selfUs.set(node.id, (node.hitCount ?? 0) * interval);
   }
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -80,7 +88,9 @@ export function summarizeProfile(profile: CpuProfile, phase: string, file: strin
     busyUs += us;
     const name = functionName || '(anonymous)';
     const native = !url && !functionName.startsWith('(') ? caller(node) : undefined;
-    const where = native ? `native, from ${native.callFrame.functionName || '(anonymous)'} ${short(native.callFrame.url, native.callFrame.lineNumber)}` : short(url, lineNumber);
+    const where = native
+      ? `native, from ${native.callFrame.functionName || '(anonymous)'} ${short(native.callFrame.url, native.callFrame.lineNumber)}`
+      : short(url, lineNumber);
     const key = `${name} ${where}`;
     const entry = functions.get(key) ?? { name, where, us: 0 };
     entry.us += us;

@@ -68,7 +68,8 @@ function parseOptions(argv: readonly string[]): Options | undefined {
   const whole = (raw: string | undefined, name: string, fallback: number, max: number) => {
     if (raw === undefined) return fallback;
     const value = Number(raw);
-    if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`--${name} must be a whole number from 1 to ${max}, not "${raw}"`);
+    if (!Number.isInteger(value) || value < 1 || value > max)
+      throw new Error(`--${name} must be a whole number from 1 to ${max}, not "${raw}"`);
     return value;
   };
   return {
@@ -87,7 +88,9 @@ const freePort = (): Promise<number> =>
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 
@@ -141,20 +144,39 @@ const rssOf = (pid: number): number => {
  * One request over a keep-alive agent; resolves with the status once the answer is read. node:http
  * costs this process less than fetch, and the load generator shares the machine with the ingress.
  */
-function send(agent: Agent, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<number> {
+function send(
+  agent: Agent,
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { agent, method: init.method ?? 'GET', headers: init.body === undefined ? init.headers : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) } }, (res) => {
-      res.resume();
-      res.once('end', () => resolve(res.statusCode ?? 0));
-      res.once('error', reject);
-    });
+    const req = httpRequest(
+      url,
+      {
+        agent,
+        method: init.method ?? 'GET',
+        headers:
+          init.body === undefined
+            ? init.headers
+            : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) },
+      },
+      (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+        res.once('error', reject);
+      },
+    );
     req.once('error', reject);
     req.end(init.body);
   });
 }
 
 /** Runs `total` requests, `connections` at a time; counts answers by status. */
-async function load(total: number, connections: number, request: (i: number) => Promise<number>): Promise<{ seconds: number; statuses: Record<string, number> }> {
+async function load(
+  total: number,
+  connections: number,
+  request: (i: number) => Promise<number>,
+): Promise<{ seconds: number; statuses: Record<string, number> }> {
   const statuses: Record<string, number> = {};
   let next = 0;
   const started = performance.now();
@@ -184,7 +206,13 @@ interface Phase {
   readonly rssBytes: number;
 }
 
-function spawnRelay(cli: string, command: string, env: Record<string, string>, logDir: string, nodeFlags: string[] = []): ChildProcess {
+function spawnRelay(
+  cli: string,
+  command: string,
+  env: Record<string, string>,
+  logDir: string,
+  nodeFlags: string[] = [],
+): ChildProcess {
   const log = createWriteStream(join(logDir, `${command}.log`), { flags: 'a' });
   const child = spawn(process.execPath, [...nodeFlags, cli, command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log, { end: false });
@@ -237,10 +265,17 @@ async function main(): Promise<void> {
         const url = /Debugger listening on (ws:\/\/\S+)/.exec(seen)?.[1];
         if (url) resolve(url);
       });
-      child.once('exit', (exitCode) => reject(new Error(`the ingress exited (${exitCode}); see ${logDir}/ingress.log`)));
+      child.once('exit', (exitCode) =>
+        reject(new Error(`the ingress exited (${exitCode}); see ${logDir}/ingress.log`)),
+      );
     });
     const deadline = Date.now() + 60_000;
-    while (!(await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false))) {
+    while (
+      !(await fetch(`${baseUrl}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline) throw new Error('the ingress was not ready within 60 s');
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
@@ -252,27 +287,46 @@ async function main(): Promise<void> {
     agent = keepAlive;
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     // The raw key is the SubjectPublicKeyInfo's last 32 bytes (see bench/peers.ts on exporting to JWK).
-    const jwk = { kty: 'OKP', crv: 'Ed25519', x: publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64url') };
+    const jwk = {
+      kty: 'OKP',
+      crv: 'Ed25519',
+      x: publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64url'),
+    };
     const address = deriveAddress(jwk);
-    await load(2_000, options.connections, () => send(keepAlive, `${baseUrl}/api/v1/peers/discover?address=${address}`, { headers: { 'x-api-key': apiKey } }));
+    await load(2_000, options.connections, () =>
+      send(keepAlive, `${baseUrl}/api/v1/peers/discover?address=${address}`, { headers: { 'x-api-key': apiKey } }),
+    );
     const phases: Phase[] = [];
-    const measure = async (name: string, requests: number, run: { seconds: number; statuses: Record<string, number> }) => {
+    const measure = async (
+      name: string,
+      requests: number,
+      run: { seconds: number; statuses: Record<string, number> },
+    ) => {
       const phase = { name, requests, ...run, liveHeapBytes: await probe!.liveHeap(), rssBytes: rssOf(pid) };
       phases.push(phase);
-      say(`${name}: live heap ${MiB(phase.liveHeapBytes)}, RSS ${MiB(phase.rssBytes)} (${run.seconds.toFixed(1)} s, ${JSON.stringify(run.statuses)})`);
+      say(
+        `${name}: live heap ${MiB(phase.liveHeapBytes)}, RSS ${MiB(phase.rssBytes)} (${run.seconds.toFixed(1)} s, ${JSON.stringify(run.statuses)})`,
+      );
     };
     await measure('warm (2,000 valid requests)', 2_000, { seconds: 0, statuses: {} });
 
     say(`${options.requests} distinct unknown API keys`);
     const secret = 'A'.repeat(43);
     const unknownKeys = await load(options.requests, options.connections, async (i) => {
-      const keyId = `${i.toString(36)}${randomBytes(9).toString('hex')}`.replace(/[^A-Za-z0-9]/g, 'x').slice(0, 12).padEnd(12, 'x');
-      return send(keepAlive, `${baseUrl}/api/v1/peers/discover?address=${address}`, { headers: { 'x-api-key': `rk_${keyId}_${secret}` } });
+      const keyId = `${i.toString(36)}${randomBytes(9).toString('hex')}`
+        .replace(/[^A-Za-z0-9]/g, 'x')
+        .slice(0, 12)
+        .padEnd(12, 'x');
+      return send(keepAlive, `${baseUrl}/api/v1/peers/discover?address=${address}`, {
+        headers: { 'x-api-key': `rk_${keyId}_${secret}` },
+      });
     });
     await measure(`${options.requests.toLocaleString('en')} unknown API keys`, options.requests, unknownKeys);
 
     say(`${options.requests} distinct oversized JWS headers of ${options.headerBytes} characters`);
-    const payload = Buffer.from(JSON.stringify({ address, encryption_key: jwk, iat: Math.floor(Date.now() / 1000) })).toString('base64url');
+    const payload = Buffer.from(
+      JSON.stringify({ address, encryption_key: jwk, iat: Math.floor(Date.now() / 1000) }),
+    ).toString('base64url');
     const oversized = await load(options.requests, options.connections, async (i) => {
       const padding = 'x'.repeat(Math.max(0, Math.floor((options.headerBytes * 3) / 4) - 120));
       const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', jwk, n: i, pad: padding })).toString('base64url');
@@ -284,10 +338,16 @@ async function main(): Promise<void> {
     });
     await measure(`${options.requests.toLocaleString('en')} oversized JWS headers`, options.requests, oversized);
 
-    say(`${options.signed} distinct headers just under 1,024 characters whose signatures verify (token proofs with a wrong nonce)`);
+    say(
+      `${options.signed} distinct headers just under 1,024 characters whose signatures verify (token proofs with a wrong nonce)`,
+    );
     const signedRun = await load(options.signed, options.connections, async (i) => {
-      const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', jwk, n: i, pad: 'y'.repeat(620) })).toString('base64url');
-      const body = Buffer.from(JSON.stringify({ address, nonce: 'not-a-nonce', iat: Math.floor(Date.now() / 1000) })).toString('base64url');
+      const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', jwk, n: i, pad: 'y'.repeat(620) })).toString(
+        'base64url',
+      );
+      const body = Buffer.from(
+        JSON.stringify({ address, nonce: 'not-a-nonce', iat: Math.floor(Date.now() / 1000) }),
+      ).toString('base64url');
       const proof = `${header}.${body}.${sign(null, Buffer.from(`${header}.${body}`), privateKey).toString('base64url')}`;
       return send(keepAlive, `${baseUrl}/api/v1/auth/token`, {
         method: 'POST',
@@ -298,7 +358,11 @@ async function main(): Promise<void> {
     await measure(`${options.signed.toLocaleString('en')} verified distinct headers`, options.signed, signedRun);
 
     const report = render(options, phases);
-    const stamp = new Date().toISOString().replace(/\.\d+Z$/, '').replace('T', '-').replace(/:/g, '');
+    const stamp = new Date()
+      .toISOString()
+      .replace(/\.\d+Z$/, '')
+      .replace('T', '-')
+      .replace(/:/g, '');
     const base = join(RESULTS_DIR, `heap-bound-${stamp}`);
     writeFileSync(`${base}.md`, report);
     writeFileSync(`${base}.json`, `${JSON.stringify({ options, phases }, null, 2)}\n`);
@@ -324,9 +388,13 @@ function render(options: Options, phases: readonly Phase[]): string {
   const first = phases[0];
   const rows = phases.map(
     (p) =>
-      `| ${p.name} | ${p.seconds > 0 ? `${p.seconds.toFixed(1)} s (${Math.round(p.requests / p.seconds)}/s)` : ''} | ${Object.entries(p.statuses)
+      `| ${p.name} | ${p.seconds > 0 ? `${p.seconds.toFixed(1)} s (${Math.round(p.requests / p.seconds)}/s)` : ''} | ${Object.entries(
+        p.statuses,
+      )
         .map(([status, count]) => `${status}: ${count}`)
-        .join(', ')} | ${MiB(p.liveHeapBytes)} | ${first ? `${p.liveHeapBytes >= first.liveHeapBytes ? '+' : ''}${MiB(p.liveHeapBytes - first.liveHeapBytes)}` : ''} | ${MiB(p.rssBytes)} |`,
+        .join(
+          ', ',
+        )} | ${MiB(p.liveHeapBytes)} | ${first ? `${p.liveHeapBytes >= first.liveHeapBytes ? '+' : ''}${MiB(p.liveHeapBytes - first.liveHeapBytes)}` : ''} | ${MiB(p.rssBytes)} |`,
   );
   return `# Ingress heap under attacker-chosen keys and headers (${label})
 

@@ -12,7 +12,11 @@ export class InspectorProfiler {
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      const message = JSON.parse((data as Buffer).toString()) as { id?: number; result?: unknown; error?: { message: string } };
+      const message = JSON.parse((data as Buffer).toString()) as {
+        id?: number;
+        result?: unknown;
+        error?: { message: string };
+      };
       if (message.id === undefined) return;
       const pending = this.waiting.get(message.id);
       this.waiting.delete(message.id);

@@ -28,7 +28,16 @@ import { runReads } from './phases/reads.js';
 import { pidListeningOn } from './proc-stats.js';
 import { ProjectionProbe, type ProjectionLag } from './projection-probe.js';
 import { ROLES, RelayProcesses } from './relay-processes.js';
-import { renderMarkdown, type BenchReport, type DeliveryPhase, type HttpPhase, type Machine, type PhaseCost, type ScalingStep, type Target } from './report.js';
+import {
+  renderMarkdown,
+  type BenchReport,
+  type DeliveryPhase,
+  type HttpPhase,
+  type Machine,
+  type PhaseCost,
+  type ScalingStep,
+  type Target,
+} from './report.js';
 import { processTree, ProcessWatch, type Snapshot, type Watched } from './watched-processes.js';
 
 const RESULTS_DIR = join(PROJECT_ROOT, 'bench', 'results');
@@ -55,7 +64,9 @@ const freePort = (): Promise<number> =>
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 
@@ -71,7 +82,11 @@ const benchEnv = (id: string, port: number, hotRecipient: string): Record<string
 function machine(): Machine {
   const git = (...args: string[]) => {
     try {
-      return execFileSync('git', args, { cwd: PROJECT_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return execFileSync('git', args, {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
     } catch {
       return '';
     }
@@ -91,7 +106,12 @@ function machine(): Machine {
   };
 }
 
-const stamp = (d: Date) => d.toISOString().replace(/\.\d+Z$/, '').replace('T', '-').replace(/:/g, '');
+const stamp = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/\.\d+Z$/, '')
+    .replace('T', '-')
+    .replace(/:/g, '');
 
 const portOf = (url: string, fallback: number) => {
   try {
@@ -144,12 +164,21 @@ function measureVerify(): { ed25519: number; ed25519Sodium: number; p256: number
         ? generateKeyPairSync('ed25519', { publicKeyEncoding, privateKeyEncoding })
         : generateKeyPairSync('ec', { namedCurve: 'P-256', publicKeyEncoding, privateKeyEncoding });
     const privateKey = createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' });
-    return { der: pair.publicKey, publicKey: createPublicKey({ key: pair.publicKey, format: 'der', type: 'spki' }), digest: alg === 'ed25519' ? null : 'sha256', privateKey };
+    return {
+      der: pair.publicKey,
+      publicKey: createPublicKey({ key: pair.publicKey, format: 'der', type: 'spki' }),
+      digest: alg === 'ed25519' ? null : 'sha256',
+      privateKey,
+    };
   };
   const withCrypto = (alg: 'ed25519' | 'p256') => {
     const k = keys(alg);
     const signature = sign(k.digest, data, { key: k.privateKey, dsaEncoding: 'ieee-p1363' });
-    return { k, signature, check: () => verify(k.digest, data, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, signature) };
+    return {
+      k,
+      signature,
+      check: () => verify(k.digest, data, { key: k.publicKey, dsaEncoding: 'ieee-p1363' }, signature),
+    };
   };
   const ed = withCrypto('ed25519');
   // The raw 32-byte key ends the SubjectPublicKeyInfo.
@@ -212,14 +241,18 @@ async function main(argv: readonly string[]): Promise<number> {
     interrupted = true;
     say('interrupted: stopping the relay processes and cleaning up');
     relay.killNow();
-    const finish = opts.keep ? Promise.resolve() : cleanupRun(resources, config, ['projector', 'presence', 'router']).catch(() => undefined);
+    const finish = opts.keep
+      ? Promise.resolve()
+      : cleanupRun(resources, config, ['projector', 'presence', 'router']).catch(() => undefined);
     void finish.finally(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', () => relay.killNow());
 
-  say(`run ${id}: topics bench.${id}.*, schema b_${id}, Redis bench:${id}:*, ingress on ${baseUrl}; relay logs in .relay/bench/${id}/`);
+  say(
+    `run ${id}: topics bench.${id}.*, schema b_${id}, Redis bench:${id}:*, ingress on ${baseUrl}; relay logs in .relay/bench/${id}/`,
+  );
   try {
     await relay.setup();
     await resources.codec.registerAll();
@@ -230,9 +263,14 @@ async function main(argv: readonly string[]): Promise<number> {
     const kafkaPid = pidListeningOn(portOf(`kafka://${config.kafka.brokers[0] ?? ''}`, 9092));
     const redisPid = pidListeningOn(portOf(config.redis.url, 6379));
     const postgresPid = pidListeningOn(portOf(config.postgres.url, 5432));
-    if (kafkaPid === undefined) notes.push('The Kafka broker process was not found by its port: its CPU is counted under "others".');
+    if (kafkaPid === undefined)
+      notes.push('The Kafka broker process was not found by its port: its CPU is counted under "others".');
     const watched: Watched[] = [
-      ...[...ROLES, SECOND_INGRESS].map((name) => ({ name, ours: true, pids: () => [relay.pid(name)].filter((p): p is number => p !== undefined) })),
+      ...[...ROLES, SECOND_INGRESS].map((name) => ({
+        name,
+        ours: true,
+        pids: () => [relay.pid(name)].filter((p): p is number => p !== undefined),
+      })),
       { name: 'kafka', ours: false, pids: () => (kafkaPid === undefined ? [] : [kafkaPid]) },
       { name: 'postgres', ours: false, pids: processTree(postgresPid) },
       { name: 'redis', ours: false, pids: () => (redisPid === undefined ? [] : [redisPid]) },
@@ -242,13 +280,22 @@ async function main(argv: readonly string[]): Promise<number> {
 
     const senders: BenchPeer[] = createPeers(SENDERS);
     const recipients = createPeers(RECIPIENTS).map((p) => p.address);
-    const sample = await buildPool({ senders, recipients, bodies: 16, perBody: 1, wrap: 'single', contentBytes: opts.contentBytes });
+    const sample = await buildPool({
+      senders,
+      recipients,
+      bodies: 16,
+      perBody: 1,
+      wrap: 'single',
+      contentBytes: opts.contentBytes,
+    });
     const events = sample.bodies.map((body) => encodeAsEvent(resources, body, config.nodeId));
     const eventBytes = events[0]?.length ?? 0;
     const singleBodyBytes = sample.bodies[0]?.length ?? 0;
     probe.start();
     const verifyMicros = measureVerify();
-    say(`one signature check costs ${verifyMicros.ed25519Sodium.toFixed(0)} µs (Ed25519, libsodium), ${verifyMicros.ed25519.toFixed(0)} µs (Ed25519, node:crypto) and ${verifyMicros.p256.toFixed(0)} µs (P-256) of CPU here now`);
+    say(
+      `one signature check costs ${verifyMicros.ed25519Sodium.toFixed(0)} µs (Ed25519, libsodium), ${verifyMicros.ed25519.toFixed(0)} µs (Ed25519, node:crypto) and ${verifyMicros.p256.toFixed(0)} µs (P-256) of CPU here now`,
+    );
 
     report = {
       startedAt: startedAt.toISOString(),
@@ -272,10 +319,18 @@ async function main(argv: readonly string[]): Promise<number> {
     let baselineRate: number | undefined;
     if (opts.phases.includes('baseline')) {
       const topic = `${config.kafka.topicPrefix}bench.baseline`;
-      await ensureTopics(resources.kafka, [{ topic, numPartitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor }]);
+      await ensureTopics(resources.kafka, [
+        { topic, numPartitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor },
+      ]);
       say(`baseline: raw kafkajs produce of ${eventBytes}-byte records for ${d} s`);
       const before = watch.begin();
-      const result = await runBaseline({ kafka: resources.kafka, topic, keys: recipients, values: events, durationSeconds: d });
+      const result = await runBaseline({
+        kafka: resources.kafka,
+        topic,
+        keys: recipients,
+        values: events,
+        durationSeconds: d,
+      });
       const usage = watch.usage(before);
       baselineRate = result.recordsPerSecond;
       report = { ...report, baseline: { result, usage } };
@@ -285,14 +340,22 @@ async function main(argv: readonly string[]): Promise<number> {
     const settle = async (phase: string, loadStart: number, loadEnd: number) =>
       probe.settle(phase, loadStart, loadEnd, acceptedSoFar, SETTLE_WAIT_MS);
     const keptUp = (p: ProjectionLag) =>
-      p.caughtUpAfterSeconds !== undefined && p.caughtUpAfterSeconds <= KEPT_UP_SECONDS && !(p.lastThirdP50 > 2 * p.firstThirdP50 + 500);
+      p.caughtUpAfterSeconds !== undefined &&
+      p.caughtUpAfterSeconds <= KEPT_UP_SECONDS &&
+      !(p.lastThirdP50 > 2 * p.firstThirdP50 + 500);
     const cost = (before: Snapshot, atLoadEnd: Snapshot, accepted: number): PhaseCost => {
       const untilSettled = watch.usage(before);
       const cpuPer1000: Record<string, number> = {};
-      for (const [name, u] of Object.entries(untilSettled.processes)) cpuPer1000[name] = (u.cpuSeconds / Math.max(1, accepted)) * 1000;
+      for (const [name, u] of Object.entries(untilSettled.processes))
+        cpuPer1000[name] = (u.cpuSeconds / Math.max(1, accepted)) * 1000;
       return { duringLoad: watch.usage(before, atLoadEnd), untilSettled, cpuPer1000 };
     };
-    const pool = (bodies: number, perBody: number, wrap: 'single' | 'batch', to: readonly string[] = recipients): Promise<MessagePool> =>
+    const pool = (
+      bodies: number,
+      perBody: number,
+      wrap: 'single' | 'batch',
+      to: readonly string[] = recipients,
+    ): Promise<MessagePool> =>
       buildPool({ senders, recipients: to, bodies, perBody, wrap, contentBytes: opts.contentBytes });
 
     // Warm-up, not measured: the ingress's code paths get compiled before the first phase.
@@ -332,7 +395,10 @@ async function main(argv: readonly string[]): Promise<number> {
       route: string,
       load: () => Promise<T>,
       accepted: (result: T) => number,
-      window: (result: T, called: number, returned: number) => [number, number] = (_, called, returned) => [called, Math.min(returned, called + d * 1000)],
+      window: (result: T, called: number, returned: number) => [number, number] = (_, called, returned) => [
+        called,
+        Math.min(returned, called + d * 1000),
+      ],
     ) => {
       const scraped = await scrape(baseUrl);
       const before = watch.begin();
@@ -343,10 +409,18 @@ async function main(argv: readonly string[]): Promise<number> {
       const ingress = ingressView(scraped, await scrape(baseUrl), route);
       acceptedSoFar += accepted(result);
       const projection = await settle(phase, ...window(result, called, returned));
-      const measured = { ingress, projection, keptUp: keptUp(projection), cost: cost(before, atLoadEnd, accepted(result)) };
+      const measured = {
+        ingress,
+        projection,
+        keptUp: keptUp(projection),
+        cost: cost(before, atLoadEnd, accepted(result)),
+      };
       return { result, measured };
     };
-    const caughtUp = (p: ProjectionLag) => (p.caughtUpAfterSeconds === undefined ? 'did not catch up' : `caught up after ${p.caughtUpAfterSeconds.toFixed(1)} s`);
+    const caughtUp = (p: ProjectionLag) =>
+      p.caughtUpAfterSeconds === undefined
+        ? 'did not catch up'
+        : `caught up after ${p.caughtUpAfterSeconds.toFixed(1)} s`;
     const ratio = (rate: number) => (baselineRate ? rate / baselineRate : undefined);
     /** Signed messages for `d` s of closed-loop load: POOL_HEADROOM times the warm-up's rate, within POOL_RATE. */
     const closedLoopMessages = (kind: 'single' | 'batch') =>
@@ -361,10 +435,19 @@ async function main(argv: readonly string[]): Promise<number> {
       spareBatch = spareBatch ? slicePool(spareBatch, wanted) : undefined;
       const missing = wanted - (spare?.bodies.length ?? 0);
       const fresh = missing > 0 ? await pool(missing, opts.batchSize, 'batch') : undefined;
-      return joinPools([spare, fresh].filter((p): p is MessagePool => p !== undefined), opts.batchSize);
+      return joinPools(
+        [spare, fresh].filter((p): p is MessagePool => p !== undefined),
+        opts.batchSize,
+      );
     };
     const keepUnsent = (pools: readonly MessagePool[], loads: readonly HttpLoadResult[]) => {
-      spareBatch = joinPools([...(spareBatch ? [spareBatch] : []), ...pools.map((p, i) => slicePool(p, loads[i]?.bodiesUsed ?? p.bodies.length))], opts.batchSize);
+      spareBatch = joinPools(
+        [
+          ...(spareBatch ? [spareBatch] : []),
+          ...pools.map((p, i) => slicePool(p, loads[i]?.bodiesUsed ?? p.bodies.length)),
+        ],
+        opts.batchSize,
+      );
     };
 
     const httpPhase = async (phase: 'single' | 'batch' | 'hot'): Promise<HttpPhase> => {
@@ -372,7 +455,14 @@ async function main(argv: readonly string[]): Promise<number> {
       const perBody = batch ? opts.batchSize : 1;
       const messages = closedLoopMessages(batch ? 'batch' : 'single');
       const p =
-        phase === 'batch' ? await batchPool(messages) : await pool(Math.ceil(messages / perBody), perBody, batch ? 'batch' : 'single', phase === 'hot' ? [hot.address] : recipients);
+        phase === 'batch'
+          ? await batchPool(messages)
+          : await pool(
+              Math.ceil(messages / perBody),
+              perBody,
+              batch ? 'batch' : 'single',
+              phase === 'hot' ? [hot.address] : recipients,
+            );
       say(`${phase}: signed ${p.ids.length} messages in ${p.buildSeconds.toFixed(1)} s; ${d} s of load`);
       const route = batch ? '/api/v1/message/relay/batch' : '/api/v1/message/relay';
       const { result: load, measured } = await measure(
@@ -392,7 +482,9 @@ async function main(argv: readonly string[]): Promise<number> {
         (l) => l.acceptedMessages,
       );
       if (phase === 'batch') keepUnsent([p], [load]);
-      say(`${phase}: ${Math.round(load.messagesPerSecond)} msg/s, p99 ${load.latency.p99.toFixed(1)} ms; read model ${caughtUp(measured.projection)}`);
+      say(
+        `${phase}: ${Math.round(load.messagesPerSecond)} msg/s, p99 ${load.latency.p99.toFixed(1)} ms; read model ${caughtUp(measured.projection)}`,
+      );
       return { load, ...measured, ratioToBaseline: ratio(load.messagesPerSecond) };
     };
 
@@ -401,40 +493,55 @@ async function main(argv: readonly string[]): Promise<number> {
     if (opts.phases.includes('hot')) report = { ...report, hot: await httpPhase('hot') };
     if (opts.phases.includes('reads')) {
       const pairs = opts.quick ? 200 : 1000;
-      const p = await pool(pairs, 1, 'single', createPeers(pairs).map((peer) => peer.address));
+      const p = await pool(
+        pairs,
+        1,
+        'single',
+        createPeers(pairs).map((peer) => peer.address),
+      );
       say(`reads: ${pairs} sends, each read back at once with its consistency token`);
       const reads = await runReads({ baseUrl, pool: p });
       acceptedSoFar += pairs;
       report = { ...report, reads };
-      say(`reads: right after the 202 p50 ${reads.firstRead.p50.toFixed(1)} / p99 ${reads.firstRead.p99.toFixed(1)} ms; again p50 ${reads.secondRead.p50.toFixed(1)} / p99 ${reads.secondRead.p99.toFixed(1)} ms; ${reads.stale} stale, ${reads.missing} missing`);
+      say(
+        `reads: right after the 202 p50 ${reads.firstRead.p50.toFixed(1)} / p99 ${reads.firstRead.p99.toFixed(1)} ms; again p50 ${reads.secondRead.p50.toFixed(1)} / p99 ${reads.secondRead.p99.toFixed(1)} ms; ${reads.stale} stale, ${reads.missing} missing`,
+      );
     }
 
     if (opts.phases.includes('delivery')) {
       const batchRate = report.batch?.load.messagesPerSecond;
       const rate = Math.max(10, Math.round(opts.deliveryRate ?? (batchRate ? batchRate / 2 : 2000)));
-      if (opts.deliveryRate === undefined && !batchRate) notes.push('The delivery rate defaulted to 2,000 msg/s: the batch phase did not run.');
+      if (opts.deliveryRate === undefined && !batchRate)
+        notes.push('The delivery rate defaulted to 2,000 msg/s: the batch phase did not run.');
       // One request every 20 ms or so, so that the rate is smooth rather than bursty.
       const perBody = Math.min(opts.batchSize, Math.max(1, Math.round(rate / 50)));
       const to = createPeers(opts.recipients).map((peer) => peer.address);
       const p = await pool(Math.ceil((rate * d) / perBody) + 1, perBody, 'batch', to);
-      say(`delivery: ${opts.recipients} WebSocket recipients, ${rate} msg/s in requests of ${perBody} for ${d} s (signed in ${p.buildSeconds.toFixed(1)} s)`);
+      say(
+        `delivery: ${opts.recipients} WebSocket recipients, ${rate} msg/s in requests of ${perBody} for ${d} s (signed in ${p.buildSeconds.toFixed(1)} s)`,
+      );
       const { result: delivery, measured } = await measure(
         'delivery',
         '/api/v1/message/relay/batch',
-        () => runDelivery({ baseUrl, wsUrl, recipients: to, pool: p, rate, durationSeconds: d, phase: 'delivery', probe }),
+        () =>
+          runDelivery({ baseUrl, wsUrl, recipients: to, pool: p, rate, durationSeconds: d, phase: 'delivery', probe }),
         (r) => r.acceptedMessages,
         // The socket set-up (2 s) precedes the load inside runDelivery.
         (r, called) => [called + 2000, called + 2000 + r.seconds * 1000],
       );
       const phase: DeliveryPhase = { delivery, ...measured, ratioToBaseline: ratio(delivery.messagesPerSecond) };
       report = { ...report, delivery: phase };
-      say(`delivery: p99 ${delivery.deliveryLatency.p99.toFixed(1)} ms send→socket; ${delivery.delivered} delivered, ${delivery.missing} missing`);
+      say(
+        `delivery: p99 ${delivery.deliveryLatency.p99.toFixed(1)} ms send→socket; ${delivery.delivered} delivered, ${delivery.missing} missing`,
+      );
     }
 
     if (opts.phases.includes('open')) {
       const rate = opts.openRate;
       const p = await pool(Math.ceil((rate * d) / opts.openBatch) + 1, opts.openBatch, 'batch');
-      say(`open: ${rate} msg/s in requests of ${opts.openBatch} for ${d} s, open loop (signed in ${p.buildSeconds.toFixed(1)} s)`);
+      say(
+        `open: ${rate} msg/s in requests of ${opts.openBatch} for ${d} s, open loop (signed in ${p.buildSeconds.toFixed(1)} s)`,
+      );
       const { result: open, measured } = await measure(
         'open',
         '/api/v1/message/relay/batch',
@@ -444,7 +551,9 @@ async function main(argv: readonly string[]): Promise<number> {
         (r, called) => [called, called + r.answeredSeconds * 1000],
       );
       report = { ...report, open: { open, ...measured, ratioToBaseline: ratio(open.messagesPerSecond) } };
-      say(`open: ${Math.round(open.messagesPerSecond)} msg/s accepted, p99 ${open.latency.p99.toFixed(1)} ms from the scheduled send; ${open.lateSends} late sends`);
+      say(
+        `open: ${Math.round(open.messagesPerSecond)} msg/s accepted, p99 ${open.latency.p99.toFixed(1)} ms from the scheduled send; ${open.lateSends} late sends`,
+      );
     }
 
     // The same closed-loop batch load against one ingress, then split between two.
@@ -453,7 +562,14 @@ async function main(argv: readonly string[]): Promise<number> {
       const secondUrl = await relay.addIngress(SECOND_INGRESS, await freePort());
       say(`scaling: ${SECOND_INGRESS} ready on ${secondUrl}; 2 s of batch requests to it (not measured)`);
       const warmPool = await batchPool(POOL_HEADROOM * 2 * warmRate.batch);
-      const warm = await runHttpLoad({ baseUrl: secondUrl, path: route, pool: warmPool, connections: opts.batchConnections, durationSeconds: 2, phase: 'warm-up' });
+      const warm = await runHttpLoad({
+        baseUrl: secondUrl,
+        path: route,
+        pool: warmPool,
+        connections: opts.batchConnections,
+        durationSeconds: 2,
+        phase: 'warm-up',
+      });
       keepUnsent([warmPool], [warm]);
       acceptedSoFar += warm.acceptedMessages;
       await probe.settle('warm-up', 0, performance.now(), acceptedSoFar, SETTLE_WAIT_MS);
@@ -463,22 +579,44 @@ async function main(argv: readonly string[]): Promise<number> {
         const whole = await batchPool(closedLoopMessages('batch'));
         const parts = splitPool(whole, urls.length);
         // The connections dealt out between the ingresses; each gets at least one.
-        const connections = urls.map((_, i) => Math.max(1, Math.floor(opts.batchConnections / urls.length) + (i < opts.batchConnections % urls.length ? 1 : 0)));
-        say(`${phase}: ${urls.length} ingress process${urls.length > 1 ? 'es' : ''}, ${connections.join(' + ')} connections, ${d} s; ${whole.ids.length} signed messages (${whole.buildSeconds.toFixed(1)} s of it signing)`);
+        const connections = urls.map((_, i) =>
+          Math.max(
+            1,
+            Math.floor(opts.batchConnections / urls.length) + (i < opts.batchConnections % urls.length ? 1 : 0),
+          ),
+        );
+        say(
+          `${phase}: ${urls.length} ingress process${urls.length > 1 ? 'es' : ''}, ${connections.join(' + ')} connections, ${d} s; ${whole.ids.length} signed messages (${whole.buildSeconds.toFixed(1)} s of it signing)`,
+        );
         const { result: loads, measured } = await measure(
           phase,
           route,
           () =>
             Promise.all(
               urls.map((url, i) =>
-                runHttpLoad({ baseUrl: url, path: route, pool: parts[i] as MessagePool, connections: connections[i] ?? 1, durationSeconds: d, phase, probe }),
+                runHttpLoad({
+                  baseUrl: url,
+                  path: route,
+                  pool: parts[i] as MessagePool,
+                  connections: connections[i] ?? 1,
+                  durationSeconds: d,
+                  phase,
+                  probe,
+                }),
               ),
             ),
           (ls) => ls.reduce((sum, l) => sum + l.acceptedMessages, 0),
         );
         keepUnsent(parts, loads);
         const rate = loads.reduce((sum, l) => sum + l.messagesPerSecond, 0);
-        steps.push({ ingresses: urls.length, loads, messagesPerSecond: rate, projection: measured.projection, keptUp: measured.keptUp, cost: measured.cost });
+        steps.push({
+          ingresses: urls.length,
+          loads,
+          messagesPerSecond: rate,
+          projection: measured.projection,
+          keptUp: measured.keptUp,
+          cost: measured.cost,
+        });
         say(`${phase}: ${Math.round(rate)} msg/s; read model ${caughtUp(measured.projection)}`);
       }
       await relay.stop(undefined, [SECOND_INGRESS]);
@@ -490,7 +628,9 @@ async function main(argv: readonly string[]): Promise<number> {
       const raw = await rawConsumeSpeed(resources, resources.topics.mailbox);
       const decoded = await replaySpeed(resources, resources.topics.mailbox);
       report = { ...report, replay: { raw, decoded } };
-      say(`replay: ${Math.round(decoded.events / decoded.seconds)} events/s to JSON Lines; raw kafkajs consume ${Math.round(raw.events / raw.seconds)} records/s`);
+      say(
+        `replay: ${Math.round(decoded.events / decoded.seconds)} events/s to JSON Lines; raw kafkajs consume ${Math.round(raw.events / raw.seconds)} records/s`,
+      );
     }
   } finally {
     probe.stop();
@@ -500,7 +640,9 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     if (!opts.keep && !interrupted) {
       say('cleaning up: topics, consumer groups, schema, Redis keys');
-      await cleanupRun(resources, config, ['projector', 'presence', 'router']).catch((error: unknown) => say(`clean-up failed: ${(error as Error).message}`));
+      await cleanupRun(resources, config, ['projector', 'presence', 'router']).catch((error: unknown) =>
+        say(`clean-up failed: ${(error as Error).message}`),
+      );
     }
     await resources.close();
   }
@@ -508,7 +650,9 @@ async function main(argv: readonly string[]): Promise<number> {
 
   const batchUsage = report.batch?.cost.duringLoad;
   if (report.batch && batchUsage) {
-    const taken = ((batchUsage.processes['load generator']?.cpuSeconds ?? 0) + batchUsage.otherBusy) / Math.max(0.001, batchUsage.seconds);
+    const taken =
+      ((batchUsage.processes['load generator']?.cpuSeconds ?? 0) + batchUsage.otherBusy) /
+      Math.max(0.001, batchUsage.seconds);
     report = {
       ...report,
       costModel: costModel({
@@ -520,7 +664,13 @@ async function main(argv: readonly string[]): Promise<number> {
       }),
     };
   }
-  const full: BenchReport = { ...report, finishedAt: new Date().toISOString(), profiles, targets: targets(report), notes: [...notes, ...standardNotes(report, opts)] };
+  const full: BenchReport = {
+    ...report,
+    finishedAt: new Date().toISOString(),
+    profiles,
+    targets: targets(report),
+    notes: [...notes, ...standardNotes(report, opts)],
+  };
   const processNames = ['ingress', 'projector', 'presence', 'router', 'kafka', 'postgres', 'redis', 'load generator'];
   const markdown = renderMarkdown(full, processNames, [...ROLES]);
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -535,8 +685,11 @@ async function main(argv: readonly string[]): Promise<number> {
 
 /** The targets, from the cost-per-message requirements (bench/README.md says which is which). */
 function targets(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>): Target[] {
-  const rate = (l: HttpLoadResult) => `${Math.round(l.messagesPerSecond).toLocaleString('en-US')} msg/s, p99 ${l.latency.p99.toFixed(1)} ms`;
-  const peaks = [r.single, r.batch, r.delivery, r.open].map((p) => p?.cost.untilSettled.processes['ingress']?.peakRssBytes).filter((v): v is number => v !== undefined);
+  const rate = (l: HttpLoadResult) =>
+    `${Math.round(l.messagesPerSecond).toLocaleString('en-US')} msg/s, p99 ${l.latency.p99.toFixed(1)} ms`;
+  const peaks = [r.single, r.batch, r.delivery, r.open]
+    .map((p) => p?.cost.untilSettled.processes['ingress']?.peakRssBytes)
+    .filter((v): v is number => v !== undefined);
   const peak = peaks.length > 0 ? Math.max(...peaks) : undefined;
   const model = r.costModel;
   const ratio = r.batch?.ratioToBaseline;
@@ -544,19 +697,25 @@ function targets(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'prof
     {
       // Closed loop: its latency is its own queueing (in flight / rate), judged by the open-loop row.
       name: 'batch path ≥ 9,000 msg/s, projected in full',
-      measured: r.batch ? `${rate(r.batch.load)}${r.batch.keptUp ? '' : '; the read model did not keep up'}` : 'not run',
+      measured: r.batch
+        ? `${rate(r.batch.load)}${r.batch.keptUp ? '' : '; the read model did not keep up'}`
+        : 'not run',
       met: r.batch ? r.batch.load.messagesPerSecond >= 9_000 && r.batch.keptUp : undefined,
     },
     {
       name: 'single path ≥ 2,500 msg/s, projected in full',
-      measured: r.single ? `${rate(r.single.load)}${r.single.keptUp ? '' : '; the read model did not keep up'}` : 'not run',
+      measured: r.single
+        ? `${rate(r.single.load)}${r.single.keptUp ? '' : '; the read model did not keep up'}`
+        : 'not run',
       met: r.single ? r.single.load.messagesPerSecond >= 2_500 && r.single.keptUp : undefined,
     },
     openTarget(r),
     deliveryTarget(r),
     {
       name: 'CPU per batched message, all relay processes together (roles, Kafka, Postgres, Redis; not the load generator or "others") ≤ 0.24 ms',
-      measured: model ? `${model.totalMs.toFixed(3)} ms (roles ${model.rolesMs.toFixed(3)}, stores ${model.storesMs.toFixed(3)})` : 'no batch phase',
+      measured: model
+        ? `${model.totalMs.toFixed(3)} ms (roles ${model.rolesMs.toFixed(3)}, stores ${model.storesMs.toFixed(3)})`
+        : 'no batch phase',
       met: model ? model.totalMs <= 0.24 : undefined,
     },
     {
@@ -583,7 +742,11 @@ function openTarget(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'p
   const refused = Object.values(o.refused).reduce((sum, n) => sum + n, 0);
   const measured = `p99 ${o.latency.p99.toFixed(1)} ms, ${Math.round(o.messagesPerSecond).toLocaleString('en-US')} msg/s accepted, ${refused} refused or failed, ${o.lateSends} late sends`;
   if (o.targetRate !== 3000 || o.messagesPerRequest !== 50) {
-    return { name, measured: `${measured} (not judged: run at ${o.targetRate} msg/s in batches of ${o.messagesPerRequest})`, met: undefined };
+    return {
+      name,
+      measured: `${measured} (not judged: run at ${o.targetRate} msg/s in batches of ${o.messagesPerRequest})`,
+      met: undefined,
+    };
   }
   return { name, measured, met: o.latency.p99 < 100 && refused === 0 && o.messagesPerSecond >= 0.95 * o.targetRate };
 }
@@ -596,13 +759,19 @@ function deliveryTarget(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' 
   const measured = `p99 ${deliveryLatency.p99.toFixed(1)} ms at ${Math.round(targetRate).toLocaleString('en-US')} msg/s, ${missing} missing`;
   const half = r.batch ? r.batch.load.messagesPerSecond / 2 : undefined;
   if (half === undefined || targetRate < 0.95 * half) {
-    const why = half === undefined ? 'no batch phase in this run' : `half of this run's batch rate is ${Math.round(half).toLocaleString('en-US')} msg/s`;
+    const why =
+      half === undefined
+        ? 'no batch phase in this run'
+        : `half of this run's batch rate is ${Math.round(half).toLocaleString('en-US')} msg/s`;
     return { name, measured: `${measured} (not judged: ${why})`, met: undefined };
   }
   return { name, measured, met: deliveryLatency.p99 < 100 && missing === 0 };
 }
 
-function standardNotes(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>, opts: BenchOptions): string[] {
+function standardNotes(
+  r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' | 'profiles'>,
+  opts: BenchOptions,
+): string[] {
   const notes = [
     'Single and batch phases are closed-loop (each connection sends its next request when the answer arrives), so their latency includes the queueing their own concurrency causes: ' +
       `${opts.connections} single messages, or ${opts.batchConnections} × ${opts.batchSize} batch messages, in flight. The delivery and open-loop phases send at a fixed rate whatever the answers do.`,
@@ -624,11 +793,20 @@ function standardNotes(r: Omit<BenchReport, 'finishedAt' | 'targets' | 'notes' |
     }
   }
   if (r.open && r.open.open.lateSends > 0) {
-    notes.push(`The load generator sent ${r.open.open.lateSends} open-loop requests more than one interval late (it fell behind its own schedule): their latency counts from the scheduled time, so it includes the generator's delay.`);
+    notes.push(
+      `The load generator sent ${r.open.open.lateSends} open-loop requests more than one interval late (it fell behind its own schedule): their latency counts from the scheduled time, so it includes the generator's delay.`,
+    );
   }
-  if (opts.profile) notes.push('This run profiled the ingress (V8 sampling profiler at 0.5 ms), which costs it some throughput.');
-  for (const [name, phase] of [['single', r.single], ['batch', r.batch]] as const) {
-    if (phase?.load.poolExhausted) notes.push(`The ${name} phase used up its ${phase.load.requests} pre-signed requests before the time was up: its rate is a lower bound.`);
+  if (opts.profile)
+    notes.push('This run profiled the ingress (V8 sampling profiler at 0.5 ms), which costs it some throughput.');
+  for (const [name, phase] of [
+    ['single', r.single],
+    ['batch', r.batch],
+  ] as const) {
+    if (phase?.load.poolExhausted)
+      notes.push(
+        `The ${name} phase used up its ${phase.load.requests} pre-signed requests before the time was up: its rate is a lower bound.`,
+      );
   }
   return notes;
 }

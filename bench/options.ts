@@ -57,7 +57,8 @@ rate it predicts for 2, 4 and 8 cores. Prints a Markdown report and saves it und
 const positive = (raw: string | undefined, name: string, fallback: number, max = 1_000_000): number => {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`--${name} must be a whole number from 1 to ${max}, not "${raw}"`);
+  if (!Number.isInteger(value) || value < 1 || value > max)
+    throw new Error(`--${name} must be a whole number from 1 to ${max}, not "${raw}"`);
   return value;
 };
 
@@ -87,14 +88,16 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
   const quick = values.quick ?? false;
   const phases = values.phases === undefined ? [...PHASES] : values.phases.split(',').map((p) => p.trim());
   for (const phase of phases) {
-    if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`--phases: unknown phase "${phase}"; phases are ${PHASES.join(', ')}`);
+    if (!(PHASES as readonly string[]).includes(phase))
+      throw new Error(`--phases: unknown phase "${phase}"; phases are ${PHASES.join(', ')}`);
   }
   return {
     durationSeconds: positive(values.duration, 'duration', quick ? 5 : 20, 3600),
     connections: positive(values.connections, 'connections', 64, 4096),
     batchConnections: positive(values['batch-connections'], 'batch-connections', 4, 4096),
     batchSize: positive(values['batch-size'], 'batch-size', 200, 500),
-    deliveryRate: values['delivery-rate'] === undefined ? undefined : positive(values['delivery-rate'], 'delivery-rate', 1),
+    deliveryRate:
+      values['delivery-rate'] === undefined ? undefined : positive(values['delivery-rate'], 'delivery-rate', 1),
     recipients: positive(values.recipients, 'recipients', 50, 10_000),
     openRate: positive(values['open-rate'], 'open-rate', 3000),
     openBatch: positive(values['open-batch'], 'open-batch', 50, 500),

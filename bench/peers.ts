@@ -28,6 +28,10 @@ export function createPeers(count: number): BenchPeer[] {
     });
     const x = publicKey.subarray(SPKI_PREFIX).toString('base64url');
     const publicJwk: PublicJwk = { kty: 'OKP', crv: 'Ed25519', x };
-    return { address: deriveAddress(publicJwk), publicJwk, privateJwk: { kty: 'OKP', crv: 'Ed25519', x, d: privateKey.subarray(PKCS8_PREFIX).toString('base64url') } };
+    return {
+      address: deriveAddress(publicJwk),
+      publicJwk,
+      privateJwk: { kty: 'OKP', crv: 'Ed25519', x, d: privateKey.subarray(PKCS8_PREFIX).toString('base64url') },
+    };
   });
 }

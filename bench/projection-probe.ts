@@ -67,13 +67,19 @@ export class ProjectionProbe {
     try {
       const ids = [...this.pending.keys()].slice(0, MAX_IDS_PER_QUERY);
       const askedAt = performance.now();
-      const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM messages WHERE id = ANY($1::uuid[])', [ids]);
+      const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM messages WHERE id = ANY($1::uuid[])', [
+        ids,
+      ]);
       for (const { id } of rows) {
         const tracked = this.pending.get(id);
         if (!tracked) continue;
         this.pending.delete(id);
         const list = this.found.get(tracked.phase) ?? [];
-        list.push({ phase: tracked.phase, acceptedAt: tracked.acceptedAt, lag: Math.max(0, askedAt - tracked.acceptedAt) });
+        list.push({
+          phase: tracked.phase,
+          acceptedAt: tracked.acceptedAt,
+          lag: Math.max(0, askedAt - tracked.acceptedAt),
+        });
         this.found.set(tracked.phase, list);
       }
     } catch {
@@ -98,7 +104,13 @@ export class ProjectionProbe {
    * Waits up to `timeoutMs` after the load of `phase` ended for its sampled ids and for the
    * row count to reach `expectedRows`; then summarizes the phase's lag.
    */
-  async settle(phase: string, loadStart: number, loadEnd: number, expectedRows: number, timeoutMs: number): Promise<ProjectionLag> {
+  async settle(
+    phase: string,
+    loadStart: number,
+    loadEnd: number,
+    expectedRows: number,
+    timeoutMs: number,
+  ): Promise<ProjectionLag> {
     const deadline = performance.now() + timeoutMs;
     let caughtUpAfterSeconds: number | undefined;
     let rows = 0;

@@ -65,18 +65,26 @@ export class RelayProcesses {
     try {
       while (pending.size > 0) {
         for (const [role, child] of this.children) {
-          if (child.exitCode !== null || child.signalCode !== null) throw new Error(`relay ${role} exited during start-up; see ${join(this.logDir, `${role}.log`)}`);
+          if (child.exitCode !== null || child.signalCode !== null)
+            throw new Error(`relay ${role} exited during start-up; see ${join(this.logDir, `${role}.log`)}`);
         }
-        if (Date.now() > deadline) throw new Error(`the relay did not become ready in ${timeoutMs / 1000} s: waiting for ${[...pending].join(', ')}`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `the relay did not become ready in ${timeoutMs / 1000} s: waiting for ${[...pending].join(', ')}`,
+          );
         if (pending.has('ingress')) {
-          const ready = await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false);
+          const ready = await fetch(`${baseUrl}/readyz`).then(
+            (r) => r.ok,
+            () => false,
+          );
           if (ready) pending.delete('ingress');
         }
         const groups = ROLES.filter((r) => r !== 'ingress' && pending.has(r));
         if (groups.length > 0) {
           const { groups: described } = await admin.describeGroups(groups.map((r) => `${groupPrefix}.${r}`));
           for (const group of described) {
-            if (group.state === 'Stable' && group.members.length > 0) pending.delete(group.groupId.slice(groupPrefix.length + 1));
+            if (group.state === 'Stable' && group.members.length > 0)
+              pending.delete(group.groupId.slice(groupPrefix.length + 1));
           }
         }
         if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, 250));
@@ -93,12 +101,22 @@ export class RelayProcesses {
   async addIngress(name: string, port: number, timeoutMs = 60_000): Promise<string> {
     const file = name.replace(/\W+/g, '-');
     const baseUrl = `http://127.0.0.1:${port}`;
-    const child = this.spawn('ingress', [], file, { RELAY_HTTP_PORT: String(port), RELAY_NODE_ID: `${this.env['RELAY_NODE_ID'] ?? 'bench'}-${file}` });
+    const child = this.spawn('ingress', [], file, {
+      RELAY_HTTP_PORT: String(port),
+      RELAY_NODE_ID: `${this.env['RELAY_NODE_ID'] ?? 'bench'}-${file}`,
+    });
     this.adopt(name, file, child);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`relay ${name} exited during start-up; see ${join(this.logDir, `${file}.log`)}`);
-      if (await fetch(`${baseUrl}/readyz`).then((r) => r.ok, () => false)) return baseUrl;
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`relay ${name} exited during start-up; see ${join(this.logDir, `${file}.log`)}`);
+      if (
+        await fetch(`${baseUrl}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return baseUrl;
       if (Date.now() > deadline) throw new Error(`relay ${name} did not become ready in ${timeoutMs / 1000} s`);
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
@@ -118,7 +136,10 @@ export class RelayProcesses {
    * SIGTERM to every process, or to those named (each flushes what it holds and should exit),
    * SIGKILL after `graceMs`. Returns how long each took to exit, and which ones had to be killed.
    */
-  async stop(graceMs = 10_000, names?: readonly string[]): Promise<{ role: string; seconds: number; killed: boolean }[]> {
+  async stop(
+    graceMs = 10_000,
+    names?: readonly string[],
+  ): Promise<{ role: string; seconds: number; killed: boolean }[]> {
     const running = [...this.children.entries()].filter(([name]) => !names || names.includes(name));
     for (const [name] of running) this.children.delete(name);
     return Promise.all(
@@ -146,12 +167,20 @@ export class RelayProcesses {
 
   private adopt(name: string, file: string, child: ChildProcess): void {
     child.once('exit', (code, signal) => {
-      if (this.children.get(name) === child) process.stderr.write(`[bench] relay ${name} exited (${code ?? signal}); see ${join(this.logDir, `${file}.log`)}\n`);
+      if (this.children.get(name) === child)
+        process.stderr.write(
+          `[bench] relay ${name} exited (${code ?? signal}); see ${join(this.logDir, `${file}.log`)}\n`,
+        );
     });
     this.children.set(name, child);
   }
 
-  private spawn(command: string, nodeFlags: readonly string[], logName = command, env: Readonly<Record<string, string>> = {}): ChildProcess {
+  private spawn(
+    command: string,
+    nodeFlags: readonly string[],
+    logName = command,
+    env: Readonly<Record<string, string>> = {},
+  ): ChildProcess {
     const log = createWriteStream(join(this.logDir, `${logName}.log`), { flags: 'a' });
     const child = spawn(process.execPath, ['--enable-source-maps', ...nodeFlags, CLI, command], {
       env: { ...this.env, ...env },

@@ -108,27 +108,33 @@ export interface BenchReport {
   /** From the batch phase's CPU per message: the rate 2, 4 and 8 cores would sustain. */
   readonly costModel?: CostModel;
   /** `relay replay` of the mailbox topic to JSON Lines, and a raw kafkajs read of it, in the same run. */
-  readonly replay?: { readonly decoded: { events: number; seconds: number }; readonly raw: { events: number; seconds: number } };
+  readonly replay?: {
+    readonly decoded: { events: number; seconds: number };
+    readonly raw: { events: number; seconds: number };
+  };
   readonly profiles: readonly ProfileSummary[];
   readonly targets: readonly Target[];
   readonly notes: readonly string[];
 }
 
-const int = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US'));
+const int = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n) ? '–' : Math.round(n).toLocaleString('en-US');
 const ms = (n: number | undefined): string => {
   if (n === undefined || !Number.isFinite(n)) return '–';
   if (n >= 100) return `${Math.round(n).toLocaleString('en-US')} ms`;
   if (n >= 10) return `${n.toFixed(1)} ms`;
   return `${n.toFixed(2)} ms`;
 };
-const pct = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '–' : `${Math.round(n * 100)} %`);
+const pct = (n: number | undefined): string =>
+  n === undefined || !Number.isFinite(n) ? '–' : `${Math.round(n * 100)} %`;
 const mb = (n: number | undefined): string => (n === undefined ? '–' : `${Math.round(n / 1024 / 1024)}`);
 const cpu = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(3));
 const cores = (usage: WindowUsage, name: string): string => {
   const used = usage.processes[name]?.cpuSeconds;
   return used === undefined || usage.seconds <= 0 ? '–' : (used / usage.seconds).toFixed(2);
 };
-const spread = (s: { min: number; median: number; max: number } | undefined) => (s ? `${int(s.min)} / ${int(s.median)} / ${int(s.max)}` : '–');
+const spread = (s: { min: number; median: number; max: number } | undefined) =>
+  s ? `${int(s.min)} / ${int(s.median)} / ${int(s.max)}` : '–';
 const yes = (b: boolean | undefined) => (b === undefined ? 'not judged' : b ? '**met**' : '**not met**');
 const lat = (d: Distribution) => [ms(d.p50), ms(d.p99), ms(d.p999)];
 const refusedText = (refused: Readonly<Record<string, number>>, errors = 0, timeouts = 0): string => {
@@ -140,7 +146,10 @@ const refusedText = (refused: Readonly<Record<string, number>>, errors = 0, time
 
 const lagText = (p: ProjectionLag) => `${ms(p.lag.p50)} / ${ms(p.lag.p99)}`;
 const keptUpText = (keptUp: boolean, p: ProjectionLag) => {
-  const after = p.caughtUpAfterSeconds === undefined ? `still ${int(p.expectedRows - p.rows)} rows behind` : `caught up ${p.caughtUpAfterSeconds.toFixed(1)} s after`;
+  const after =
+    p.caughtUpAfterSeconds === undefined
+      ? `still ${int(p.expectedRows - p.rows)} rows behind`
+      : `caught up ${p.caughtUpAfterSeconds.toFixed(1)} s after`;
   return `${keptUp ? 'yes' : '**no**'} (${after}; lag p50 ${ms(p.firstThirdP50)} → ${ms(p.lastThirdP50)})`;
 };
 
@@ -164,7 +173,9 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
   );
 
   out.push('## Throughput and latency', '');
-  out.push('| phase | messages/s | of raw Kafka | p50 | p99 | p99.9 | accepted→row p50 / p99 | projector kept up | refused |');
+  out.push(
+    '| phase | messages/s | of raw Kafka | p50 | p99 | p99.9 | accepted→row p50 / p99 | projector kept up | refused |',
+  );
   out.push('|---|--:|--:|--:|--:|--:|--:|---|---|');
   if (r.baseline) {
     const b = r.baseline.result;
@@ -174,9 +185,22 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
   }
   const httpRow = (label: string, s: HttpPhase) =>
     `| ${label} | ${int(s.load.messagesPerSecond)}${s.load.poolExhausted ? ' (pool ran out: at least)' : ''} | ${pct(s.ratioToBaseline)} | ${lat(s.load.latency).join(' | ')} | ${lagText(s.projection)} | ${keptUpText(s.keptUp, s.projection)} | ${refusedText(s.load.refused, s.load.errors, s.load.timeouts)} |`;
-  if (r.single) out.push(httpRow(`single \`POST /message/relay\` (${r.single.load.connections} connections)`, r.single));
-  if (r.batch) out.push(httpRow(`batch \`POST /message/relay/batch\` (${r.batch.load.messagesPerRequest}/request, ${r.batch.load.connections} connections)`, r.batch));
-  if (r.hot) out.push(httpRow(`batch, every message to one recipient (${r.hot.load.messagesPerRequest}/request, ${r.hot.load.connections} connections)`, r.hot));
+  if (r.single)
+    out.push(httpRow(`single \`POST /message/relay\` (${r.single.load.connections} connections)`, r.single));
+  if (r.batch)
+    out.push(
+      httpRow(
+        `batch \`POST /message/relay/batch\` (${r.batch.load.messagesPerRequest}/request, ${r.batch.load.connections} connections)`,
+        r.batch,
+      ),
+    );
+  if (r.hot)
+    out.push(
+      httpRow(
+        `batch, every message to one recipient (${r.hot.load.messagesPerRequest}/request, ${r.hot.load.connections} connections)`,
+        r.hot,
+      ),
+    );
   if (r.delivery) {
     const d = r.delivery.delivery;
     out.push(
@@ -194,7 +218,7 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
   }
   out.push('');
   out.push(
-    'Latencies are per HTTP request as the load generator saw it (a batch\'s messages are all answered with their request); raw Kafka\'s are per `sendBatch`. ' +
+    "Latencies are per HTTP request as the load generator saw it (a batch's messages are all answered with their request); raw Kafka's are per `sendBatch`. " +
       '"accepted→row" is from the 202 (or batch answer) to the row being visible in `messages`, for a sample of messages, polled every 50 ms (so up to 50 ms high). ' +
       'Per-second accepted messages (min / median / max): ' +
       [
@@ -232,7 +256,9 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
   ];
   if (views.some(([, v]) => v)) {
     out.push('Inside the ingress (its /metrics, read before and after each load):', '');
-    out.push('| phase | produce requests/s | records per produce request | time in the server: mean / p99 at most | event-loop delay p99 / max | shed (503) |');
+    out.push(
+      '| phase | produce requests/s | records per produce request | time in the server: mean / p99 at most | event-loop delay p99 / max | shed (503) |',
+    );
     out.push('|---|--:|--:|--:|--:|--:|');
     for (const [name, v, seconds] of views) {
       if (!v) continue;
@@ -248,7 +274,9 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     out.push('## Replay', '');
     out.push('The mailbox topic as the phases left it, read from the beginning to its end.', '');
     out.push('| read | events | seconds | events/s | of raw |', '|---|--:|--:|--:|--:|');
-    out.push(`| raw kafkajs consume (no decoding) | ${r.replay.raw.events.toLocaleString('en-US')} | ${r.replay.raw.seconds.toFixed(2)} | ${rate(r.replay.raw).toLocaleString('en-US')} | 100 % |`);
+    out.push(
+      `| raw kafkajs consume (no decoding) | ${r.replay.raw.events.toLocaleString('en-US')} | ${r.replay.raw.seconds.toFixed(2)} | ${rate(r.replay.raw).toLocaleString('en-US')} | 100 % |`,
+    );
     out.push(
       `| \`relay replay\` to JSON Lines (decoded through the registry) | ${r.replay.decoded.events.toLocaleString('en-US')} | ${r.replay.decoded.seconds.toFixed(2)} | ${rate(r.replay.decoded).toLocaleString('en-US')} | ${rate(r.replay.raw) ? Math.round((100 * rate(r.replay.decoded)) / rate(r.replay.raw)) : 0} % |`,
       '',
@@ -295,9 +323,11 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
 
   out.push('## Peak memory', '', `Peak RSS (VmHWM, MB) of each relay process during each phase.`, '');
   out.push(`| phase | ${ours.join(' | ')} |`, `|---|${ours.map(() => '--:').join('|')}|`);
-  if (r.baseline) out.push(`| raw Kafka | ${ours.map((n) => mb(r.baseline!.usage.processes[n]?.peakRssBytes)).join(' | ')} |`);
+  if (r.baseline)
+    out.push(`| raw Kafka | ${ours.map((n) => mb(r.baseline!.usage.processes[n]?.peakRssBytes)).join(' | ')} |`);
   for (const [name, cost] of phases) {
-    if (cost) out.push(`| ${name} | ${ours.map((n) => mb(cost.untilSettled.processes[n]?.peakRssBytes)).join(' | ')} |`);
+    if (cost)
+      out.push(`| ${name} | ${ours.map((n) => mb(cost.untilSettled.processes[n]?.peakRssBytes)).join(' | ')} |`);
   }
   out.push('');
 
@@ -310,7 +340,8 @@ export function renderMarkdown(r: BenchReport, processNames: readonly string[], 
     out.push('| where the code lives | self | share |', '|---|--:|--:|');
     for (const a of p.areas.slice(0, 12)) out.push(`| ${a.name} | ${int(a.selfMs)} ms | ${pct(a.share)} |`);
     out.push('', '| function | at | self | share |', '|---|---|--:|--:|');
-    for (const f of p.functions) out.push(`| \`${f.name}\` | ${f.where} | ${int(f.selfMs)} ms | ${(f.share * 100).toFixed(1)} % |`);
+    for (const f of p.functions)
+      out.push(`| \`${f.name}\` | ${f.where} | ${int(f.selfMs)} ms | ${(f.share * 100).toFixed(1)} % |`);
     out.push('');
   }
 
@@ -354,7 +385,9 @@ function renderScaling(out: string[], steps: readonly ScalingStep[], model: Cost
     '',
   );
   const names = ['ingress', 'ingress 2', 'projector', 'presence', 'router', 'kafka', 'postgres', 'redis'];
-  out.push(`| ingress processes | connections | messages/s | of one | p99 per ingress | projector kept up | ${names.join(' | ')} | all together | load generator | cores used |`);
+  out.push(
+    `| ingress processes | connections | messages/s | of one | p99 per ingress | projector kept up | ${names.join(' | ')} | all together | load generator | cores used |`,
+  );
   out.push(`|--:|---|--:|--:|---|---|${names.map(() => '--:').join('|')}|--:|--:|--:|`);
   for (const s of steps) {
     const c = s.cost.cpuPer1000;
@@ -374,7 +407,10 @@ function renderScaling(out: string[], steps: readonly ScalingStep[], model: Cost
   if (one && two && second) {
     const u = second.cost.duringLoad;
     lines.push(`Two ingress processes moved ${int(two)} msg/s against one's ${int(one)}: ${(two / one).toFixed(2)} ×.`);
-    if (two < 1.1 * one) lines.push(`The machine was ${(u.machineBusy / Math.max(0.001, u.seconds)).toFixed(2)} of ${u.cores} cores busy with two: a second process adds throughput only where cores are left idle.`);
+    if (two < 1.1 * one)
+      lines.push(
+        `The machine was ${(u.machineBusy / Math.max(0.001, u.seconds)).toFixed(2)} of ${u.cores} cores busy with two: a second process adds throughput only where cores are left idle.`,
+      );
   }
   if (model) {
     const p = (cores: number) => model.predictions.find((x) => x.cores === cores);
@@ -394,8 +430,14 @@ function renderCostModel(out: string[], model: CostModel, batch: HttpPhase | und
       'the load generator and "others" left out):',
     '',
   );
-  out.push(`| | ${MODEL_COLUMNS.join(' | ')} | roles | stores | all |`, `|---|${MODEL_COLUMNS.map(() => '--:').join('|')}|--:|--:|--:|`);
-  out.push(`| CPU-ms per message | ${MODEL_COLUMNS.map((n) => cpu(c[n])).join(' | ')} | ${cpu(model.rolesMs)} | ${cpu(model.storesMs)} | ${cpu(model.totalMs)} |`, '');
+  out.push(
+    `| | ${MODEL_COLUMNS.join(' | ')} | roles | stores | all |`,
+    `|---|${MODEL_COLUMNS.map(() => '--:').join('|')}|--:|--:|--:|`,
+  );
+  out.push(
+    `| CPU-ms per message | ${MODEL_COLUMNS.map((n) => cpu(c[n])).join(' | ')} | ${cpu(model.rolesMs)} | ${cpu(model.storesMs)} | ${cpu(model.totalMs)} |`,
+    '',
+  );
   out.push(
     'Assumptions: every component scales out by processes (more ingress processes behind a load balancer) or partitions (the consumer roles, Kafka) without losing anything to it, ' +
       'so N cores, all busy, sustain N × 1,000 / (CPU-ms per message) messages/s; the cost per message stays what it was here (same batch size, message size, one broker with ' +
@@ -404,8 +446,14 @@ function renderCostModel(out: string[], model: CostModel, batch: HttpPhase | und
       `${cpu(c['ingress'])} ms per message, so the ingress's line moves with the signature check's cost.`,
     '',
   );
-  out.push('| cores | roles and stores on the same cores | roles only; Kafka, Postgres, Redis on machines of their own (the cores they need there) |', '|--:|--:|--:|');
-  for (const p of model.predictions) out.push(`| ${p.cores} | ${int(p.sameCores)} msg/s | ${int(p.ownMachines)} msg/s (${p.storeCoresElsewhere.toFixed(1)}) |`);
+  out.push(
+    '| cores | roles and stores on the same cores | roles only; Kafka, Postgres, Redis on machines of their own (the cores they need there) |',
+    '|--:|--:|--:|',
+  );
+  for (const p of model.predictions)
+    out.push(
+      `| ${p.cores} | ${int(p.sameCores)} msg/s | ${int(p.ownMachines)} msg/s (${p.storeCoresElsewhere.toFixed(1)}) |`,
+    );
   out.push('');
   const two = model.predictions.find((p) => p.cores === COST_CORES[0]);
   out.push(
@@ -415,7 +463,7 @@ function renderCostModel(out: string[], model: CostModel, batch: HttpPhase | und
       `${int(model.predictedOnCoresLeft)} msg/s (measured: ${pct(model.measuredRate / model.predictedOnCoresLeft)}).` +
       (batch && !batch.keptUp
         ? ` The batch phase's read model did not keep up: the CPU above runs until it caught up ${batch.projection.caughtUpAfterSeconds === undefined ? '(it did not)' : `${batch.projection.caughtUpAfterSeconds.toFixed(1)} s after the load`}, ` +
-          'and over that longer window the stores also count whatever else used them, so the stores\' CPU per message is likely too high.'
+          "and over that longer window the stores also count whatever else used them, so the stores' CPU per message is likely too high."
         : ''),
     '',
   );

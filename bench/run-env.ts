@@ -3,8 +3,15 @@
  * consumer groups, schema, Redis prefix and node id of the run's own (like the tests' testEnv),
  * the ingress on 127.0.0.1:`port`, and `overrides` last.
  */
-export function runEnv(label: string, id: string, port: number, overrides: Record<string, string>): Record<string, string> {
-  const inherited = Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
+export function runEnv(
+  label: string,
+  id: string,
+  port: number,
+  overrides: Record<string, string>,
+): Record<string, string> {
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined),
+  );
   return {
     ...inherited,
     RELAY_TOPIC_PREFIX: `${label}.${id}.`,

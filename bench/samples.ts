@@ -34,7 +34,14 @@ export class Samples {
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
     let sum = 0;
     for (const v of sorted) sum += v;
-    return { count: sorted.length, mean: sum / sorted.length, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted[sorted.length - 1] as number };
+    return {
+      count: sorted.length,
+      mean: sum / sorted.length,
+      p50: at(0.5),
+      p99: at(0.99),
+      p999: at(0.999),
+      max: sorted[sorted.length - 1] as number,
+    };
   }
 }
 
@@ -56,6 +63,10 @@ export class PerSecond {
     const full = Array.from({ length: Math.floor(seconds) }, (_, i) => this.buckets[i] ?? 0);
     if (full.length === 0) return undefined;
     const sorted = [...full].sort((a, b) => a - b);
-    return { min: sorted[0] as number, median: sorted[Math.floor(sorted.length / 2)] as number, max: sorted[sorted.length - 1] as number };
+    return {
+      min: sorted[0] as number,
+      median: sorted[Math.floor(sorted.length / 2)] as number,
+      max: sorted[sorted.length - 1] as number,
+    };
   }
 }

@@ -14,7 +14,9 @@ function build(job: SignJob): SignResult {
   }));
   // A few distinct ciphertexts are enough: the relay hashes every one it receives anyway.
   const contents = Array.from({ length: 16 }, () => {
-    const content = randomBytes(Math.ceil((job.contentBytes * 3) / 4) + 3).toString('base64url').slice(0, job.contentBytes);
+    const content = randomBytes(Math.ceil((job.contentBytes * 3) / 4) + 3)
+      .toString('base64url')
+      .slice(0, job.contentBytes);
     return { content, sha256: createHash('sha256').update(content, 'utf8').digest('base64url') };
   });
   const iat = Math.floor(Date.now() / 1000);
@@ -28,11 +30,20 @@ function build(job: SignJob): SignResult {
       const to = job.recipients[n % job.recipients.length]!;
       const { content, sha256 } = contents[n % contents.length]!;
       const messageId = randomUUID();
-      const payload = Buffer.from(JSON.stringify({ message_id: messageId, from: sender.address, to, type: 'text', sha256, iat })).toString('base64url');
+      const payload = Buffer.from(
+        JSON.stringify({ message_id: messageId, from: sender.address, to, type: 'text', sha256, iat }),
+      ).toString('base64url');
       const input = `${sender.header}.${payload}`;
       const signature = `${input}.${sign(null, Buffer.from(input, 'ascii'), sender.key).toString('base64url')}`;
       messages.push(
-        JSON.stringify({ message_id: messageId, from_address: sender.address, to_address: to, message_type: 'text', encrypted_content: content, signature }),
+        JSON.stringify({
+          message_id: messageId,
+          from_address: sender.address,
+          to_address: to,
+          message_type: 'text',
+          encrypted_content: content,
+          signature,
+        }),
       );
       ids.push(messageId);
     }

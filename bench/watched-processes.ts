@@ -45,7 +45,11 @@ export class ProcessWatch {
 
   snapshot(): Snapshot {
     const cpu = new Map<string, number>();
-    for (const w of this.watched) cpu.set(w.name, w.pids().reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0));
+    for (const w of this.watched)
+      cpu.set(
+        w.name,
+        w.pids().reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0),
+      );
     return { at: Date.now(), cpu, machine: machineCpu() };
   }
 
@@ -55,7 +59,12 @@ export class ProcessWatch {
     for (const w of this.watched) {
       const cpu = Math.max(0, (to.cpu.get(w.name) ?? 0) - (from.cpu.get(w.name) ?? 0));
       watchedBusy += cpu;
-      const peaks = w.ours ? w.pids().map(peakRss).filter((v): v is number => v !== undefined) : [];
+      const peaks = w.ours
+        ? w
+            .pids()
+            .map(peakRss)
+            .filter((v): v is number => v !== undefined)
+        : [];
       processes[w.name] = { cpuSeconds: cpu, peakRssBytes: peaks.length > 0 ? Math.max(...peaks) : undefined };
     }
     const machineBusy = to.machine.busy - from.machine.busy;
@@ -70,4 +79,7 @@ export class ProcessWatch {
 }
 
 /** A group that is one pid and its children, looked up again at each read (backends come and go). */
-export const processTree = (root: number | undefined): (() => readonly number[]) => () => (root === undefined ? [] : withChildren(root));
+export const processTree =
+  (root: number | undefined): (() => readonly number[]) =>
+  () =>
+    root === undefined ? [] : withChildren(root);

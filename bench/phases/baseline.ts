@@ -33,12 +33,19 @@ export async function runBaseline(options: {
 }): Promise<BaselineResult> {
   const recordsPerRequest = options.recordsPerRequest ?? 2000;
   const callers = options.callers ?? 3;
-  const producer = options.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+  const producer = options.kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: Partitioners.DefaultPartitioner,
+  });
   await producer.connect();
   const batches = Array.from({ length: 8 }, (_, b) =>
     Array.from({ length: recordsPerRequest }, (_, i) => {
       const n = b * recordsPerRequest + i;
-      return { key: options.keys[n % options.keys.length] as string, value: options.values[n % options.values.length] as Buffer };
+      return {
+        key: options.keys[n % options.keys.length] as string,
+        value: options.values[n % options.values.length] as Buffer,
+      };
     }),
   );
   // One unmeasured request: metadata, producer id, connections.

@@ -32,7 +32,12 @@ interface Frame {
 }
 
 /** Opens one stream per recipient and resolves once every socket is open. */
-async function openStreams(wsUrl: string, addresses: readonly string[], onFrame: (frame: Frame) => void, onError: () => void): Promise<WebSocket[]> {
+async function openStreams(
+  wsUrl: string,
+  addresses: readonly string[],
+  onFrame: (frame: Frame) => void,
+  onError: () => void,
+): Promise<WebSocket[]> {
   return Promise.all(
     addresses.map(
       (address) =>
@@ -116,7 +121,8 @@ export async function runDelivery(options: {
 
   // Wait for the stragglers to arrive on their sockets.
   const waitUntil = performance.now() + (options.waitAfterMs ?? 10_000);
-  while (delivered.size < sentAt.size && performance.now() < waitUntil) await new Promise((resolve) => setTimeout(resolve, 50));
+  while (delivered.size < sentAt.size && performance.now() < waitUntil)
+    await new Promise((resolve) => setTimeout(resolve, 50));
   for (const ws of sockets) ws.close();
   poster.close();
 

@@ -94,7 +94,13 @@ export async function runHttpLoad(options: {
             onResponse: (status, body, context) => {
               const now = performance.now();
               const ctx = context as RequestContext;
-              if (ctx.index === undefined || ctx.sentAt === undefined || now > windowEnd || (exhaustedAt !== undefined && now > exhaustedAt)) return;
+              if (
+                ctx.index === undefined ||
+                ctx.sentAt === undefined ||
+                now > windowEnd ||
+                (exhaustedAt !== undefined && now > exhaustedAt)
+              )
+                return;
               requests++;
               latency.add(now - ctx.sentAt);
               let ok = 0;

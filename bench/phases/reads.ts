@@ -27,13 +27,23 @@ export async function runReads(options: { baseUrl: string; pool: MessagePool }):
   let missing = 0;
   for (const body of options.pool.bodies) {
     const message = JSON.parse(body.toString()) as { message_id: string; to_address: string };
-    const sent = await fetch(`${options.baseUrl}/api/v1/message/relay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const sent = await fetch(`${options.baseUrl}/api/v1/message/relay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
     const { consistency_token: token } = (await sent.json()) as { consistency_token: string };
     const read = async () => {
       const started = performance.now();
-      const answer = await fetch(`${options.baseUrl}/api/v1/messages?address=${message.to_address}`, { headers: { 'consistency-token': token } });
+      const answer = await fetch(`${options.baseUrl}/api/v1/messages?address=${message.to_address}`, {
+        headers: { 'consistency-token': token },
+      });
       const page = (await answer.json()) as { messages: { message_id: string }[] };
-      return { ms: performance.now() - started, stale: answer.headers.get('relay-consistency') !== 'consistent', found: page.messages.some((m) => m.message_id === message.message_id) };
+      return {
+        ms: performance.now() - started,
+        stale: answer.headers.get('relay-consistency') !== 'consistent',
+        found: page.messages.some((m) => m.message_id === message.message_id),
+      };
     };
     const a = await read();
     const b = await read();
@@ -43,5 +53,12 @@ export async function runReads(options: { baseUrl: string; pool: MessagePool }):
     if (a.stale) stale++;
     if (!a.found) missing++;
   }
-  return { pairs: options.pool.bodies.length, firstRead: first.summary(), secondRead: second.summary(), added: added.summary(), stale, missing };
+  return {
+    pairs: options.pool.bodies.length,
+    firstRead: first.summary(),
+    secondRead: second.summary(),
+    added: added.summary(),
+    stale,
+    missing,
+  };
 }

@@ -107,7 +107,11 @@ export class AnchorService implements Service {
       retry: { retries: 10, restartOnFailure: async () => true },
     });
     this.joinedGroup = new Promise((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
   }
 
   joined(): Promise<void> {
@@ -118,7 +122,9 @@ export class AnchorService implements Service {
     const lock = await this.pool.connect();
     try {
       for (let attempt = 0; !signal.aborted; attempt++) {
-        const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`relay.anchor:${this.options.groupId}`]);
+        const { rows } = await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+          `relay.anchor:${this.options.groupId}`,
+        ]);
         if (rows[0]?.ok) break;
         if (attempt === 0) this.log.info('another anchor process holds this group; standing by until it stops');
         await sleep(2000, signal);
@@ -126,7 +132,9 @@ export class AnchorService implements Service {
       if (signal.aborted) return;
       const access = chainAt(this.options.config.rpcUrl, this.options.config.chainId);
       const signer = loadSigner(this.options.config);
-      const contract = await this.withBackoff('finding the anchor contract', signal, () => resolveContract(this.pool, access, signer, this.options.config, this.log));
+      const contract = await this.withBackoff('finding the anchor contract', signal, () =>
+        resolveContract(this.pool, access, signer, this.options.config, this.log),
+      );
       if (!contract) return;
       this.log.info({ chain_id: contract.chainId, contract: contract.address, signer: signer.address }, 'anchoring');
       await this.consume(signal, access, signer, contract);
@@ -136,18 +144,31 @@ export class AnchorService implements Service {
     }
   }
 
-  private async consume(signal: AbortSignal, access: ChainAccess, signer: PrivateKeyAccount, contract: AnchorContract): Promise<void> {
+  private async consume(
+    signal: AbortSignal,
+    access: ChainAccess,
+    signer: PrivateKeyAccount,
+    contract: AnchorContract,
+  ): Promise<void> {
     const { config } = this.options;
     const submitter = new AnchorSubmitter(
       access,
       signer,
       contract,
-      { confirmations: config.confirmations, maxFeePerGas: BigInt(config.maxFeeGwei) * 1_000_000_000n, replaceAfterMs: config.replaceAfterSeconds * 1000 },
+      {
+        confirmations: config.confirmations,
+        maxFeePerGas: BigInt(config.maxFeeGwei) * 1_000_000_000n,
+        replaceAfterMs: config.replaceAfterSeconds * 1000,
+      },
       this.log,
     );
     this.leftOpen = await this.store.open();
     this.anchoredUpTo = await this.store.anchoredUpTo();
-    if (this.leftOpen) this.log.info({ batch_id: this.leftOpen.batchId, root: this.leftOpen.root }, 'finishing the batch a previous run left open');
+    if (this.leftOpen)
+      this.log.info(
+        { batch_id: this.leftOpen.batchId, root: this.leftOpen.root },
+        'finishing the batch a previous run left open',
+      );
     await this.producer.connect();
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.options.mailboxTopic], fromBeginning: true });
@@ -170,7 +191,11 @@ export class AnchorService implements Service {
           const list = this.held.get(partition) ?? [];
           // Below the end of an anchored or cut batch, or held already: after a rejoin kafkajs
           // may deliver a partition again from its committed offset.
-          const seen = Math.max(this.anchoredUpTo.get(partition) ?? 0, this.cutUpTo.get(partition) ?? 0, (list[list.length - 1]?.offset ?? -1) + 1);
+          const seen = Math.max(
+            this.anchoredUpTo.get(partition) ?? 0,
+            this.cutUpTo.get(partition) ?? 0,
+            (list[list.length - 1]?.offset ?? -1) + 1,
+          );
           if (offset < seen) continue;
           let sent: MessageSent | undefined;
           try {
@@ -217,7 +242,9 @@ export class AnchorService implements Service {
         this.current = this.leftOpen;
         this.leftOpen = undefined;
       }
-      const done = await this.withBackoff('anchoring a batch', signal, () => this.finish(batch, submitter, contract, signal));
+      const done = await this.withBackoff('anchoring a batch', signal, () =>
+        this.finish(batch, submitter, contract, signal),
+      );
       if (done === undefined) return;
       this.current = undefined;
     }
@@ -285,28 +312,59 @@ export class AnchorService implements Service {
   }
 
   private makeBatch(batchId: string, ranges: AnchoredRange[], messages: MessageSent[]): Batch {
-    const tree = messages.length > 0 ? new MerkleTree(messages.map((m) => leafHash({ ...m, accepted_at: m.occurred_at }))) : undefined;
+    const tree =
+      messages.length > 0
+        ? new MerkleTree(messages.map((m) => leafHash({ ...m, accepted_at: m.occurred_at })))
+        : undefined;
     return { batchId, ranges, messages, tree };
   }
 
   /** Steps 1-3 of the class comment for one batch; safe to call again after a failure. */
-  private async finish(batch: Batch, submitter: AnchorSubmitter, contract: AnchorContract, signal: AbortSignal): Promise<true> {
+  private async finish(
+    batch: Batch,
+    submitter: AnchorSubmitter,
+    contract: AnchorContract,
+    signal: AbortSignal,
+  ): Promise<true> {
     if (batch.tree && !this.committed.has(batch.batchId)) {
       const root = hex(batch.tree.root);
       if (this.current && this.current.root !== root) {
         // The log no longer gives the leaves written ahead: never anchor something else under this id.
-        throw new FatalAnchorError(`batch ${batch.batchId} read again gives root ${root}, not the ${this.current.root} written ahead`);
+        throw new FatalAnchorError(
+          `batch ${batch.batchId} read again gives root ${root}, not the ${this.current.root} written ahead`,
+        );
       }
       if (!this.current) {
-        await this.store.create({ batchId: batch.batchId, ranges: batch.ranges, root, treeSize: batch.tree.size, chainId: contract.chainId, contract: contract.address });
-        this.current = { batchId: batch.batchId, ranges: batch.ranges, root, treeSize: batch.tree.size, nonce: undefined, txHashes: [] };
+        await this.store.create({
+          batchId: batch.batchId,
+          ranges: batch.ranges,
+          root,
+          treeSize: batch.tree.size,
+          chainId: contract.chainId,
+          contract: contract.address,
+        });
+        this.current = {
+          batchId: batch.batchId,
+          ranges: batch.ranges,
+          root,
+          treeSize: batch.tree.size,
+          nonce: undefined,
+          txHashes: [],
+        };
       }
       const stored = this.current;
       const sent: SentTransactions = { nonce: stored.nonce, hashes: stored.txHashes };
-      const confirmed = await submitter.anchor(root, uuidBytes16(batch.batchId), batch.tree.size, sent, async (s) => {
-        this.current = { ...stored, nonce: s.nonce, txHashes: s.hashes };
-        await this.store.recordSent(batch.batchId, s.nonce, s.hashes);
-      }, signal);
+      const confirmed = await submitter.anchor(
+        root,
+        uuidBytes16(batch.batchId),
+        batch.tree.size,
+        sent,
+        async (s) => {
+          this.current = { ...stored, nonce: s.nonce, txHashes: s.hashes };
+          await this.store.recordSent(batch.batchId, s.nonce, s.hashes);
+        },
+        signal,
+      );
       const event: AnchorCommitted = {
         event_id: batch.batchId,
         occurred_at: Date.now(),
@@ -337,20 +395,29 @@ export class AnchorService implements Service {
       this.metrics?.anchoredMessages.inc(batch.tree.size);
       this.metrics?.anchorDelay.observe(lagMs / 1000);
       this.metrics?.lastAnchor.setToCurrentTime();
-      this.log.info({
-        batch_id: batch.batchId,
-        messages: batch.tree.size,
-        root,
-        tx_hash: confirmed.txHash,
-        block: event.block_number,
-        gas_used: confirmed.gasUsed.toString(),
-        lag_ms: lagMs,
-      }, 'anchored a batch');
+      this.log.info(
+        {
+          batch_id: batch.batchId,
+          messages: batch.tree.size,
+          root,
+          tx_hash: confirmed.txHash,
+          block: event.block_number,
+          gas_used: confirmed.gasUsed.toString(),
+          lag_ms: lagMs,
+        },
+        'anchored a batch',
+      );
     }
     for (const range of batch.ranges) {
       this.anchoredUpTo.set(range.partition, Math.max(this.anchoredUpTo.get(range.partition) ?? 0, range.next_offset));
     }
-    await this.consumer.commitOffsets(batch.ranges.map((r) => ({ topic: this.options.mailboxTopic, partition: r.partition, offset: String(r.next_offset) })));
+    await this.consumer.commitOffsets(
+      batch.ranges.map((r) => ({
+        topic: this.options.mailboxTopic,
+        partition: r.partition,
+        offset: String(r.next_offset),
+      })),
+    );
     return true;
   }
 
@@ -367,7 +434,8 @@ export class AnchorService implements Service {
         backoff: exponentialBackoff({ initialMs: 1000, maxMs: 30_000 }),
         signal,
         isRetriable: (error) => !(error instanceof FatalAnchorError),
-        onRetry: (error, _failures, waitMs) => this.log.warn({ err: error, retry_in_ms: waitMs }, `${what} failed; trying again`),
+        onRetry: (error, _failures, waitMs) =>
+          this.log.warn({ err: error, retry_in_ms: waitMs }, `${what} failed; trying again`),
       });
     } catch (error) {
       if (signal.aborted) return undefined;

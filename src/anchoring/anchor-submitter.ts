@@ -1,4 +1,11 @@
-import { encodeFunctionData, keccak256, TransactionReceiptNotFoundError, type Hex, type PrivateKeyAccount, type TransactionReceipt } from 'viem';
+import {
+  encodeFunctionData,
+  keccak256,
+  TransactionReceiptNotFoundError,
+  type Hex,
+  type PrivateKeyAccount,
+  type TransactionReceipt,
+} from 'viem';
 import { sleep } from '../lifecycle/service.js';
 import type { Logger } from '../observability/logger.js';
 import type { ChainAccess } from './chain.js';
@@ -51,7 +58,12 @@ export class AnchorSubmitter {
 
   /** The block the root was anchored in, per the contract, or 0n if it holds no such root. */
   async anchoredAt(root: Hex): Promise<bigint> {
-    return this.access.client.readContract({ address: this.contract.address, abi: RELAY_ANCHOR_ABI, functionName: 'anchoredAt', args: [root] });
+    return this.access.client.readContract({
+      address: this.contract.address,
+      abi: RELAY_ANCHOR_ABI,
+      functionName: 'anchoredAt',
+      args: [root],
+    });
   }
 
   /**
@@ -59,7 +71,14 @@ export class AnchorSubmitter {
    * the configured confirmations. Chain failures are thrown; the caller backs off and calls again
    * with the same `sent`, which carries on where this call stopped.
    */
-  async anchor(root: Hex, batchId: Hex, leafCount: number, sent: SentTransactions, onSigned: (sent: SentTransactions) => Promise<void>, signal: AbortSignal): Promise<ConfirmedAnchor> {
+  async anchor(
+    root: Hex,
+    batchId: Hex,
+    leafCount: number,
+    sent: SentTransactions,
+    onSigned: (sent: SentTransactions) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<ConfirmedAnchor> {
     const { client } = this.access;
     let lastSentAt = 0;
     let fees: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | undefined;
@@ -76,19 +95,32 @@ export class AnchorSubmitter {
       if (sent.nonce !== undefined && confirmedNonce > sent.nonce) {
         // The nonce was used, and not by a transaction of this batch that anchored the root
         // (findMined saw none): one reverted or left the chain in a reorganisation. Start afresh.
-        this.log.warn({ nonce: sent.nonce }, 'the anchoring nonce was used without anchoring the root; sending again with a new nonce');
+        this.log.warn(
+          { nonce: sent.nonce },
+          'the anchoring nonce was used without anchoring the root; sending again with a new nonce',
+        );
         sent.nonce = undefined;
         fees = undefined;
       }
-      const due = sent.nonce === undefined || sent.hashes.length === 0 || Date.now() - lastSentAt >= this.options.replaceAfterMs;
+      const due =
+        sent.nonce === undefined || sent.hashes.length === 0 || Date.now() - lastSentAt >= this.options.replaceAfterMs;
       if (due) {
         const replacing = sent.nonce !== undefined && sent.hashes.length > 0;
         sent.nonce ??= await client.getTransactionCount({ address: this.signer.address, blockTag: 'pending' });
         fees = await this.nextFees(fees, replacing);
-        const data = encodeFunctionData({ abi: RELAY_ANCHOR_ABI, functionName: 'anchor', args: [root, batchId, BigInt(leafCount)] });
+        const data = encodeFunctionData({
+          abi: RELAY_ANCHOR_ABI,
+          functionName: 'anchor',
+          args: [root, batchId, BigInt(leafCount)],
+        });
         // Against the latest block, not the pending one: there a transaction being replaced has
         // already anchored the root, and the estimate would revert.
-        const gas = await client.estimateGas({ account: this.signer.address, to: this.contract.address, data, blockTag: 'latest' });
+        const gas = await client.estimateGas({
+          account: this.signer.address,
+          to: this.contract.address,
+          data,
+          blockTag: 'latest',
+        });
         const serialized = await this.signer.signTransaction({
           type: 'eip1559',
           chainId: this.contract.chainId,
@@ -104,7 +136,10 @@ export class AnchorSubmitter {
         lastSentAt = Date.now();
         try {
           await client.sendRawTransaction({ serializedTransaction: serialized });
-          this.log.info({ tx_hash: hash, nonce: sent.nonce, max_fee_per_gas: fees.maxFeePerGas.toString() }, replacing ? 'replaced the anchoring transaction' : 'sent the anchoring transaction');
+          this.log.info(
+            { tx_hash: hash, nonce: sent.nonce, max_fee_per_gas: fees.maxFeePerGas.toString() },
+            replacing ? 'replaced the anchoring transaction' : 'sent the anchoring transaction',
+          );
         } catch (error) {
           // "nonce too low" / "already known": an earlier transaction of this batch may be the one
           // mined; the next turn looks at all of them.
@@ -118,17 +153,26 @@ export class AnchorSubmitter {
   }
 
   /** EIP-1559 fees: the node's estimate, or a quarter above the last ones for a replacement; capped. */
-  private async nextFees(previous: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | undefined, replacing: boolean): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> {
+  private async nextFees(
+    previous: { maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | undefined,
+    replacing: boolean,
+  ): Promise<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }> {
     const estimate = await this.access.client.estimateFeesPerGas();
     let maxFeePerGas = estimate.maxFeePerGas;
     let maxPriorityFeePerGas = estimate.maxPriorityFeePerGas;
     if (replacing && previous) {
       const bump = (value: bigint) => value + value / 4n + 1n;
       maxFeePerGas = bump(previous.maxFeePerGas) > maxFeePerGas ? bump(previous.maxFeePerGas) : maxFeePerGas;
-      maxPriorityFeePerGas = bump(previous.maxPriorityFeePerGas) > maxPriorityFeePerGas ? bump(previous.maxPriorityFeePerGas) : maxPriorityFeePerGas;
+      maxPriorityFeePerGas =
+        bump(previous.maxPriorityFeePerGas) > maxPriorityFeePerGas
+          ? bump(previous.maxPriorityFeePerGas)
+          : maxPriorityFeePerGas;
     }
     if (maxFeePerGas > this.options.maxFeePerGas) {
-      this.log.warn({ wanted: maxFeePerGas.toString(), cap: this.options.maxFeePerGas.toString() }, 'the anchoring fee is at RELAY_ANCHOR_MAX_FEE_GWEI; the transaction may wait');
+      this.log.warn(
+        { wanted: maxFeePerGas.toString(), cap: this.options.maxFeePerGas.toString() },
+        'the anchoring fee is at RELAY_ANCHOR_MAX_FEE_GWEI; the transaction may wait',
+      );
       maxFeePerGas = this.options.maxFeePerGas;
     }
     if (maxPriorityFeePerGas > maxFeePerGas) maxPriorityFeePerGas = maxFeePerGas;
@@ -145,7 +189,14 @@ export class AnchorSubmitter {
     const block = await this.anchoredAt(root);
     if (block === 0n) return undefined;
     // Anchored by a transaction this process did not record (a crash between broadcast and record).
-    const logs = await client.getContractEvents({ address: this.contract.address, abi: RELAY_ANCHOR_ABI, eventName: 'Anchored', args: { root }, fromBlock: block, toBlock: block });
+    const logs = await client.getContractEvents({
+      address: this.contract.address,
+      abi: RELAY_ANCHOR_ABI,
+      eventName: 'Anchored',
+      args: { root },
+      fromBlock: block,
+      toBlock: block,
+    });
     const hash = logs[0]?.transactionHash;
     return hash ? this.receipt(hash) : undefined;
   }
@@ -163,7 +214,11 @@ export class AnchorSubmitter {
    * Waits until the receipt's block has the confirmations and is still the chain's block at that
    * height; undefined if the transaction left the chain meanwhile (a reorganisation).
    */
-  private async confirm(root: Hex, receipt: TransactionReceipt, signal: AbortSignal): Promise<ConfirmedAnchor | undefined> {
+  private async confirm(
+    root: Hex,
+    receipt: TransactionReceipt,
+    signal: AbortSignal,
+  ): Promise<ConfirmedAnchor | undefined> {
     const { client } = this.access;
     for (;;) {
       const head = await client.getBlockNumber({ cacheTime: 0 });
@@ -171,7 +226,10 @@ export class AnchorSubmitter {
         const again = await this.findMined(root, [receipt.transactionHash]);
         if (!again || again.blockHash !== receipt.blockHash) {
           // Reorganised away before its confirmations: nothing was recorded; anchor again.
-          this.log.warn({ tx_hash: receipt.transactionHash }, 'the anchoring transaction left the chain before its confirmations');
+          this.log.warn(
+            { tx_hash: receipt.transactionHash },
+            'the anchoring transaction left the chain before its confirmations',
+          );
           return undefined;
         }
         const block = await client.getBlock({ blockHash: receipt.blockHash });

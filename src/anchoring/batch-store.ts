@@ -22,14 +22,28 @@ export class BatchStore {
 
   /** The batch written ahead and not yet committed, if a previous run stopped during one. */
   async open(): Promise<StoredBatch | undefined> {
-    const { rows } = await this.pool.query<{ batch_id: string; ranges: AnchoredRange[]; root: Hex; tree_size: number; nonce: string | null; tx_hashes: Hex[] }>(
+    const { rows } = await this.pool.query<{
+      batch_id: string;
+      ranges: AnchoredRange[];
+      root: Hex;
+      tree_size: number;
+      nonce: string | null;
+      tx_hashes: Hex[];
+    }>(
       `SELECT batch_id, ranges, root, tree_size, nonce, tx_hashes FROM anchor_batches
         WHERE consumer_group = $1 AND mailbox_topic = $2 AND committed_at IS NULL ORDER BY created_at LIMIT 1`,
       [this.group, this.topic],
     );
     const row = rows[0];
     return row
-      ? { batchId: row.batch_id, ranges: row.ranges, root: row.root, treeSize: row.tree_size, nonce: row.nonce === null ? undefined : Number(row.nonce), txHashes: row.tx_hashes }
+      ? {
+          batchId: row.batch_id,
+          ranges: row.ranges,
+          root: row.root,
+          treeSize: row.tree_size,
+          nonce: row.nonce === null ? undefined : Number(row.nonce),
+          txHashes: row.tx_hashes,
+        }
       : undefined;
   }
 
@@ -45,16 +59,36 @@ export class BatchStore {
     return new Map(rows.map((r) => [r.partition, Number(r.next_offset)]));
   }
 
-  async create(batch: { batchId: string; ranges: readonly AnchoredRange[]; root: Hex; treeSize: number; chainId: number; contract: string }): Promise<void> {
+  async create(batch: {
+    batchId: string;
+    ranges: readonly AnchoredRange[];
+    root: Hex;
+    treeSize: number;
+    chainId: number;
+    contract: string;
+  }): Promise<void> {
     await this.pool.query(
       `INSERT INTO anchor_batches (batch_id, consumer_group, mailbox_topic, ranges, root, tree_size, chain_id, contract)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [batch.batchId, this.group, this.topic, JSON.stringify(batch.ranges), batch.root, batch.treeSize, batch.chainId, batch.contract],
+      [
+        batch.batchId,
+        this.group,
+        this.topic,
+        JSON.stringify(batch.ranges),
+        batch.root,
+        batch.treeSize,
+        batch.chainId,
+        batch.contract,
+      ],
     );
   }
 
   async recordSent(batchId: string, nonce: number | undefined, hashes: readonly Hex[]): Promise<void> {
-    await this.pool.query('UPDATE anchor_batches SET nonce = $2, tx_hashes = $3 WHERE batch_id = $1', [batchId, nonce ?? null, hashes]);
+    await this.pool.query('UPDATE anchor_batches SET nonce = $2, tx_hashes = $3 WHERE batch_id = $1', [
+      batchId,
+      nonce ?? null,
+      hashes,
+    ]);
   }
 
   async markCommitted(batchId: string): Promise<void> {

@@ -28,7 +28,11 @@ export function chainAt(rpcUrl: string, chainId: number): ChainAccess {
     rpcUrls: { default: { http: [rpcUrl] } },
   });
   // No retries inside viem: the anchor role backs off itself, and verify-proof reports at once.
-  const client = createPublicClient({ chain, transport: http(rpcUrl, { timeout: RPC_TIMEOUT_MS, retryCount: 0 }), cacheTime: 0 }) as PublicClient;
+  const client = createPublicClient({
+    chain,
+    transport: http(rpcUrl, { timeout: RPC_TIMEOUT_MS, retryCount: 0 }),
+    cacheTime: 0,
+  }) as PublicClient;
   return { chain, client };
 }
 
@@ -37,7 +41,9 @@ export function loadSigner(config: AnchorConfig): PrivateKeyAccount {
   const raw = (config.privateKey || readFileSync(config.keyFile, 'utf8')).trim();
   const hex = raw.startsWith('0x') ? raw : `0x${raw}`;
   if (!/^0x[0-9a-fA-F]{64}$/.test(hex)) {
-    throw new Error(`the anchoring signer key ${config.privateKey ? 'in RELAY_ANCHOR_PRIVATE_KEY' : `in ${config.keyFile}`} is not 32 bytes of hex`);
+    throw new Error(
+      `the anchoring signer key ${config.privateKey ? 'in RELAY_ANCHOR_PRIVATE_KEY' : `in ${config.keyFile}`} is not 32 bytes of hex`,
+    );
   }
   return privateKeyToAccount(hex as `0x${string}`);
 }
@@ -46,7 +52,9 @@ export function loadSigner(config: AnchorConfig): PrivateKeyAccount {
 export async function assertChainId(access: ChainAccess, expected: number): Promise<void> {
   const actual = await access.client.getChainId();
   if (actual !== expected) {
-    throw new FatalAnchorError(`the RPC endpoint serves chain ${actual}, but RELAY_ANCHOR_CHAIN_ID is ${expected}; anchoring refuses to write to another chain`);
+    throw new FatalAnchorError(
+      `the RPC endpoint serves chain ${actual}, but RELAY_ANCHOR_CHAIN_ID is ${expected}; anchoring refuses to write to another chain`,
+    );
   }
 }
 

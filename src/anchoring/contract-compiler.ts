@@ -22,7 +22,10 @@ interface Solc {
 
 interface SolcOutput {
   readonly errors?: readonly { readonly severity: string; readonly formattedMessage: string }[];
-  readonly contracts?: Record<string, Record<string, { readonly abi: unknown; readonly evm: { readonly bytecode: { readonly object: string } } }>>;
+  readonly contracts?: Record<
+    string,
+    Record<string, { readonly abi: unknown; readonly evm: { readonly bytecode: { readonly object: string } } }>
+  >;
 }
 
 /** The artifact module's text, compiled from the contract source as it is now. */

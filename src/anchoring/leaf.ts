@@ -34,7 +34,8 @@ function str(value: string): Buffer {
 
 /** The bytes a leaf commits to (leaf_data above). */
 export function encodeLeaf(leaf: LeafFields): Buffer {
-  if (!Number.isSafeInteger(leaf.accepted_at) || leaf.accepted_at < 0) throw new RangeError('accepted_at must be a whole number of milliseconds');
+  if (!Number.isSafeInteger(leaf.accepted_at) || leaf.accepted_at < 0)
+    throw new RangeError('accepted_at must be a whole number of milliseconds');
   const time = Buffer.alloc(8);
   time.writeBigUInt64BE(BigInt(leaf.accepted_at));
   return Buffer.concat([
@@ -48,4 +49,5 @@ export function encodeLeaf(leaf: LeafFields): Buffer {
 }
 
 /** SHA-256(0x00 || leaf_data). */
-export const leafHash = (leaf: LeafFields): Buffer => createHash('sha256').update(LEAF_PREFIX).update(encodeLeaf(leaf)).digest();
+export const leafHash = (leaf: LeafFields): Buffer =>
+  createHash('sha256').update(LEAF_PREFIX).update(encodeLeaf(leaf)).digest();

@@ -16,7 +16,8 @@ import { createHash } from 'node:crypto';
 
 const NODE_PREFIX = Buffer.from([0x01]);
 
-export const nodeHash = (left: Buffer, right: Buffer): Buffer => createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
+export const nodeHash = (left: Buffer, right: Buffer): Buffer =>
+  createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest();
 
 const splitPoint = (n: number): number => {
   let k = 1;
@@ -39,7 +40,8 @@ export class MerkleTree {
 
   /** The audit path of leaf `index`: sibling hashes from the bottom up. */
   path(index: number): Buffer[] {
-    if (!Number.isInteger(index) || index < 0 || index >= this.leaves.length) throw new RangeError(`no leaf ${index} in a tree of ${this.leaves.length}`);
+    if (!Number.isInteger(index) || index < 0 || index >= this.leaves.length)
+      throw new RangeError(`no leaf ${index} in a tree of ${this.leaves.length}`);
     const path: Buffer[] = [];
     this.collectPath(index, 0, this.leaves.length, path);
     return path;

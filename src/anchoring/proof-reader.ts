@@ -25,7 +25,11 @@ export class ProofReader {
       [messageId],
     );
     const row = rows[0];
-    if (!row) throw new AppError('message_not_found', `No message ${messageId} is in the read model (never sent, not projected yet, or purged).`);
+    if (!row)
+      throw new AppError(
+        'message_not_found',
+        `No message ${messageId} is in the read model (never sent, not projected yet, or purged).`,
+      );
     return { sender: row.sender_address, recipient: row.receiver_address };
   }
 
@@ -59,7 +63,10 @@ export class ProofReader {
     const row = rows[0];
     if (!row) throw new AppError('message_not_found', `No message ${messageId} is in the read model.`);
     if (row.batch_id === null || row.leaf_index === null) {
-      throw new AppError('not_anchored_yet', 'The message is not anchored yet: batches are anchored every RELAY_ANCHOR_INTERVAL_SECONDS, then wait for their confirmations. Try again later.');
+      throw new AppError(
+        'not_anchored_yet',
+        'The message is not anchored yet: batches are anchored every RELAY_ANCHOR_INTERVAL_SECONDS, then wait for their confirmations. Try again later.',
+      );
     }
     const leaves: Buffer[] = [];
     for (let i = 0; i < row.tree_size; i++) leaves.push(row.leaf_hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES));
@@ -74,7 +81,10 @@ export class ProofReader {
     const hash = leafHash(leaf);
     // The row must be the message that was anchored: the leaf stored at its index is its hash.
     if (!hash.equals(leaves[row.leaf_index] ?? Buffer.alloc(0))) {
-      throw new AppError('internal_error', `The anchored leaf of message ${messageId} does not match the read model's row.`);
+      throw new AppError(
+        'internal_error',
+        `The anchored leaf of message ${messageId} does not match the read model's row.`,
+      );
     }
     return {
       leaf_version: LEAF_VERSION,

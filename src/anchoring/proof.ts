@@ -25,9 +25,11 @@ export class ProofError extends Error {
  * folds it into the claimed root. Throws ProofError if either fails.
  */
 export function checkProofMath(proof: MessageProof): void {
-  if (proof.leaf_version !== LEAF_VERSION) throw new ProofError(`leaf format ${proof.leaf_version} is not known (this verifier reads ${LEAF_VERSION})`);
+  if (proof.leaf_version !== LEAF_VERSION)
+    throw new ProofError(`leaf format ${proof.leaf_version} is not known (this verifier reads ${LEAF_VERSION})`);
   const computed = leafHash(proof.leaf);
-  if (proof.leaf_hash !== undefined && hex(computed) !== proof.leaf_hash.toLowerCase()) throw new ProofError('the leaf fields do not hash to leaf_hash');
+  if (proof.leaf_hash !== undefined && hex(computed) !== proof.leaf_hash.toLowerCase())
+    throw new ProofError('the leaf fields do not hash to leaf_hash');
   const path = proof.path.map((p, i) => bytes32(p, `path[${i}]`));
   const root = rootFromPath(computed, proof.leaf_index, proof.tree_size, path);
   if (!root) throw new ProofError(`the path does not fit leaf ${proof.leaf_index} of a tree of ${proof.tree_size}`);
@@ -45,17 +47,25 @@ export interface ChainCheck {
  * succeeded, was sent to the contract, is in the claimed block (still on the chain), and emitted
  * Anchored(root); and the contract itself reports the root anchored in that block.
  */
-export async function checkProofOnChain(proof: MessageProof, access: ChainAccess, expectedContract?: string): Promise<ChainCheck> {
+export async function checkProofOnChain(
+  proof: MessageProof,
+  access: ChainAccess,
+  expectedContract?: string,
+): Promise<ChainCheck> {
   const { client } = access;
   const chainId = await client.getChainId();
-  if (chainId !== proof.chain_id) throw new ProofError(`the RPC endpoint serves chain ${chainId}, the proof names chain ${proof.chain_id}`);
+  if (chainId !== proof.chain_id)
+    throw new ProofError(`the RPC endpoint serves chain ${chainId}, the proof names chain ${proof.chain_id}`);
   const contract = getAddress(proof.contract);
-  if (expectedContract && !isAddressEqual(contract, getAddress(expectedContract))) throw new ProofError(`the proof names contract ${contract}, not the expected ${expectedContract}`);
+  if (expectedContract && !isAddressEqual(contract, getAddress(expectedContract)))
+    throw new ProofError(`the proof names contract ${contract}, not the expected ${expectedContract}`);
   const receipt = await client.getTransactionReceipt({ hash: proof.tx_hash }).catch(() => undefined);
   if (!receipt) throw new ProofError(`transaction ${proof.tx_hash} is not on chain ${chainId}`);
   if (receipt.status !== 'success') throw new ProofError(`transaction ${proof.tx_hash} failed`);
-  if (!receipt.to || !isAddressEqual(receipt.to, contract)) throw new ProofError(`transaction ${proof.tx_hash} was not sent to ${contract}`);
-  if (receipt.blockHash !== proof.block_hash || Number(receipt.blockNumber) !== proof.block_number) throw new ProofError('the transaction is not in the block the proof names');
+  if (!receipt.to || !isAddressEqual(receipt.to, contract))
+    throw new ProofError(`transaction ${proof.tx_hash} was not sent to ${contract}`);
+  if (receipt.blockHash !== proof.block_hash || Number(receipt.blockNumber) !== proof.block_number)
+    throw new ProofError('the transaction is not in the block the proof names');
   const root = proof.root.toLowerCase();
   const anchoredHere = receipt.logs.some((log) => {
     if (!isAddressEqual(log.address, contract)) return false;
@@ -67,8 +77,20 @@ export async function checkProofOnChain(proof: MessageProof, access: ChainAccess
     }
   });
   if (!anchoredHere) throw new ProofError(`transaction ${proof.tx_hash} did not anchor root ${proof.root}`);
-  const at = await client.readContract({ address: contract, abi: RELAY_ANCHOR_ABI, functionName: 'anchoredAt', args: [proof.root] });
-  if (at !== receipt.blockNumber) throw new ProofError(`the contract reports the root anchored in block ${at}, not ${receipt.blockNumber}`);
-  const [head, block] = await Promise.all([client.getBlockNumber({ cacheTime: 0 }), client.getBlock({ blockHash: receipt.blockHash })]);
-  return { confirmations: Number(head - receipt.blockNumber + 1n), blockTime: new Date(Number(block.timestamp) * 1000).toISOString() };
+  const at = await client.readContract({
+    address: contract,
+    abi: RELAY_ANCHOR_ABI,
+    functionName: 'anchoredAt',
+    args: [proof.root],
+  });
+  if (at !== receipt.blockNumber)
+    throw new ProofError(`the contract reports the root anchored in block ${at}, not ${receipt.blockNumber}`);
+  const [head, block] = await Promise.all([
+    client.getBlockNumber({ cacheTime: 0 }),
+    client.getBlock({ blockHash: receipt.blockHash }),
+  ]);
+  return {
+    confirmations: Number(head - receipt.blockNumber + 1n),
+    blockTime: new Date(Number(block.timestamp) * 1000).toISOString(),
+  };
 }

@@ -41,8 +41,14 @@ export class MetricsServer implements Service {
           return reply(200, 'application/json', JSON.stringify({ status: 'ok' }));
         case '/readyz':
           void checkReadiness(checks).then((readiness) => {
-            const down = Object.entries(readiness.checks).filter(([, r]) => r.status === 'down').map(([name]) => name);
-            reply(down.length === 0 ? 200 : 503, 'application/json', JSON.stringify(down.length === 0 ? readiness : { ...readiness, down }));
+            const down = Object.entries(readiness.checks)
+              .filter(([, r]) => r.status === 'down')
+              .map(([name]) => name);
+            reply(
+              down.length === 0 ? 200 : 503,
+              'application/json',
+              JSON.stringify(down.length === 0 ? readiness : { ...readiness, down }),
+            );
           });
           return;
         default:

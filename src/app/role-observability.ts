@@ -30,12 +30,28 @@ export function watchedGroups(role: string, resources: Pick<Resources, 'config' 
  */
 export function observabilityServices(role: string, resources: Resources): Service[] {
   const { config, metrics, log } = resources;
-  const checks = dependencyChecks({ kafkaAdmin: () => resources.kafkaAdmin(), registryUrl: config.registry.url, pool: resources.pool, redis: resources.redis });
+  const checks = dependencyChecks({
+    kafkaAdmin: () => resources.kafkaAdmin(),
+    registryUrl: config.registry.url,
+    pool: resources.pool,
+    redis: resources.redis,
+  });
   metrics.observeReadiness(checks);
   if (config.tls && (role === 'ingress' || role === 'all')) metrics.observeCertificate(config.tls.certFile);
   const services: Service[] = [];
   const groups = watchedGroups(role, resources);
-  if (groups.length > 0) services.push(new ConsumerLagMonitor(() => resources.kafkaAdmin(), groups, metrics, log.child({ service: 'consumer-lag' })));
-  if (config.metricsPort > 0) services.push(new MetricsServer({ host: config.http.host, port: config.metricsPort }, metrics, checks, log.child({ service: 'metrics' })));
+  if (groups.length > 0)
+    services.push(
+      new ConsumerLagMonitor(() => resources.kafkaAdmin(), groups, metrics, log.child({ service: 'consumer-lag' })),
+    );
+  if (config.metricsPort > 0)
+    services.push(
+      new MetricsServer(
+        { host: config.http.host, port: config.metricsPort },
+        metrics,
+        checks,
+        log.child({ service: 'metrics' }),
+      ),
+    );
   return services;
 }

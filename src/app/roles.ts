@@ -38,17 +38,41 @@ export const isRole = (value: string): value is Role => (ROLES as readonly strin
 /** The ingress: HTTP API and WebSocket stream, with the producer they share. */
 export function ingressServices(resources: Resources): { services: Service[]; ingress: IngressService } {
   const { config, log, kafka, codec, topics, pool, redis, metrics } = resources;
-  const producer = new BatchingProducer(kafka, [topics.mailbox, topics.peers], config.producer, log.child({ service: 'producer' }), metrics);
+  const producer = new BatchingProducer(
+    kafka,
+    [topics.mailbox, topics.peers],
+    config.producer,
+    log.child({ service: 'producer' }),
+    metrics,
+  );
   const events = new EventPublisher(producer, codec, topics);
-  const watch = new CheckpointWatch({ pool, connect: () => createClient(config), schema: config.postgres.schema, log: log.child({ service: 'checkpoint-watch' }) });
-  const consistency = new ReadConsistency({ watch, producer, logEnds: new LogEnds(() => resources.kafkaAdmin()), topics, waitMs: config.reads.waitMs });
+  const watch = new CheckpointWatch({
+    pool,
+    connect: () => createClient(config),
+    schema: config.postgres.schema,
+    log: log.child({ service: 'checkpoint-watch' }),
+  });
+  const consistency = new ReadConsistency({
+    watch,
+    producer,
+    logEnds: new LogEnds(() => resources.kafkaAdmin()),
+    topics,
+    waitMs: config.reads.waitMs,
+  });
   const verifier = new SignatureVerifier(Date.now, { maxFutureSeconds: config.auth.signatureFutureSeconds });
   const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
   const limiter = new RateLimiter(redis, config.redis.keyPrefix);
   const apiKeys = new ApiKeyStore(pool);
-  const tokens = new TokenService({ pool, redis, redisPrefix: config.redis.keyPrefix, verifier, ttlSeconds: config.auth.tokenTtlSeconds });
+  const tokens = new TokenService({
+    pool,
+    redis,
+    redisPrefix: config.redis.keyPrefix,
+    verifier,
+    ttlSeconds: config.auth.tokenTtlSeconds,
+  });
   const required = config.auth.required;
-  if (!required) log.warn('RELAY_AUTH=off: no API keys or tokens are checked; for development and trusted networks only');
+  if (!required)
+    log.warn('RELAY_AUTH=off: no API keys or tokens are checked; for development and trusted networks only');
   const authorizeMailbox = mailboxGuard(tokens, required);
   const failures = new AuthFailureLimit(limiter, config.auth.failureRate, config.auth.trustedProxies);
   const authorizeStream = streamGuard(apiKeys, tokens, required, failures);
@@ -103,7 +127,19 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     beforeListen: () => producer.whenReady(),
   });
   // Stop accepting and close the streams first; the producer flushes their last events after them.
-  return { services: [stopInOrder('ingress node', [[ingress, hub], [producer, watch, ...(replica ? [replica] : [])]], log)], ingress };
+  return {
+    services: [
+      stopInOrder(
+        'ingress node',
+        [
+          [ingress, hub],
+          [producer, watch, ...(replica ? [replica] : [])],
+        ],
+        log,
+      ),
+    ],
+    ingress,
+  };
 }
 
 /** One consuming role: the Postgres projector, the Redis presence projection, or the router. */
@@ -120,19 +156,51 @@ export function consumerService(resources: Resources, role: 'projector' | 'prese
   const gather = { minBytes: 1024 * 1024, maxWaitMs: 50 };
   switch (role) {
     case 'projector':
-      return new ConsumerService(kafka, codec, { ...common, topics: [topics.mailbox, topics.peers, topics.anchors], fetch: gather }, postgresProjector(pool, metrics), roleLog, metrics);
+      return new ConsumerService(
+        kafka,
+        codec,
+        { ...common, topics: [topics.mailbox, topics.peers, topics.anchors], fetch: gather },
+        postgresProjector(pool, metrics),
+        roleLog,
+        metrics,
+      );
     case 'presence':
-      return new ConsumerService(kafka, codec, { ...common, topics: [topics.peers], fetch: gather }, presenceProjection(presence, metrics), roleLog, metrics);
+      return new ConsumerService(
+        kafka,
+        codec,
+        { ...common, topics: [topics.peers], fetch: gather },
+        presenceProjection(presence, metrics),
+        roleLog,
+        metrics,
+      );
     case 'router':
-      return new ConsumerService(kafka, codec, { ...common, topics: [topics.mailbox], fromBeginning: false }, router(presence, redis), roleLog, metrics);
+      return new ConsumerService(
+        kafka,
+        codec,
+        { ...common, topics: [topics.mailbox], fromBeginning: false },
+        router(presence, redis),
+        roleLog,
+        metrics,
+      );
   }
 }
 
 /** The expiry role: MessageExpired for undelivered messages past expires_at, and the purge of settled rows. */
 export function expiryServices(resources: Resources): Service[] {
   const { config, log, kafka, codec, topics, pool, metrics } = resources;
-  const producer = new BatchingProducer(kafka, [topics.mailbox], config.producer, log.child({ service: 'expiry-producer' }), metrics);
-  const watch = new CheckpointWatch({ pool, connect: () => createClient(config), schema: config.postgres.schema, log: log.child({ service: 'checkpoint-watch' }) });
+  const producer = new BatchingProducer(
+    kafka,
+    [topics.mailbox],
+    config.producer,
+    log.child({ service: 'expiry-producer' }),
+    metrics,
+  );
+  const watch = new CheckpointWatch({
+    pool,
+    connect: () => createClient(config),
+    schema: config.postgres.schema,
+    log: log.child({ service: 'checkpoint-watch' }),
+  });
   const expiry = new ExpiryService(
     {
       pool,
@@ -158,10 +226,16 @@ export function expiryServices(resources: Resources): Service[] {
 export function anchorServices(resources: Resources, required = false): Service[] {
   const { config, kafka, codec, topics, pool, log, metrics } = resources;
   if (!config.anchor) {
-    if (required) throw new UsageError('relay anchor needs RELAY_ANCHOR_RPC_URL and a signer key (docs/guides/anchoring.md)');
+    if (required)
+      throw new UsageError('relay anchor needs RELAY_ANCHOR_RPC_URL and a signer key (docs/guides/anchoring.md)');
     return [];
   }
-  const options = { groupId: `${config.kafka.groupPrefix}.anchor`, mailboxTopic: topics.mailbox, anchorsTopic: topics.anchors, config: config.anchor };
+  const options = {
+    groupId: `${config.kafka.groupPrefix}.anchor`,
+    mailboxTopic: topics.mailbox,
+    anchorsTopic: topics.anchors,
+    config: config.anchor,
+  };
   return [new AnchorService(kafka, codec, pool, options, log.child({ service: 'anchor' }), metrics)];
 }
 
@@ -183,6 +257,13 @@ function roleServices(role: Role, resources: Resources): Service[] {
     case 'anchor':
       return anchorServices(resources, true);
     case 'all':
-      return [...ingressServices(resources).services, consumerService(resources, 'projector'), consumerService(resources, 'presence'), consumerService(resources, 'router'), ...anchorServices(resources), ...expiryServices(resources)];
+      return [
+        ...ingressServices(resources).services,
+        consumerService(resources, 'projector'),
+        consumerService(resources, 'presence'),
+        consumerService(resources, 'router'),
+        ...anchorServices(resources),
+        ...expiryServices(resources),
+      ];
   }
 }

@@ -10,7 +10,13 @@ import { resolveContract } from '../anchoring/contract-registry.js';
 export async function setupAnchoring(resources: Resources, print: (line: string) => void): Promise<void> {
   const anchor = resources.config.anchor;
   if (!anchor) return;
-  const contract = await resolveContract(resources.pool, chainAt(anchor.rpcUrl, anchor.chainId), loadSigner(anchor), anchor, resources.log).catch((error: unknown) => {
+  const contract = await resolveContract(
+    resources.pool,
+    chainAt(anchor.rpcUrl, anchor.chainId),
+    loadSigner(anchor),
+    anchor,
+    resources.log,
+  ).catch((error: unknown) => {
     // A setting to fix: say so in a sentence, not with a stack.
     throw error instanceof FatalAnchorError ? new UsageError(error.message) : error;
   });

@@ -24,7 +24,10 @@ export async function prepareDependencies(resources: Resources): Promise<void> {
   ];
   const created = await ensureTopics(kafka, specs);
   if (created.length > 0) log.info({ topics: created }, 'created topics');
-  const altered = await alignTopicConfigs(kafka, specs.filter((s) => !created.includes(s.topic)));
+  const altered = await alignTopicConfigs(
+    kafka,
+    specs.filter((s) => !created.includes(s.topic)),
+  );
   if (altered.length > 0) log.info({ changes: altered }, 'changed topic configuration');
   const ids = await codec.registerAll();
   log.info({ schema_ids: Object.fromEntries(ids) }, 'event schemas registered');

@@ -11,24 +11,38 @@ export const APIKEY_USAGE = `usage: relay apikey create --name NAME [--scopes a,
 scopes: ${SCOPES.join(', ')} (default: all)`;
 
 /** `relay apikey create|list|revoke`: keys are printed once at creation and stored hashed. */
-export async function runApiKeyCommand(args: readonly string[], resources: Resources, out: (line: string) => void): Promise<number> {
+export async function runApiKeyCommand(
+  args: readonly string[],
+  resources: Resources,
+  out: (line: string) => void,
+): Promise<number> {
   const store = new ApiKeyStore(resources.pool);
   const [action, ...rest] = args;
-  const { values, positionals } = parseCommandLine(rest, { name: { type: 'string' }, scopes: { type: 'string' }, quiet: { type: 'boolean' } }, { positionals: true });
+  const { values, positionals } = parseCommandLine(
+    rest,
+    { name: { type: 'string' }, scopes: { type: 'string' }, quiet: { type: 'boolean' } },
+    { positionals: true },
+  );
   switch (action) {
     case 'create': {
       if (!values.name) throw new UsageError('apikey create needs --name');
       const scopes = values.scopes ? values.scopes.split(',').map((s) => s.trim()) : [...SCOPES];
       const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
-      if (unknown.length > 0) throw new UsageError(`unknown scope ${unknown.join(', ')}; scopes are ${SCOPES.join(', ')}`);
+      if (unknown.length > 0)
+        throw new UsageError(`unknown scope ${unknown.join(', ')}; scopes are ${SCOPES.join(', ')}`);
       const { key, info } = await store.create(values.name, scopes as Scope[]);
       if (values.quiet) out(key);
-      else out(`created API key ${info.id} "${info.name}" (${info.scopes.join(', ')})\n${key}\nStore it now: the relay keeps only its hash.`);
+      else
+        out(
+          `created API key ${info.id} "${info.name}" (${info.scopes.join(', ')})\n${key}\nStore it now: the relay keeps only its hash.`,
+        );
       return 0;
     }
     case 'list':
       for (const key of await store.list()) {
-        out(`${key.id}  ${key.revoked_at ? `revoked ${key.revoked_at}` : 'active'}  ${key.name}  [${key.scopes.join(', ')}]  created ${key.created_at}`);
+        out(
+          `${key.id}  ${key.revoked_at ? `revoked ${key.revoked_at}` : 'active'}  ${key.name}  [${key.scopes.join(', ')}]  created ${key.created_at}`,
+        );
       }
       return 0;
     case 'revoke': {
@@ -47,11 +61,21 @@ export async function runApiKeyCommand(args: readonly string[], resources: Resou
 }
 
 /** `relay token-key rotate`: a new key signs tokens from now; the old one verifies until its tokens expire. */
-export async function runTokenKeyCommand(args: readonly string[], resources: Resources, out: (line: string) => void): Promise<number> {
+export async function runTokenKeyCommand(
+  args: readonly string[],
+  resources: Resources,
+  out: (line: string) => void,
+): Promise<number> {
   const { positionals } = parseCommandLine(args, {}, { positionals: true });
   if (positionals[0] !== 'rotate' || positionals.length > 1) throw new UsageError('usage: relay token-key rotate');
   const { config, pool, redis } = resources;
-  const tokens = new TokenService({ pool, redis, redisPrefix: config.redis.keyPrefix, verifier: new SignatureVerifier(), ttlSeconds: config.auth.tokenTtlSeconds });
+  const tokens = new TokenService({
+    pool,
+    redis,
+    redisPrefix: config.redis.keyPrefix,
+    verifier: new SignatureVerifier(),
+    ttlSeconds: config.auth.tokenTtlSeconds,
+  });
   out(`new token signing key ${await tokens.rotate()}; older keys verify until their tokens expire`);
   return 0;
 }

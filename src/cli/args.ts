@@ -24,9 +24,19 @@ function joinValues(args: readonly string[], options: Options): string[] {
  * one-line UsageErrors (exit status 2). `negatable` accepts `--no-<flag>` for boolean options, the
  * last of `--flag` and `--no-flag` winning.
  */
-export function parseCommandLine<T extends Options>(args: readonly string[], options: T, { positionals = false, negatable = false } = {}) {
+export function parseCommandLine<T extends Options>(
+  args: readonly string[],
+  options: T,
+  { positionals = false, negatable = false } = {},
+) {
   try {
-    return parseArgs({ args: joinValues(args, options), options, allowPositionals: positionals, allowNegative: negatable, strict: true });
+    return parseArgs({
+      args: joinValues(args, options),
+      options,
+      allowPositionals: positionals,
+      allowNegative: negatable,
+      strict: true,
+    });
   } catch (error) {
     const message = (error as Error).message.split(/\. (?=[A-Z])/)[0]?.replace(/\.$/, '') ?? String(error);
     throw new UsageError(message.charAt(0).toLowerCase() + message.slice(1));

@@ -52,7 +52,13 @@ function parseArgs(args: readonly string[]): DemoOptions | 'help' {
   );
   if (values.help) return 'help';
   const apiKey = values['api-key'];
-  return { url: values.url, apiKey, caFile: values.ca, message: values.message, tokens: values.tokens ?? apiKey !== undefined };
+  return {
+    url: values.url,
+    apiKey,
+    caFile: values.ca,
+    message: values.message,
+    tokens: values.tokens ?? apiKey !== undefined,
+  };
 }
 
 const short = (text: string, max = 72): string => (text.length <= max ? text : `${text.slice(0, max - 3)}...`);
@@ -95,7 +101,10 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
   };
   let stream: MessageStream | undefined;
   try {
-    const auth = [options.apiKey === undefined ? undefined : 'an API key', options.tokens ? 'address-bound bearer tokens' : undefined].filter(Boolean);
+    const auth = [
+      options.apiKey === undefined ? undefined : 'an API key',
+      options.tokens ? 'address-bound bearer tokens' : undefined,
+    ].filter(Boolean);
     out(`relay demo: alice and bob talk through ${options.url}${auth.length > 0 ? ` with ${auth.join(' and ')}` : ''}`);
 
     // Different algorithms on each side, so one run exercises both key wrappings and both signatures.
@@ -110,22 +119,38 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
 
     const ca = options.caFile === undefined ? undefined : await readFile(options.caFile);
     const common = { baseUrl: options.url, apiKey: options.apiKey, useTokens: options.tokens, ca };
-    const alice = new RelayClient({ ...common, identity: aliceKeys, connectionInfo: { app: 'relay-demo', peer: 'alice' } });
+    const alice = new RelayClient({
+      ...common,
+      identity: aliceKeys,
+      connectionInfo: { app: 'relay-demo', peer: 'alice' },
+    });
     const bob = new RelayClient({ ...common, identity: bobKeys, connectionInfo: { app: 'relay-demo', peer: 'bob' } });
 
     step = 'register';
-    for (const [name, client] of [['alice', alice], ['bob', bob]] as const) {
+    for (const [name, client] of [
+      ['alice', alice],
+      ['bob', bob],
+    ] as const) {
       const registered = await client.register();
-      say('register', `${name} is ${registered.status}: POST /api/v1/peer/register with a signed registration JWS -> 202 (on every in-sync replica)`);
+      say(
+        'register',
+        `${name} is ${registered.status}: POST /api/v1/peer/register with a signed registration JWS -> 202 (on every in-sync replica)`,
+      );
     }
 
     step = 'lookup';
     const bobRecord = await alice.waitForPeer(bob.address);
-    say('lookup', `alice fetched bob's keys (GET /api/v1/peers/:address); the signing key's thumbprint is bob's address`);
+    say(
+      'lookup',
+      `alice fetched bob's keys (GET /api/v1/peers/:address); the signing key's thumbprint is bob's address`,
+    );
 
     step = 'stream';
     stream = await bob.openStream();
-    say('stream', `bob opened the WebSocket stream (GET /api/v1/stream)${options.tokens ? ' with a bearer token bound to his address (challenge, signed proof, token)' : ''}`);
+    say(
+      'stream',
+      `bob opened the WebSocket stream (GET /api/v1/stream)${options.tokens ? ' with a bearer token bound to his address (challenge, signed proof, token)' : ''}`,
+    );
 
     step = 'encrypt';
     const sealed = await alice.seal(bobRecord, options.message);
@@ -135,11 +160,17 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
       `alice encrypted ${Buffer.byteLength(options.message)} bytes for bob as a compact JWE: alg ${String(header.alg)}, enc ${String(header.enc)}, ` +
         `${sealed.encrypted_content.length} characters (${short(sealed.encrypted_content, 40)})`,
     );
-    say('sign', `alice signed {message_id, from, to, type, sha256 of the JWE, iat} as an EdDSA JWS for message ${sealed.message_id}`);
+    say(
+      'sign',
+      `alice signed {message_id, from, to, type, sha256 of the JWE, iat} as an EdDSA JWS for message ${sealed.message_id}`,
+    );
 
     step = 'send';
     const accepted = await alice.relay(sealed);
-    say('send', `relay accepted ${accepted.message_id}: partition ${accepted.partition}, offset ${accepted.offset} (POST /api/v1/message/relay -> 202)`);
+    say(
+      'send',
+      `relay accepted ${accepted.message_id}: partition ${accepted.partition}, offset ${accepted.offset} (POST /api/v1/message/relay -> 202)`,
+    );
 
     step = 'receive';
     let received: OpenedMessage;
@@ -169,22 +200,32 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
         `${stored.encrypted_content === sealed.encrypted_content ? 'identical to what alice sent' : 'DIFFERENT from what alice sent'}, ` +
         `${leaks ? 'and CONTAINS the plaintext' : 'and does not contain the plaintext'}`,
     );
-    if (!isJwe || leaks || stored.encrypted_content !== sealed.encrypted_content) throw new Error('the stored copy is not the ciphertext alice sent');
+    if (!isJwe || leaks || stored.encrypted_content !== sealed.encrypted_content)
+      throw new Error('the stored copy is not the ciphertext alice sent');
 
     step = 'ack';
-    const acknowledged = await poll(async () => ((await stream?.ack([received.message_id])) || undefined), 5_000, 'the acknowledgement');
+    const acknowledged = await poll(
+      async () => (await stream?.ack([received.message_id])) || undefined,
+      5_000,
+      'the acknowledgement',
+    );
     say('ack', `bob acknowledged ${acknowledged} message over the stream ({"type":"ack"} -> ack_result)`);
 
     step = 'reply';
     const reply = `Hi Alice, Bob here. Got your message ${received.message_id.slice(0, 8)}.`;
     const replied = await bob.send(alice.address, reply, { type: 'text' });
-    say('reply', `bob encrypted a reply to alice's RSA key (RSA-OAEP-256 + A256GCM), signed it with ES256 and sent it: partition ${replied.partition}, offset ${replied.offset}`);
+    say(
+      'reply',
+      `bob encrypted a reply to alice's RSA key (RSA-OAEP-256 + A256GCM), signed it with ES256 and sent it: partition ${replied.partition}, offset ${replied.offset}`,
+    );
 
     step = 'poll';
     const page = await poll(
       async () => {
         const got = await alice.receive();
-        return got.messages.some((m) => m.message_id === replied.message_id) || got.rejected.length > 0 ? got : undefined;
+        return got.messages.some((m) => m.message_id === replied.message_id) || got.rejected.length > 0
+          ? got
+          : undefined;
       },
       15_000,
       "bob's reply in alice's mailbox",
@@ -199,13 +240,16 @@ export async function runDemo(args: readonly string[], out: (line: string) => vo
     const ackedByAlice = await alice.ack([answer.message_id]);
     say('ack', `alice acknowledged ${ackedByAlice} message over HTTP (POST /api/v1/messages/ack)`);
 
-    out('demo complete: the relay carried and stored only ciphertext; both peers checked each other\'s signatures themselves');
+    out(
+      "demo complete: the relay carried and stored only ciphertext; both peers checked each other's signatures themselves",
+    );
     return 0;
   } catch (error) {
     if (error instanceof RelayClientError) {
       out(`demo failed at "${step}": the relay answered ${error.code} (${error.status}): ${error.detail}`);
       if (error.code === 'network_error') out(`is a relay running at ${options.url}? (npm start)`);
-      if (error.code === 'missing_api_key' || error.code === 'invalid_api_key') out('pass --api-key; npm start prints one and keeps it in .relay/dev-api-key');
+      if (error.code === 'missing_api_key' || error.code === 'invalid_api_key')
+        out('pass --api-key; npm start prints one and keeps it in .relay/dev-api-key');
       if (error.code === 'missing_token') out('pass --tokens: this relay wants address-bound tokens for mailboxes');
     } else if (error instanceof EnvelopeError) {
       out(`demo failed at "${step}": refused by the client: ${error.message}`);

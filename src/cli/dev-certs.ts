@@ -18,16 +18,48 @@ export interface DevCerts {
  */
 export async function makeDevCerts(dir: string, force = false): Promise<DevCerts & { created: boolean }> {
   const paths = { ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key') };
-  if (!force && existsSync(paths.ca) && existsSync(paths.cert) && existsSync(paths.key)) return { ...paths, created: false };
+  if (!force && existsSync(paths.ca) && existsSync(paths.cert) && existsSync(paths.key))
+    return { ...paths, created: false };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const caKey = join(dir, 'ca.key');
   const csr = join(dir, 'server.csr');
   const ext = join(dir, 'server.ext');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await run('openssl', ['req', '-x509', ...ec, '-keyout', caKey, '-out', paths.ca, '-days', '3650', '-subj', '/CN=Relay development CA']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    caKey,
+    '-out',
+    paths.ca,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=Relay development CA',
+  ]);
   await run('openssl', ['req', ...ec, '-keyout', paths.key, '-out', csr, '-subj', '/CN=localhost']);
-  await writeFile(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n');
-  await run('openssl', ['x509', '-req', '-in', csr, '-CA', paths.ca, '-CAkey', caKey, '-CAcreateserial', '-out', paths.cert, '-days', '825', '-extfile', ext]);
+  await writeFile(
+    ext,
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n',
+  );
+  await run('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    paths.ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    paths.cert,
+    '-days',
+    '825',
+    '-extfile',
+    ext,
+  ]);
   await Promise.all([rm(csr), rm(ext)]);
   return { ...paths, created: true };
 }

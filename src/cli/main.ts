@@ -65,7 +65,9 @@ async function main(argv: readonly string[]): Promise<number> {
     const { values } = parseCommandLine(args, { out: { type: 'string' }, force: { type: 'boolean' } });
     const dir = values.out ?? join(PROJECT_ROOT, '.relay', 'certs');
     const certs = await makeDevCerts(dir, values.force ?? false);
-    print(`${certs.created ? 'made' : 'kept'} development certificates in ${dir}\n  CA:          ${certs.ca}\n  certificate: ${certs.cert}\n  key:         ${certs.key}`);
+    print(
+      `${certs.created ? 'made' : 'kept'} development certificates in ${dir}\n  CA:          ${certs.ca}\n  certificate: ${certs.cert}\n  key:         ${certs.key}`,
+    );
     return 0;
   }
   if (command === 'demo') return runDemo(args, print);

@@ -18,7 +18,8 @@ import { replay } from '../replay/replay-reader.js';
 export const ANALYST_COMMANDS = ['replay', 'lag', 'rebuild'] as const;
 export type AnalystCommand = (typeof ANALYST_COMMANDS)[number];
 
-export const isAnalystCommand = (value: string): value is AnalystCommand => (ANALYST_COMMANDS as readonly string[]).includes(value);
+export const isAnalystCommand = (value: string): value is AnalystCommand =>
+  (ANALYST_COMMANDS as readonly string[]).includes(value);
 
 /** The lines `relay help` shows for these commands. */
 export const ANALYST_USAGE = `Analysts (\`relay <command> --help\` for options):
@@ -129,16 +130,29 @@ export function parseReplayArgs(args: readonly string[], now: number = Date.now(
   });
   if (values.help) return 'help';
 
-  const starts = [values.since !== undefined, values['from-offset'] !== undefined, values['from-beginning'] === true].filter(Boolean).length;
+  const starts = [
+    values.since !== undefined,
+    values['from-offset'] !== undefined,
+    values['from-beginning'] === true,
+  ].filter(Boolean).length;
   if (starts > 1) throw new UsageError('choose one start: --since, --from-offset or --from-beginning');
   if (values.until !== undefined && values.follow) throw new UsageError('--until and --follow exclude each other');
 
   const since = values.since === undefined ? undefined : parseTime(values.since, '--since', now);
   const until = values.until === undefined ? undefined : parseTime(values.until, '--until', now);
-  if (since !== undefined && until !== undefined && since >= until) throw new UsageError('--since must be before --until');
+  if (since !== undefined && until !== undefined && since >= until)
+    throw new UsageError('--since must be before --until');
   const start: StartAt =
-    since !== undefined ? { kind: 'time', at: since } : values['from-offset'] !== undefined ? parseFromOffset(values['from-offset']) : { kind: 'beginning' };
-  const stop: StopAt = values.follow ? { kind: 'follow' } : until !== undefined ? { kind: 'time', at: until } : { kind: 'now' };
+    since !== undefined
+      ? { kind: 'time', at: since }
+      : values['from-offset'] !== undefined
+        ? parseFromOffset(values['from-offset'])
+        : { kind: 'beginning' };
+  const stop: StopAt = values.follow
+    ? { kind: 'follow' }
+    : until !== undefined
+      ? { kind: 'time', at: until }
+      : { kind: 'now' };
 
   const types = values.type?.map(parseEventType);
   const addresses = values.address?.map(parseAddress);
@@ -155,7 +169,8 @@ export function parseReplayArgs(args: readonly string[], now: number = Date.now(
   const out = values.out;
   let format: OutputFormat = out?.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl';
   if (values.format !== undefined) {
-    if (!(FORMATS as readonly string[]).includes(values.format)) throw new UsageError(`--format must be jsonl or csv, not "${values.format}"`);
+    if (!(FORMATS as readonly string[]).includes(values.format))
+      throw new UsageError(`--format must be jsonl or csv, not "${values.format}"`);
     format = values.format as OutputFormat;
   }
 
@@ -168,7 +183,9 @@ export function parseReplayArgs(args: readonly string[], now: number = Date.now(
   return { topics, start, stop, filter, format, out, progress: progressChoice(values) };
 }
 
-export function parseLagArgs(args: readonly string[]): { readonly json: boolean; readonly groups: readonly string[] } | 'help' {
+export function parseLagArgs(
+  args: readonly string[],
+): { readonly json: boolean; readonly groups: readonly string[] } | 'help' {
   const { values } = parseCommandLine(args, {
     help: { type: 'boolean', short: 'h' },
     json: { type: 'boolean' },
@@ -199,9 +216,15 @@ export function parseRebuildArgs(args: readonly string[]): RebuildArgs | 'help' 
   if (values.help) return 'help';
   if (positionals.length === 0) throw new UsageError('name what to rebuild: relay rebuild read_model');
   if (positionals.length > 1 || positionals[0] !== 'read_model') {
-    throw new UsageError(`only the read model can be rebuilt (relay rebuild read_model), not "${positionals.join(' ')}"`);
+    throw new UsageError(
+      `only the read model can be rebuilt (relay rebuild read_model), not "${positionals.join(' ')}"`,
+    );
   }
-  return { keepRetired: values['keep-retired'] ?? false, allowTruncatedLog: values['allow-truncated-log'] ?? false, progress: progressChoice(values) };
+  return {
+    keepRetired: values['keep-retired'] ?? false,
+    allowTruncatedLog: values['allow-truncated-log'] ?? false,
+    progress: progressChoice(values),
+  };
 }
 
 /** Aborts on the first SIGINT or SIGTERM while `work` runs. */
@@ -224,11 +247,14 @@ async function runReplay(args: ReplayArgs, resources: Resources, io: CommandIo):
   // older versions come out in the current shape (new fields with their defaults).
   const schemas = await loadEventSchemas();
   await codec.registerAll(schemas);
-  const eventTypes = args.filter.types ? [...args.filter.types] : EVENT_TYPES.filter((type) => args.topics.includes(TOPIC_OF[type] as 'mailbox' | 'peers'));
+  const eventTypes = args.filter.types
+    ? [...args.filter.types]
+    : EVENT_TYPES.filter((type) => args.topics.includes(TOPIC_OF[type] as 'mailbox' | 'peers'));
   const formatter = args.format === 'csv' ? csv(csvColumns(fieldsOf(schemas), eventTypes)) : jsonLines();
   const stream = args.out ? createWriteStream(args.out) : io.stdout;
   const sink = new TextSink(stream);
-  const showProgress = args.progress ?? (io.stderr.isTTY === true && (args.out !== undefined || io.stdout.isTTY !== true));
+  const showProgress =
+    args.progress ?? (io.stderr.isTTY === true && (args.out !== undefined || io.stdout.isTTY !== true));
   const progress = showProgress ? new ProgressBar(io.stderr, 'replay', null) : undefined;
   try {
     await withSignals((signal) =>
@@ -247,19 +273,27 @@ async function runReplay(args: ReplayArgs, resources: Resources, io: CommandIo):
     );
   } catch (error) {
     // The reader of our output went away (`relay replay | head`): that is the end, not a failure.
-    if ((error as { code?: unknown }).code === 'EPIPE' || (sink.error as { code?: unknown } | undefined)?.code === 'EPIPE') return 0;
+    if (
+      (error as { code?: unknown }).code === 'EPIPE' ||
+      (sink.error as { code?: unknown } | undefined)?.code === 'EPIPE'
+    )
+      return 0;
     throw error;
   }
   if (args.out) await sink.end();
   return 0;
 }
 
-async function runLag(args: { json: boolean; groups: readonly string[] }, resources: Resources, io: CommandIo): Promise<number> {
+async function runLag(
+  args: { json: boolean; groups: readonly string[] },
+  resources: Resources,
+  io: CommandIo,
+): Promise<number> {
   const prefix = resources.config.kafka.groupPrefix;
   const wanted = new Set(args.groups.map((g) => (g.startsWith(`${prefix}.`) ? g : `${prefix}.${g}`)));
-  const groups = (await consumerLag(resources.kafka, prefix, [resources.topics.mailbox, resources.topics.peers])).filter(
-    (g) => wanted.size === 0 || wanted.has(g.group),
-  );
+  const groups = (
+    await consumerLag(resources.kafka, prefix, [resources.topics.mailbox, resources.topics.peers])
+  ).filter((g) => wanted.size === 0 || wanted.has(g.group));
   io.stdout.write(args.json ? `${JSON.stringify({ groups }, null, 2)}\n` : renderLagTable(groups));
   return 0;
 }
@@ -303,7 +337,12 @@ async function runRebuild(args: RebuildArgs, resources: Resources, io: CommandIo
  * `relay replay|lag|rebuild ARGS`: parses the arguments, runs the command, and returns the exit
  * code: 0 done, 1 failed, 2 a bad argument (with a one-line reason on stderr), 130 interrupted.
  */
-export async function runAnalystCommand(command: AnalystCommand, args: readonly string[], resources: Resources, io: CommandIo = processIo): Promise<number> {
+export async function runAnalystCommand(
+  command: AnalystCommand,
+  args: readonly string[],
+  resources: Resources,
+  io: CommandIo = processIo,
+): Promise<number> {
   const usage = { replay: REPLAY_USAGE, lag: LAG_USAGE, rebuild: REBUILD_USAGE }[command];
   // These commands talk to people on stderr; only warnings and errors go to the JSON log.
   const log = createLogger(resources.config.logLevel === 'debug' ? 'debug' : 'warn', { command });
@@ -334,7 +373,8 @@ export async function runAnalystCommand(command: AnalystCommand, args: readonly 
       return 2;
     }
     const interrupted = error instanceof RebuildInterrupted;
-    const detail = resources.config.logLevel === 'debug' ? describe(error) : (error as Error).message ?? String(error);
+    const detail =
+      resources.config.logLevel === 'debug' ? describe(error) : ((error as Error).message ?? String(error));
     flushLogs();
     io.stderr.write(`relay ${command}: ${detail}\n`);
     return interrupted ? 130 : 1;

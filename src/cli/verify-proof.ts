@@ -22,7 +22,11 @@ interface VerifyArgs {
 function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv): VerifyArgs {
   let parsed;
   try {
-    parsed = parseCommandLine(args, { rpc: { type: 'string' }, contract: { type: 'string' }, 'min-confirmations': { type: 'string' } }, { positionals: true });
+    parsed = parseCommandLine(
+      args,
+      { rpc: { type: 'string' }, contract: { type: 'string' }, 'min-confirmations': { type: 'string' } },
+      { positionals: true },
+    );
   } catch (error) {
     throw new UsageError(`${(error as Error).message}\n\n${VERIFY_PROOF_USAGE}`);
   }
@@ -35,7 +39,8 @@ function parseArgs(args: readonly string[], env: NodeJS.ProcessEnv): VerifyArgs 
   if (!rpc) throw new UsageError(`--rpc (or RELAY_ANCHOR_RPC_URL) is needed\n\n${VERIFY_PROOF_USAGE}`);
   if (!/^https?:\/\//.test(rpc)) throw new UsageError('--rpc must be an http:// or https:// URL');
   if (!file) throw new UsageError(`name the proof file, or - for standard input\n\n${VERIFY_PROOF_USAGE}`);
-  if (!Number.isInteger(minConfirmations) || minConfirmations < 1) throw new UsageError('--min-confirmations must be a whole number of at least 1');
+  if (!Number.isInteger(minConfirmations) || minConfirmations < 1)
+    throw new UsageError('--min-confirmations must be a whole number of at least 1');
   return { rpc, contract, minConfirmations, file };
 }
 
@@ -47,7 +52,11 @@ async function readInput(file: string): Promise<string> {
 }
 
 /** `relay verify-proof`: 0 if the proof holds on chain, 1 if not. */
-export async function runVerifyProof(args: readonly string[], print: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function runVerifyProof(
+  args: readonly string[],
+  print: (line: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
     print(VERIFY_PROOF_USAGE);
     return 0;
@@ -63,7 +72,9 @@ export async function runVerifyProof(args: readonly string[], print: (line: stri
     checkProofMath(proof);
     const check = await checkProofOnChain(proof, chainAt(options.rpc, Number(proof.chain_id)), options.contract);
     if (check.confirmations < options.minConfirmations) {
-      throw new ProofError(`the anchoring block has ${check.confirmations} confirmations, fewer than ${options.minConfirmations}`);
+      throw new ProofError(
+        `the anchoring block has ${check.confirmations} confirmations, fewer than ${options.minConfirmations}`,
+      );
     }
     print(
       `proof holds: message ${proof.leaf.message_id} is leaf ${proof.leaf_index} of ${proof.tree_size} under root ${proof.root}, ` +

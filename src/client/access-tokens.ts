@@ -19,7 +19,6 @@ interface HeldToken {
   readonly refreshAt: number;
 }
 
-
 /**
  * Address-bound access tokens: proves control of the signing key by signing the relay's nonce
  * (`POST /api/v1/auth/challenge`, then `POST /api/v1/auth/token`), holds the token, and fetches a
@@ -62,15 +61,18 @@ export class AccessTokens {
   private async obtain(): Promise<HeldToken> {
     const address = this.identity.address;
     const challenge = await this.transport.request<Challenge>('POST', '/auth/challenge', { body: { address } });
-    if (typeof challenge.nonce !== 'string' || challenge.nonce === '') throw unexpected('The auth challenge has no "nonce".');
+    if (typeof challenge.nonce !== 'string' || challenge.nonce === '')
+      throw unexpected('The auth challenge has no "nonce".');
     const proof = await this.identity.sign({ address, nonce: challenge.nonce, iat: Math.floor(this.now() / 1000) });
     const issuedAt = this.now();
     const answer = await this.transport.request<TokenAnswer>('POST', '/auth/token', { body: { proof } });
-    if (typeof answer.access_token !== 'string' || answer.access_token === '') throw unexpected('The token answer has no "access_token".');
+    if (typeof answer.access_token !== 'string' || answer.access_token === '')
+      throw unexpected('The token answer has no "access_token".');
     if (typeof answer.token_type !== 'string' || answer.token_type.toLowerCase() !== 'bearer') {
       throw unexpected(`The token type is ${String(answer.token_type)}, not Bearer.`);
     }
-    if (typeof answer.expires_in !== 'number' || !(answer.expires_in > 0)) throw unexpected('The token answer has no positive "expires_in".');
+    if (typeof answer.expires_in !== 'number' || !(answer.expires_in > 0))
+      throw unexpected('The token answer has no positive "expires_in".');
     // Measured from before the request went out, so network time only ever shortens our view.
     const margin = Math.min(this.options.refreshMarginSeconds ?? 60, answer.expires_in / 2);
     return { value: answer.access_token, refreshAt: issuedAt + (answer.expires_in - margin) * 1000 };

@@ -29,13 +29,17 @@ const BASE64URL_PART = /^[A-Za-z0-9_-]+$/;
 export function isCompactJwe(value: unknown): value is string {
   if (typeof value !== 'string') return false;
   const parts = value.split('.');
-  return parts.length === 5 && parts.every((part, i) => BASE64URL_PART.test(part) || ((i === 1 || i === 3) && part === ''));
+  return (
+    parts.length === 5 && parts.every((part, i) => BASE64URL_PART.test(part) || ((i === 1 || i === 3) && part === ''))
+  );
 }
 
 /** base64url SHA-256 of the UTF-8 bytes of the ciphertext string: the `sha256` a message signature covers. */
-export const contentSha256 = (encryptedContent: string): string => createHash('sha256').update(encryptedContent, 'utf8').digest('base64url');
+export const contentSha256 = (encryptedContent: string): string =>
+  createHash('sha256').update(encryptedContent, 'utf8').digest('base64url');
 
-const toBytes = (plaintext: Uint8Array | string): Uint8Array => (typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext);
+const toBytes = (plaintext: Uint8Array | string): Uint8Array =>
+  typeof plaintext === 'string' ? new TextEncoder().encode(plaintext) : plaintext;
 
 /**
  * Encrypts `plaintext` to a recipient's public encryption key as a compact JWE: a fresh AES-256
@@ -47,7 +51,12 @@ export async function encryptFor(recipientKey: PublicJwk, plaintext: Uint8Array 
   try {
     key = await importJWK(publicEncryptionJwk(recipientKey) as JWK, alg);
   } catch (error) {
-    throw new EnvelopeError('invalid_key', `The recipient's encryption key could not be imported: ${(error as Error).message}`, undefined, { cause: error });
+    throw new EnvelopeError(
+      'invalid_key',
+      `The recipient's encryption key could not be imported: ${(error as Error).message}`,
+      undefined,
+      { cause: error },
+    );
   }
   return new CompactEncrypt(toBytes(plaintext)).setProtectedHeader({ alg, enc: 'A256GCM' }).encrypt(key);
 }
@@ -61,10 +70,12 @@ export type { VerifiedJws };
  * names the signer by the key's thumbprint; callers compare that with the address they expect.
  */
 export async function verifyCompactJws(jws: unknown, messageId?: string): Promise<VerifiedJws> {
-  const malformed = (detail: string, cause?: unknown) => new EnvelopeError('malformed_signature', detail, messageId, cause === undefined ? undefined : { cause });
+  const malformed = (detail: string, cause?: unknown) =>
+    new EnvelopeError('malformed_signature', detail, messageId, cause === undefined ? undefined : { cause });
   if (typeof jws !== 'string') throw malformed('The signature must be a compact JWS string.');
   const parts = jws.split('.');
-  if (parts.length !== 3 || !parts.every((part) => BASE64URL_PART.test(part))) throw malformed('The signature is not three base64url parts joined by ".".');
+  if (parts.length !== 3 || !parts.every((part) => BASE64URL_PART.test(part)))
+    throw malformed('The signature is not three base64url parts joined by ".".');
   let header: Record<string, unknown>;
   try {
     header = decodeProtectedHeader(jws);
@@ -75,10 +86,12 @@ export async function verifyCompactJws(jws: unknown, messageId?: string): Promis
   if (alg !== 'EdDSA' && alg !== 'ES256') throw malformed(`The JWS alg must be EdDSA or ES256, not ${String(alg)}.`);
   if (header['crit'] !== undefined) throw malformed('The JWS header must not carry "crit".');
   const headerJwk = header['jwk'];
-  if (typeof headerJwk !== 'object' || headerJwk === null || 'd' in headerJwk) throw malformed('The JWS header must hold the signer\'s public "jwk".');
+  if (typeof headerJwk !== 'object' || headerJwk === null || 'd' in headerJwk)
+    throw malformed('The JWS header must hold the signer\'s public "jwk".');
   let jwk: PublicJwk;
   try {
-    if (signingAlgorithmOf(headerJwk) !== alg) throw new Error(`an ${alg} signature needs a ${alg === 'EdDSA' ? 'Ed25519' : 'P-256'} key`);
+    if (signingAlgorithmOf(headerJwk) !== alg)
+      throw new Error(`an ${alg} signature needs a ${alg === 'EdDSA' ? 'Ed25519' : 'P-256'} key`);
     jwk = publicSigningJwk(headerJwk);
   } catch (error) {
     throw malformed(`The header's jwk does not fit: ${(error as Error).message}`, error);
@@ -93,7 +106,9 @@ export async function verifyCompactJws(jws: unknown, messageId?: string): Promis
   try {
     ({ payload: payloadBytes } = await compactVerify(jws, key, { algorithms: [alg] }));
   } catch (error) {
-    throw new EnvelopeError('bad_signature', 'The signature does not verify with the key in its header.', messageId, { cause: error });
+    throw new EnvelopeError('bad_signature', 'The signature does not verify with the key in its header.', messageId, {
+      cause: error,
+    });
   }
   let payload: unknown;
   try {
@@ -101,7 +116,8 @@ export async function verifyCompactJws(jws: unknown, messageId?: string): Promis
   } catch (error) {
     throw malformed('The signed payload is not JSON.', error);
   }
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw malformed('The signed payload is not a JSON object.');
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    throw malformed('The signed payload is not a JSON object.');
   return { alg, jwk, address: deriveAddress(jwk), payload: payload as Record<string, unknown> };
 }
 
@@ -140,13 +156,24 @@ export async function sealMessage(
 ): Promise<OutgoingMessage> {
   const messageId = options.messageId ?? randomUUID();
   const type = options.type ?? 'text';
-  if (type.length < 1 || type.length > MAX_MESSAGE_TYPE_LENGTH) throw new RangeError(`message_type is 1-${MAX_MESSAGE_TYPE_LENGTH} characters.`);
+  if (type.length < 1 || type.length > MAX_MESSAGE_TYPE_LENGTH)
+    throw new RangeError(`message_type is 1-${MAX_MESSAGE_TYPE_LENGTH} characters.`);
   const encrypted = await encryptFor(recipient.encryption_key, plaintext);
   const size = Buffer.byteLength(encrypted, 'utf8');
   if (size > MAX_ENCRYPTED_CONTENT_BYTES) {
-    throw new EnvelopeError('content_too_large', `The JWE is ${size} bytes; the relay accepts at most ${MAX_ENCRYPTED_CONTENT_BYTES}. Send less than about 48 KiB of plaintext.`, messageId);
+    throw new EnvelopeError(
+      'content_too_large',
+      `The JWE is ${size} bytes; the relay accepts at most ${MAX_ENCRYPTED_CONTENT_BYTES}. Send less than about 48 KiB of plaintext.`,
+      messageId,
+    );
   }
-  const unsigned = { message_id: messageId, from_address: sender.address, to_address: recipient.address, message_type: type, encrypted_content: encrypted };
+  const unsigned = {
+    message_id: messageId,
+    from_address: sender.address,
+    to_address: recipient.address,
+    message_type: type,
+    encrypted_content: encrypted,
+  };
   return { ...unsigned, signature: await signMessage(sender, unsigned) };
 }
 
@@ -177,25 +204,43 @@ export async function verifyMessageSignature(message: OutgoingMessage): Promise<
   const id = message.message_id;
   const verified = await verifyCompactJws(message.signature, id);
   if (verified.address !== message.from_address) {
-    throw new EnvelopeError('sender_mismatch', `The message claims to be from ${message.from_address} but is signed by the key of ${verified.address}.`, id);
+    throw new EnvelopeError(
+      'sender_mismatch',
+      `The message claims to be from ${message.from_address} but is signed by the key of ${verified.address}.`,
+      id,
+    );
   }
   const claims = verified.payload;
   const differs: string[] = [];
-  if (typeof claims['message_id'] !== 'string' || claims['message_id'].toLowerCase() !== id.toLowerCase()) differs.push('message_id');
+  if (typeof claims['message_id'] !== 'string' || claims['message_id'].toLowerCase() !== id.toLowerCase())
+    differs.push('message_id');
   if (claims['from'] !== message.from_address) differs.push('from');
   if (claims['to'] !== message.to_address) differs.push('to');
   if (claims['type'] !== message.message_type) differs.push('type');
-  if (differs.length > 0) throw new EnvelopeError('claims_mismatch', `The signed ${differs.join(', ')} differ from the message.`, id);
+  if (differs.length > 0)
+    throw new EnvelopeError('claims_mismatch', `The signed ${differs.join(', ')} differ from the message.`, id);
   if (claims['sha256'] !== contentSha256(message.encrypted_content)) {
-    throw new EnvelopeError('content_hash_mismatch', 'The SHA-256 of encrypted_content is not the one the sender signed.', id);
+    throw new EnvelopeError(
+      'content_hash_mismatch',
+      'The SHA-256 of encrypted_content is not the one the sender signed.',
+      id,
+    );
   }
   const iat = claims['iat'];
-  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new EnvelopeError('malformed_signature', 'The signed payload has no numeric "iat".', id);
+  if (typeof iat !== 'number' || !Number.isFinite(iat))
+    throw new EnvelopeError('malformed_signature', 'The signed payload has no numeric "iat".', id);
   return {
     address: verified.address,
     alg: verified.alg,
     jwk: verified.jwk,
-    claims: { message_id: id, from: message.from_address, to: message.to_address, type: message.message_type, sha256: claims['sha256'], iat },
+    claims: {
+      message_id: id,
+      from: message.from_address,
+      to: message.to_address,
+      type: message.message_type,
+      sha256: claims['sha256'],
+      iat,
+    },
   };
 }
 
@@ -207,10 +252,18 @@ export async function verifyMessageSignature(message: OutgoingMessage): Promise<
 export async function openMessage(recipient: PeerIdentity, message: RelayedMessage): Promise<OpenedMessage> {
   const sender = await verifyMessageSignature(message);
   if (message.to_address !== recipient.address) {
-    throw new EnvelopeError('wrong_recipient', `The message is for ${message.to_address}, not ${recipient.address}.`, message.message_id);
+    throw new EnvelopeError(
+      'wrong_recipient',
+      `The message is for ${message.to_address}, not ${recipient.address}.`,
+      message.message_id,
+    );
   }
   if (!isCompactJwe(message.encrypted_content)) {
-    throw new EnvelopeError('decryption_failed', 'encrypted_content is not a compact JWE (five base64url parts).', message.message_id);
+    throw new EnvelopeError(
+      'decryption_failed',
+      'encrypted_content is not a compact JWE (five base64url parts).',
+      message.message_id,
+    );
   }
   const plaintext = await recipient.decrypt(message.encrypted_content, message.message_id);
   return {
@@ -241,8 +294,16 @@ export interface VerifiedRegistration {
 }
 
 /** Builds the registration JWS for `POST /api/v1/peer/register`. */
-export async function signRegistration(identity: PeerIdentity, connectionInfo: Readonly<Record<string, unknown>> = {}): Promise<string> {
-  return identity.sign({ address: identity.address, encryption_key: { ...identity.encryptionKey }, connection_info: { ...connectionInfo }, iat: nowSeconds() });
+export async function signRegistration(
+  identity: PeerIdentity,
+  connectionInfo: Readonly<Record<string, unknown>> = {},
+): Promise<string> {
+  return identity.sign({
+    address: identity.address,
+    encryption_key: { ...identity.encryptionKey },
+    connection_info: { ...connectionInfo },
+    iat: nowSeconds(),
+  });
 }
 
 /** Verifies a peer's registration JWS, so its encryption key can be trusted without trusting the relay. */
@@ -250,7 +311,10 @@ export async function verifyRegistration(jws: string): Promise<VerifiedRegistrat
   const verified = await verifyCompactJws(jws);
   const payload = verified.payload;
   if (payload['address'] !== verified.address) {
-    throw new EnvelopeError('untrusted_peer_key', 'The registration is not signed by the key whose thumbprint is its address.');
+    throw new EnvelopeError(
+      'untrusted_peer_key',
+      'The registration is not signed by the key whose thumbprint is its address.',
+    );
   }
   const iat = payload['iat'];
   if (typeof iat !== 'number') throw new EnvelopeError('malformed_signature', 'The registration has no numeric "iat".');
@@ -259,7 +323,8 @@ export async function verifyRegistration(jws: string): Promise<VerifiedRegistrat
     address: verified.address,
     signing_key: verified.jwk,
     encryption_key: publicEncryptionJwk(payload['encryption_key']),
-    connection_info: typeof info === 'object' && info !== null && !Array.isArray(info) ? (info as Record<string, unknown>) : {},
+    connection_info:
+      typeof info === 'object' && info !== null && !Array.isArray(info) ? (info as Record<string, unknown>) : {},
     iat,
   };
 }
@@ -279,9 +344,25 @@ const isRelayedMessage = TypeCompiler.Compile(RelayedMessageSchema);
 export function asRelayedMessage(value: unknown): RelayedMessage | undefined {
   if (!isRelayedMessage.Check(value)) return undefined;
   // Only the message's own members: a frame's `type` is not part of it.
-  const { message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at, expires_at, cursor } = value;
+  const {
+    message_id,
+    from_address,
+    to_address,
+    message_type,
+    encrypted_content,
+    signature,
+    accepted_at,
+    expires_at,
+    cursor,
+  } = value;
   return {
-    message_id, from_address, to_address, message_type, encrypted_content, signature, accepted_at,
+    message_id,
+    from_address,
+    to_address,
+    message_type,
+    encrypted_content,
+    signature,
+    accepted_at,
     ...(expires_at === undefined ? {} : { expires_at }),
     ...(cursor === undefined ? {} : { cursor }),
   };

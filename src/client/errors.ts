@@ -49,7 +49,10 @@ export class RelayClientError extends Error {
     canRetry?: boolean;
     cause?: unknown;
   }) {
-    super(`${init.code} (${init.status}): ${init.detail}`, init.cause === undefined ? undefined : { cause: init.cause });
+    super(
+      `${init.code} (${init.status}): ${init.detail}`,
+      init.cause === undefined ? undefined : { cause: init.cause },
+    );
     this.status = init.status;
     this.code = init.code;
     this.detail = init.detail;
@@ -75,7 +78,8 @@ export class RelayClientError extends Error {
 
 /** Whether a parsed JSON value has the members every relay problem document has. */
 /** An answer the relay should not have given (a 2xx of the wrong shape). */
-export const unexpected = (detail: string) => new RelayClientError({ status: 200, code: 'unexpected_response', detail, canRetry: false });
+export const unexpected = (detail: string) =>
+  new RelayClientError({ status: 200, code: 'unexpected_response', detail, canRetry: false });
 
 export function isProblemDocument(value: unknown): value is ProblemDocument {
   if (typeof value !== 'object' || value === null) return false;
@@ -86,15 +90,18 @@ export function isProblemDocument(value: unknown): value is ProblemDocument {
 /** Why the client refused a key, a message or a peer record. */
 export const ENVELOPE_ERROR_CODES = {
   invalid_key: 'A key is not one this client signs or encrypts with, or is the wrong half (public or private) of one.',
-  untrusted_peer_key: "The relay's record of a peer does not prove itself: its signing key is not the one its address names, or its signed registration disagrees.",
+  untrusted_peer_key:
+    "The relay's record of a peer does not prove itself: its signing key is not the one its address names, or its signed registration disagrees.",
   content_too_large: 'The encrypted message would be over the 65,536 bytes the relay accepts.',
-  malformed_signature: 'The signature is not a compact JWS with an EdDSA or ES256 header carrying the public jwk of the signer.',
+  malformed_signature:
+    'The signature is not a compact JWS with an EdDSA or ES256 header carrying the public jwk of the signer.',
   bad_signature: 'The signature does not verify with the key in its header.',
   sender_mismatch: 'The signing key is not the key whose thumbprint is the sender address.',
   claims_mismatch: 'The signed message id, sender, recipient or type differ from the message.',
   content_hash_mismatch: 'The signed SHA-256 does not match the ciphertext: the content was changed after signing.',
   wrong_recipient: 'The message is addressed to another peer.',
-  decryption_failed: 'The content is not a compact JWE this identity can decrypt (A256GCM with RSA-OAEP-256, ECDH-ES+A256KW or ECDH-ES).',
+  decryption_failed:
+    'The content is not a compact JWE this identity can decrypt (A256GCM with RSA-OAEP-256, ECDH-ES+A256KW or ECDH-ES).',
 } as const;
 
 export type EnvelopeErrorCode = keyof typeof ENVELOPE_ERROR_CODES;

@@ -33,7 +33,8 @@ export class HttpTransport {
     } catch {
       throw new TypeError(`baseUrl must be an absolute http(s) URL, not "${options.baseUrl}".`);
     }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError(`baseUrl must be http or https, not ${parsed.protocol}`);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+      throw new TypeError(`baseUrl must be http or https, not ${parsed.protocol}`);
     this.base = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -42,7 +43,8 @@ export class HttpTransport {
   /** The absolute URL of an API path such as `/messages`. */
   url(path: string, query: RequestOptions['query'] = {}): string {
     const url = new URL(`${this.base}${API_PREFIX}${path}`);
-    for (const [name, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(name, String(value));
+    for (const [name, value] of Object.entries(query))
+      if (value !== undefined) url.searchParams.set(name, String(value));
     return url.toString();
   }
 

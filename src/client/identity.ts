@@ -19,23 +19,28 @@ export const KEY_WRAP_ALGORITHMS: readonly KeyWrapAlgorithm[] = ['RSA-OAEP-256',
 /** The relay refuses smaller RSA keys, so the client never makes or encrypts to one. */
 export const MIN_RSA_BITS = 2048;
 
-const invalidKey = (detail: string, cause?: unknown) => new EnvelopeError('invalid_key', detail, undefined, cause === undefined ? undefined : { cause });
+const invalidKey = (detail: string, cause?: unknown) =>
+  new EnvelopeError('invalid_key', detail, undefined, cause === undefined ? undefined : { cause });
 
 const base64urlString = (jwk: Readonly<Record<string, unknown>>, member: string, what: string): string => {
   const value = jwk[member];
-  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]+$/.test(value)) throw invalidKey(`The ${what} lacks a base64url "${member}".`);
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]+$/.test(value))
+    throw invalidKey(`The ${what} lacks a base64url "${member}".`);
   return value;
 };
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The signing algorithm a JWK is for, from its key type and curve. */
 export function signingAlgorithmOf(jwk: unknown): SigningAlgorithm {
   if (!isRecord(jwk)) throw invalidKey('A signing key must be a JWK object.');
   if (jwk['kty'] === 'OKP' && jwk['crv'] === 'Ed25519') return 'EdDSA';
   if (jwk['kty'] === 'EC' && jwk['crv'] === 'P-256') return 'ES256';
-  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- members of an untrusted JWK, named as String() renders them
-  throw invalidKey(`A signing key is Ed25519 (OKP) or P-256 (EC); this one is ${String(jwk['kty'])} ${String(jwk['crv'] ?? '')}.`.trim());
+  throw invalidKey(
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- members of an untrusted JWK, named as String() renders them
+    `A signing key is Ed25519 (OKP) or P-256 (EC); this one is ${String(jwk['kty'])} ${String(jwk['crv'] ?? '')}.`.trim(),
+  );
 }
 
 /** The key wrapping a recipient's encryption JWK calls for; refuses keys the relay would refuse too. */
@@ -44,17 +49,22 @@ export function keyWrapAlgorithmOf(jwk: unknown): KeyWrapAlgorithm {
   if (jwk['kty'] === 'RSA') {
     const bits = Buffer.from(base64urlString(jwk, 'n', 'RSA key'), 'base64url').length * 8;
     base64urlString(jwk, 'e', 'RSA key');
-    if (bits < MIN_RSA_BITS) throw invalidKey(`An RSA encryption key needs at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
-    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a member of an untrusted JWK, named as String() renders it
-    if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256') throw invalidKey(`An RSA encryption key is for RSA-OAEP-256, not ${String(jwk['alg'])}.`);
+    if (bits < MIN_RSA_BITS)
+      throw invalidKey(`An RSA encryption key needs at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
+    if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256')
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a member of an untrusted JWK, named as String() renders it
+      throw invalidKey(`An RSA encryption key is for RSA-OAEP-256, not ${String(jwk['alg'])}.`);
     return 'RSA-OAEP-256';
   }
   if (jwk['kty'] === 'OKP' && jwk['crv'] === 'X25519') {
-    if (Buffer.from(base64urlString(jwk, 'x', 'X25519 key'), 'base64url').length !== 32) throw invalidKey('An X25519 key has a 32-byte "x".');
+    if (Buffer.from(base64urlString(jwk, 'x', 'X25519 key'), 'base64url').length !== 32)
+      throw invalidKey('An X25519 key has a 32-byte "x".');
     return 'ECDH-ES+A256KW';
   }
-  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- members of an untrusted JWK, named as String() renders them
-  throw invalidKey(`An encryption key is RSA or X25519; this one is ${String(jwk['kty'])} ${String(jwk['crv'] ?? '')}.`.trim());
+  throw invalidKey(
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- members of an untrusted JWK, named as String() renders them
+    `An encryption key is RSA or X25519; this one is ${String(jwk['kty'])} ${String(jwk['crv'] ?? '')}.`.trim(),
+  );
 }
 
 /**
@@ -74,7 +84,12 @@ export function publicEncryptionJwk(jwk: unknown): PublicJwk {
   const alg = keyWrapAlgorithmOf(jwk);
   const key = jwk as Record<string, unknown>;
   return alg === 'RSA-OAEP-256'
-    ? { kty: 'RSA', n: base64urlString(key, 'n', 'RSA key'), e: base64urlString(key, 'e', 'RSA key'), alg: 'RSA-OAEP-256' }
+    ? {
+        kty: 'RSA',
+        n: base64urlString(key, 'n', 'RSA key'),
+        e: base64urlString(key, 'e', 'RSA key'),
+        alg: 'RSA-OAEP-256',
+      }
     : { kty: 'OKP', crv: 'X25519', x: base64urlString(key, 'x', 'X25519 key') };
 }
 
@@ -107,7 +122,8 @@ const ACCEPTED_KEY_MANAGEMENT: Readonly<Record<KeyWrapAlgorithm, string[]>> = {
 };
 
 async function importPrivate(jwk: unknown, alg: string, extractable: boolean, what: string): Promise<CryptoKey> {
-  if (!isRecord(jwk) || typeof jwk['d'] !== 'string') throw invalidKey(`The ${what} key must be a private JWK (with "d").`);
+  if (!isRecord(jwk) || typeof jwk['d'] !== 'string')
+    throw invalidKey(`The ${what} key must be a private JWK (with "d").`);
   try {
     const key = await importJWK(jwk as JWK, alg, { extractable });
     if (key instanceof Uint8Array || key.type !== 'private') throw new Error('not an asymmetric private key');
@@ -148,9 +164,11 @@ export class PeerIdentity {
     const signing = options.signing ?? 'EdDSA';
     const encryption = options.encryption ?? 'RSA-OAEP-256';
     if (!SIGNING_ALGORITHMS.includes(signing)) throw invalidKey(`Signing is EdDSA or ES256, not ${String(signing)}.`);
-    if (!KEY_WRAP_ALGORITHMS.includes(encryption)) throw invalidKey(`Key wrapping is RSA-OAEP-256 or ECDH-ES+A256KW, not ${String(encryption)}.`);
+    if (!KEY_WRAP_ALGORITHMS.includes(encryption))
+      throw invalidKey(`Key wrapping is RSA-OAEP-256 or ECDH-ES+A256KW, not ${String(encryption)}.`);
     const modulusLength = options.rsaModulusLength ?? MIN_RSA_BITS;
-    if (!Number.isInteger(modulusLength) || modulusLength < MIN_RSA_BITS) throw invalidKey(`RSA keys have at least ${MIN_RSA_BITS} bits.`);
+    if (!Number.isInteger(modulusLength) || modulusLength < MIN_RSA_BITS)
+      throw invalidKey(`RSA keys have at least ${MIN_RSA_BITS} bits.`);
     const extractable = options.extractable ?? true;
     const [signingPair, encryptionPair] = await Promise.all([
       generateKeyPair(signing, { crv: signing === 'EdDSA' ? 'Ed25519' : 'P-256', extractable }),
@@ -200,10 +218,19 @@ export class PeerIdentity {
    */
   async toJwk(): Promise<ExportedIdentity> {
     try {
-      const [signing, encryption] = await Promise.all([exportJWK(this.#signingPrivate), exportJWK(this.#encryptionPrivate)]);
-      return { signing: { ...signing, alg: this.signingAlgorithm }, encryption: { ...encryption, alg: this.encryptionAlgorithm } };
+      const [signing, encryption] = await Promise.all([
+        exportJWK(this.#signingPrivate),
+        exportJWK(this.#encryptionPrivate),
+      ]);
+      return {
+        signing: { ...signing, alg: this.signingAlgorithm },
+        encryption: { ...encryption, alg: this.encryptionAlgorithm },
+      };
     } catch (error) {
-      throw invalidKey('The private keys are not extractable; make the identity with extractable: true to export it.', error);
+      throw invalidKey(
+        'The private keys are not extractable; make the identity with extractable: true to export it.',
+        error,
+      );
     }
   }
 
@@ -227,7 +254,12 @@ export class PeerIdentity {
       });
       return plaintext;
     } catch (error) {
-      throw new EnvelopeError('decryption_failed', `The content could not be decrypted: ${(error as Error).message}`, messageId, { cause: error });
+      throw new EnvelopeError(
+        'decryption_failed',
+        `The content could not be decrypted: ${(error as Error).message}`,
+        messageId,
+        { cause: error },
+      );
     }
   }
 }

@@ -67,5 +67,15 @@ export {
 } from './relay-client.js';
 export { fetchTrusting } from './tls-fetch.js';
 export { ProofError, verifyProof, type ChainCheck, type MessageProof } from './proofs.js';
-export type { Accepted, MailboxPage, MessageClaims, OpenedMessage, OutgoingMessage, PeerRecord, Recipient, Registered, RelayedMessage } from './types.js';
+export type {
+  Accepted,
+  MailboxPage,
+  MessageClaims,
+  OpenedMessage,
+  OutgoingMessage,
+  PeerRecord,
+  Recipient,
+  Registered,
+  RelayedMessage,
+} from './types.js';
 export { deriveAddress, type PublicJwk } from '../crypto/address.js';

@@ -118,7 +118,14 @@ export class MessageStream {
       ws.on('error', (error) => {
         if (state === 'open') options.onError?.(error);
         else if (state === 'connecting') {
-          reject(new RelayClientError({ status: 0, code: 'network_error', detail: `The stream could not be opened: ${error.message}`, cause: error }));
+          reject(
+            new RelayClientError({
+              status: 0,
+              code: 'network_error',
+              detail: `The stream could not be opened: ${error.message}`,
+              cause: error,
+            }),
+          );
         }
       });
       ws.once('unexpected-response', (_request, response: IncomingMessage) => {
@@ -197,7 +204,8 @@ export class MessageStream {
 
   /** Closes the socket normally and waits until it is closed. */
   async close(): Promise<StreamClosed> {
-    if (this.ws.readyState === WebSocket.CONNECTING || this.ws.readyState === WebSocket.OPEN) this.ws.close(1000, 'client closing');
+    if (this.ws.readyState === WebSocket.CONNECTING || this.ws.readyState === WebSocket.OPEN)
+      this.ws.close(1000, 'client closing');
     return this.closed;
   }
 
@@ -218,11 +226,17 @@ export class MessageStream {
         const { type: _type, ...message } = frame;
         // One at a time and in order, while ack answers (below) are handled at once: a handler
         // that awaits its ack must not wait behind itself.
-        this.processing = this.processing.then(() => this.deliver(message)).catch((error: unknown) => this.options.onError?.(error as Error));
+        this.processing = this.processing
+          .then(() => this.deliver(message))
+          .catch((error: unknown) => this.options.onError?.(error as Error));
         return;
       }
       case 'ack_result': {
-        this.answer?.resolve({ acknowledged: frame.acknowledged ?? 0, results: frame.results ?? [], consistency_token: frame.consistency_token ?? '' });
+        this.answer?.resolve({
+          acknowledged: frame.acknowledged ?? 0,
+          results: frame.results ?? [],
+          consistency_token: frame.consistency_token ?? '',
+        });
         this.answer = undefined;
         return;
       }
@@ -245,7 +259,10 @@ export class MessageStream {
     try {
       message = await openMessage(this.identity, raw);
     } catch (error) {
-      const refused = error instanceof EnvelopeError ? error : new EnvelopeError('decryption_failed', (error as Error).message, raw.message_id, { cause: error });
+      const refused =
+        error instanceof EnvelopeError
+          ? error
+          : new EnvelopeError('decryption_failed', (error as Error).message, raw.message_id, { cause: error });
       if (this.options.onMessage) {
         if (this.options.onRejected) this.options.onRejected(refused, raw);
         else this.options.onError?.(refused);
@@ -353,8 +370,15 @@ function readRefusal(response: IncomingMessage): Promise<RelayClientError> {
       }
       resolve(
         isProblemDocument(parsed)
-          ? RelayClientError.fromProblem(parsed, typeof response.headers['retry-after'] === 'string' ? response.headers['retry-after'] : null)
-          : new RelayClientError({ status, code: 'unexpected_response', detail: `The stream upgrade was refused with ${status}: ${text.slice(0, 200)}` }),
+          ? RelayClientError.fromProblem(
+              parsed,
+              typeof response.headers['retry-after'] === 'string' ? response.headers['retry-after'] : null,
+            )
+          : new RelayClientError({
+              status,
+              code: 'unexpected_response',
+              detail: `The stream upgrade was refused with ${status}: ${text.slice(0, 200)}`,
+            }),
       );
     };
     response.on('data', (chunk: Buffer) => {

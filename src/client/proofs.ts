@@ -11,7 +11,10 @@ export { ProofError } from '../anchoring/proof.js';
  * the relay's published contract address. Resolves with the anchoring block's confirmations and
  * time; rejects with ProofError if the proof does not hold.
  */
-export async function verifyProof(proof: MessageProof, options: { readonly rpcUrl: string; readonly contract?: string }): Promise<ChainCheck> {
+export async function verifyProof(
+  proof: MessageProof,
+  options: { readonly rpcUrl: string; readonly contract?: string },
+): Promise<ChainCheck> {
   checkProofMath(proof);
   return checkProofOnChain(proof, chainAt(options.rpcUrl, proof.chain_id), options.contract);
 }

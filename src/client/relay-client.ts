@@ -16,7 +16,16 @@ import { publicEncryptionJwk, publicSigningJwk, type PeerIdentity } from './iden
 import { MessageStream, type StreamOptions } from './message-stream.js';
 import { fetchTrusting } from './tls-fetch.js';
 import type { MessageProof } from './proofs.js';
-import type { Accepted, MailboxPage, OpenedMessage, OutgoingMessage, PeerRecord, Recipient, Registered, RelayedMessage } from './types.js';
+import type {
+  Accepted,
+  MailboxPage,
+  OpenedMessage,
+  OutgoingMessage,
+  PeerRecord,
+  Recipient,
+  Registered,
+  RelayedMessage,
+} from './types.js';
 
 export interface RelayClientOptions {
   /** Where the relay listens, e.g. `http://127.0.0.1:8080`. */
@@ -55,7 +64,9 @@ export interface SentMessage extends Accepted {
   readonly message: OutgoingMessage;
 }
 
-export type BatchResult = { readonly message: OutgoingMessage; readonly accepted: Accepted } | { readonly message: OutgoingMessage; readonly error: RelayClientError };
+export type BatchResult =
+  | { readonly message: OutgoingMessage; readonly accepted: Accepted }
+  | { readonly message: OutgoingMessage; readonly error: RelayClientError };
 
 /** A mailbox message this client refused, with the reason. It is left unacknowledged. */
 export interface RejectedMessage {
@@ -76,7 +87,6 @@ export interface DrainResult {
 }
 
 const MAX_BATCH = 500;
-
 
 const asRecord = (value: unknown): Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
@@ -112,10 +122,13 @@ export class RelayClient {
   }
 
   /** Registers (or re-registers) this peer's encryption key; resolves once the relay has the event durably. */
-  async register(connectionInfo: Readonly<Record<string, unknown>> = this.options.connectionInfo ?? {}): Promise<Registered> {
+  async register(
+    connectionInfo: Readonly<Record<string, unknown>> = this.options.connectionInfo ?? {},
+  ): Promise<Registered> {
     const registration = await signRegistration(this.identity, connectionInfo);
     const answer = await this.transport.request<Registered>('POST', '/peer/register', { body: { registration } });
-    if (answer.address !== this.address) throw unexpected(`The relay registered ${String(answer.address)}, not ${this.address}.`);
+    if (answer.address !== this.address)
+      throw unexpected(`The relay registered ${String(answer.address)}, not ${this.address}.`);
     this.written.remember(answer.consistency_token);
     return answer;
   }
@@ -127,25 +140,38 @@ export class RelayClient {
    */
   async getPeer(address: string): Promise<PeerRecord> {
     if (!isAddress(address)) throw new TypeError(`${String(address)} is not an address (43 base64url characters).`);
-    const answer = await this.transport.request<Record<string, unknown>>('GET', `/peers/${address}`, { query: { consistency_token: this.written.token() } });
+    const answer = await this.transport.request<Record<string, unknown>>('GET', `/peers/${address}`, {
+      query: { consistency_token: this.written.token() },
+    });
     let signingKey: PublicJwk;
     let encryptionKey: PublicJwk;
     try {
       signingKey = publicSigningJwk(answer['signing_key']);
       encryptionKey = publicEncryptionJwk(answer['encryption_key']);
     } catch (error) {
-      throw new EnvelopeError('untrusted_peer_key', `The relay's record of ${address} has unusable keys: ${(error as Error).message}`, undefined, { cause: error });
+      throw new EnvelopeError(
+        'untrusted_peer_key',
+        `The relay's record of ${address} has unusable keys: ${(error as Error).message}`,
+        undefined,
+        { cause: error },
+      );
     }
     const thumbprint = deriveAddress(signingKey);
     if (answer['address'] !== address || thumbprint !== address) {
-      throw new EnvelopeError('untrusted_peer_key', `The relay answered for ${address} with a signing key whose thumbprint is ${thumbprint}.`);
+      throw new EnvelopeError(
+        'untrusted_peer_key',
+        `The relay answered for ${address} with a signing key whose thumbprint is ${thumbprint}.`,
+      );
     }
     let attested = false;
     const registration = answer['registration'];
     if (typeof registration === 'string') {
       const signed = await verifyRegistration(registration);
       if (signed.address !== address || !sameKey(signed.encryption_key, encryptionKey)) {
-        throw new EnvelopeError('untrusted_peer_key', `The encryption key the relay gave for ${address} is not the one in the peer's signed registration.`);
+        throw new EnvelopeError(
+          'untrusted_peer_key',
+          `The encryption key the relay gave for ${address} is not the one in the peer's signed registration.`,
+        );
       }
       attested = true;
     }
@@ -172,7 +198,8 @@ export class RelayClient {
       try {
         return await this.getPeer(address);
       } catch (error) {
-        if (!(error instanceof RelayClientError && error.code === 'peer_not_found') || Date.now() + delay > deadline) throw error;
+        if (!(error instanceof RelayClientError && error.code === 'peer_not_found') || Date.now() + delay > deadline)
+          throw error;
       }
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
@@ -206,7 +233,9 @@ export class RelayClient {
   }
 
   /** Seals and sends up to 500 messages in one request; each gets its own result, in order. */
-  async sendBatch(items: readonly { to: SendTarget; plaintext: Uint8Array | string; type?: string; messageId?: string }[]): Promise<BatchResult[]> {
+  async sendBatch(
+    items: readonly { to: SendTarget; plaintext: Uint8Array | string; type?: string; messageId?: string }[],
+  ): Promise<BatchResult[]> {
     const recipients = new Map<string, Promise<Recipient>>();
     const recipientOf = (to: SendTarget): Promise<Recipient> => {
       if (typeof to !== 'string') return Promise.resolve(to);
@@ -233,9 +262,12 @@ export class RelayClient {
   async relayBatch(messages: readonly OutgoingMessage[]): Promise<(Accepted | RelayClientError)[]> {
     if (messages.length === 0) return [];
     if (messages.length > MAX_BATCH) throw new RangeError(`A batch holds at most ${MAX_BATCH} messages; split it.`);
-    const answer = await this.transport.request<{ results?: unknown }>('POST', '/message/relay/batch', { body: { messages } });
+    const answer = await this.transport.request<{ results?: unknown }>('POST', '/message/relay/batch', {
+      body: { messages },
+    });
     const results = answer.results;
-    if (!Array.isArray(results) || results.length !== messages.length) throw unexpected('The batch answer does not hold one result per message.');
+    if (!Array.isArray(results) || results.length !== messages.length)
+      throw unexpected('The batch answer does not hold one result per message.');
     return results.map((result: unknown) => {
       if (isProblemDocument(result)) return RelayClientError.fromProblem(result);
       return this.checkAccepted(result as Accepted);
@@ -244,8 +276,15 @@ export class RelayClient {
 
   /** One page of this peer's undelivered messages as the relay stores them: still encrypted, not yet verified. */
   async fetchMessages(options: { after?: string | undefined; limit?: number | undefined } = {}): Promise<MailboxPage> {
-    const query = { address: this.address, after: options.after, limit: options.limit, consistency_token: this.written.token() };
-    const page = await this.withBearer((bearer) => this.transport.request<{ messages?: unknown; next_cursor?: unknown }>('GET', '/messages', { query, bearer }));
+    const query = {
+      address: this.address,
+      after: options.after,
+      limit: options.limit,
+      consistency_token: this.written.token(),
+    };
+    const page = await this.withBearer((bearer) =>
+      this.transport.request<{ messages?: unknown; next_cursor?: unknown }>('GET', '/messages', { query, bearer }),
+    );
     if (!Array.isArray(page.messages)) throw unexpected('The mailbox answer has no "messages" array.');
     const messages = page.messages.map((item: unknown) => {
       const message = asRelayedMessage(item);
@@ -284,7 +323,10 @@ export class RelayClient {
    * each page's handled messages are then acknowledged. A message whose handler throws stays
    * in the mailbox (the error propagates); refused messages are returned, unacknowledged.
    */
-  async drain(onMessage: (message: OpenedMessage) => void | Promise<void>, options: { limit?: number } = {}): Promise<DrainResult> {
+  async drain(
+    onMessage: (message: OpenedMessage) => void | Promise<void>,
+    options: { limit?: number } = {},
+  ): Promise<DrainResult> {
     let handled = 0;
     let acknowledged = 0;
     const rejected: RejectedMessage[] = [];
@@ -312,7 +354,9 @@ export class RelayClient {
    * `409 not_anchored_yet` until its batch is anchored. Check it with `verifyProof`, against the chain.
    */
   async fetchProof(messageId: string): Promise<MessageProof> {
-    return this.withBearer((bearer) => this.transport.request<MessageProof>('GET', `/messages/${encodeURIComponent(messageId)}/proof`, { bearer }));
+    return this.withBearer((bearer) =>
+      this.transport.request<MessageProof>('GET', `/messages/${encodeURIComponent(messageId)}/proof`, { bearer }),
+    );
   }
 
   /** Acknowledges messages over HTTP (`POST /api/v1/messages/ack`), in chunks of 1,000; resolves with how many were newly acknowledged. */
@@ -320,7 +364,12 @@ export class RelayClient {
     let total = 0;
     for (let i = 0; i < messageIds.length; i += 1000) {
       const body = { address: this.address, message_ids: messageIds.slice(i, i + 1000) };
-      const answer = await this.withBearer((bearer) => this.transport.request<{ acknowledged?: unknown; consistency_token?: unknown }>('POST', '/messages/ack', { body, bearer }));
+      const answer = await this.withBearer((bearer) =>
+        this.transport.request<{ acknowledged?: unknown; consistency_token?: unknown }>('POST', '/messages/ack', {
+          body,
+          bearer,
+        }),
+      );
       if (typeof answer.acknowledged !== 'number') throw unexpected('The ack answer has no "acknowledged" count.');
       this.written.remember(answer.consistency_token);
       total += answer.acknowledged;
@@ -337,8 +386,13 @@ export class RelayClient {
    */
   async openStream(options: StreamOptions & { readonly resume?: boolean } = {}): Promise<MessageStream> {
     const after = options.after ?? (options.resume ? this.lastStream?.cursor : undefined);
-    const url = this.transport.webSocketUrl('/stream', { address: this.address, ...(after === undefined ? {} : { after }) });
-    const stream = await this.withBearer(async (bearer) => MessageStream.open(url, { headers: this.transport.headers(bearer), ca: this.options.ca }, this.identity, options));
+    const url = this.transport.webSocketUrl('/stream', {
+      address: this.address,
+      ...(after === undefined ? {} : { after }),
+    });
+    const stream = await this.withBearer(async (bearer) =>
+      MessageStream.open(url, { headers: this.transport.headers(bearer), ca: this.options.ca }, this.identity, options),
+    );
     this.lastStream = stream;
     return stream;
   }
@@ -393,6 +447,9 @@ class WrittenPositions {
   token(): string | undefined {
     if (this.highest.size === 0) return undefined;
     // The relay reads at most 64 positions; a client writes to few partitions, but stay within it.
-    return [...this.highest].slice(-64).map(([slot, offset]) => `${slot}:${offset}`).join(',');
+    return [...this.highest]
+      .slice(-64)
+      .map(([slot, offset]) => `${slot}:${offset}`)
+      .join(',');
   }
 }

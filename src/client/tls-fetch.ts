@@ -17,22 +17,28 @@ export function fetchTrusting(ca: string | Buffer): typeof fetch {
         reject(new TypeError('fetchTrusting sends string bodies only.'));
         return;
       }
-      const outgoing = request(url, { method: init.method ?? 'GET', headers, ca, signal: init.signal ?? undefined }, (incoming) => {
-        const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.on('error', reject);
-        incoming.on('end', () => {
-          const answerHeaders = new Headers();
-          for (const [name, value] of Object.entries(incoming.headers)) {
-            if (typeof value === 'string') answerHeaders.set(name, value);
-            else if (Array.isArray(value)) for (const item of value) answerHeaders.append(name, item);
-          }
-          const status = incoming.statusCode ?? 0;
-          // A Response cannot carry a body for 204 and 304.
-          const payload = status === 204 || status === 304 ? null : Buffer.concat(chunks);
-          resolve(new Response(payload, { status, statusText: incoming.statusMessage ?? '', headers: answerHeaders }));
-        });
-      });
+      const outgoing = request(
+        url,
+        { method: init.method ?? 'GET', headers, ca, signal: init.signal ?? undefined },
+        (incoming) => {
+          const chunks: Buffer[] = [];
+          incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+          incoming.on('error', reject);
+          incoming.on('end', () => {
+            const answerHeaders = new Headers();
+            for (const [name, value] of Object.entries(incoming.headers)) {
+              if (typeof value === 'string') answerHeaders.set(name, value);
+              else if (Array.isArray(value)) for (const item of value) answerHeaders.append(name, item);
+            }
+            const status = incoming.statusCode ?? 0;
+            // A Response cannot carry a body for 204 and 304.
+            const payload = status === 204 || status === 304 ? null : Buffer.concat(chunks);
+            resolve(
+              new Response(payload, { status, statusText: incoming.statusMessage ?? '', headers: answerHeaders }),
+            );
+          });
+        },
+      );
       outgoing.on('error', reject);
       if (body) outgoing.write(body);
       outgoing.end();

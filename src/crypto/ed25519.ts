@@ -38,4 +38,5 @@ export function ed25519KeyProblem(encoded: Uint8Array): Ed25519KeyProblem | unde
 }
 
 /** True if a 64-byte Ed25519 signature's S (its second half, little-endian) is below L, as RFC 8032 requires. */
-export const hasCanonicalS = (signature: Uint8Array): boolean => signature.length === 64 && littleEndian(signature.subarray(32)) < L;
+export const hasCanonicalS = (signature: Uint8Array): boolean =>
+  signature.length === 64 && littleEndian(signature.subarray(32)) < L;

@@ -109,9 +109,11 @@ export class SignatureVerifier {
     const signer = cached ?? this.signerOf(encodedHeader);
     const { spec } = signer;
     const signature = Buffer.from(encodedSignature, 'base64url');
-    if (signature.length !== spec.signatureBytes) throw badSignature(`An ${signer.alg} signature is ${spec.signatureBytes} bytes.`);
+    if (signature.length !== spec.signatureBytes)
+      throw badSignature(`An ${signer.alg} signature is ${spec.signatureBytes} bytes.`);
     // RFC 8032 5.1.7: S must be below L, or one signature has several valid encodings.
-    if (signer.alg === 'EdDSA' && !hasCanonicalS(signature)) throw badSignature('The EdDSA signature is not canonical (its S is not below the group order).');
+    if (signer.alg === 'EdDSA' && !hasCanonicalS(signature))
+      throw badSignature('The EdDSA signature is not canonical (its S is not below the group order).');
     const signed = Buffer.from(`${encodedHeader}.${encodedPayload}`, 'ascii');
     // libsodium checks an Ed25519 signature in less than half the CPU of node:crypto, whose
     // OpenSSL 3 one-shot verify sets up a context per call; the check is the ingress's largest cost.
@@ -132,17 +134,22 @@ export class SignatureVerifier {
   /** The signer a protected header names: its algorithm, key, address and imported KeyObject. */
   private signerOf(encodedHeader: string): Signer {
     if (encodedHeader.length > MAX_HEADER_CHARS) {
-      throw badSignature(`The JWS protected header is ${encodedHeader.length} characters; at most ${MAX_HEADER_CHARS} are accepted.`);
+      throw badSignature(
+        `The JWS protected header is ${encodedHeader.length} characters; at most ${MAX_HEADER_CHARS} are accepted.`,
+      );
     }
     const header = decodeJson(encodedHeader, 'header');
     if (typeof header !== 'object' || header === null) throw badSignature('The JWS header must be a JSON object.');
     const { alg, jwk, crit } = header as { alg?: unknown; jwk?: unknown; crit?: unknown };
     if (crit !== undefined) throw badSignature('The JWS header must not carry "crit" extensions.');
-    if (typeof alg !== 'string' || !Object.hasOwn(ALGORITHMS, alg)) throw badSignature('The JWS "alg" must be EdDSA or ES256.');
+    if (typeof alg !== 'string' || !Object.hasOwn(ALGORITHMS, alg))
+      throw badSignature('The JWS "alg" must be EdDSA or ES256.');
     const spec = ALGORITHMS[alg as SigningAlgorithm];
-    if (typeof jwk !== 'object' || jwk === null) throw badSignature('The JWS header must hold the signer\'s public "jwk".');
+    if (typeof jwk !== 'object' || jwk === null)
+      throw badSignature('The JWS header must hold the signer\'s public "jwk".');
     const key = jwk as PublicJwk;
-    if (key.kty !== spec.kty || key.crv !== spec.crv) throw badSignature(`An ${alg} signature needs a ${spec.kty} ${spec.crv} key.`);
+    if (key.kty !== spec.kty || key.crv !== spec.crv)
+      throw badSignature(`An ${alg} signature needs a ${spec.kty} ${spec.crv} key.`);
     if ('d' in key) throw badSignature('The "jwk" in the JWS header must be a public key; it holds a private part.');
     const coordinates: Record<string, Buffer> = {};
     for (const member of spec.coordinates) {
@@ -171,14 +178,21 @@ export class SignatureVerifier {
   /** Checks the payload's `iat` (seconds): at most 5 minutes old, and at most a little ahead of this server's clock. */
   checkFreshness(payload: Readonly<Record<string, unknown>>): void {
     const iat = payload['iat'];
-    if (typeof iat !== 'number' || !Number.isFinite(iat)) throw badSignature('The signed payload must hold "iat", in seconds.');
+    if (typeof iat !== 'number' || !Number.isFinite(iat))
+      throw badSignature('The signed payload must hold "iat", in seconds.');
     const age = this.now() / 1000 - iat;
     const { maxAgeSeconds, maxFutureSeconds } = this.freshness;
     if (age > maxAgeSeconds) {
-      throw new AppError('stale_signature', `The signature's iat is ${Math.round(age)} s old; at most ${maxAgeSeconds} s is accepted. Sign again with the current time.`);
+      throw new AppError(
+        'stale_signature',
+        `The signature's iat is ${Math.round(age)} s old; at most ${maxAgeSeconds} s is accepted. Sign again with the current time.`,
+      );
     }
     if (-age > maxFutureSeconds) {
-      throw new AppError('stale_signature', `The signature's iat is ${Math.round(-age)} s ahead of the server's clock; at most ${maxFutureSeconds} s is accepted. Check the client's clock.`);
+      throw new AppError(
+        'stale_signature',
+        `The signature's iat is ${Math.round(-age)} s ahead of the server's clock; at most ${maxFutureSeconds} s is accepted. Check the client's clock.`,
+      );
     }
   }
 }

@@ -51,13 +51,18 @@ export class PoisonError extends RelayFailure {
 // SQLSTATE classes: the dependency is away, not the work at fault.
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
 // pg and ioredis raise these without a code; their messages are all there is to go by.
-const CODELESS_CONNECTION_FAILURES = ['Connection is closed', 'Connection terminated', 'timeout exceeded when trying to connect'];
+const CODELESS_CONNECTION_FAILURES = [
+  'Connection is closed',
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+];
 
 /** Whether an error says that a dependency is away (as opposed to refusing the work). */
 export function isDependencyFailure(error: unknown): boolean {
   if (error instanceof DependencyUnavailableError) return true;
   const e = (error ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
-  if (typeof e.code === 'string' && (NETWORK_CODES.has(e.code) || e.code.startsWith('08') || e.code.startsWith('57'))) return true;
+  if (typeof e.code === 'string' && (NETWORK_CODES.has(e.code) || e.code.startsWith('08') || e.code.startsWith('57')))
+    return true;
   if (e.name === 'MaxRetriesPerRequestError') return true;
   const message = typeof e.message === 'string' ? e.message.toLowerCase() : '';
   return CODELESS_CONNECTION_FAILURES.some((text) => message.includes(text.toLowerCase()));

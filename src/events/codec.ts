@@ -57,8 +57,15 @@ export class EventCodec {
       } catch (error) {
         const status = (error as { status?: number }).status;
         const reason = (error as Error).message.replace(/^.*?RuleViolationException:?\s*/, '');
-        const why = status === 409 ? 'it is not BACKWARD-compatible with the versions already registered (a new field needs a default)' : 'the registry refused it';
-        throw new AppError('schema_rejected', `Schema ${subject} (schemas/${eventType}.avsc): ${why}. Registry: ${reason}`, { cause: error });
+        const why =
+          status === 409
+            ? 'it is not BACKWARD-compatible with the versions already registered (a new field needs a default)'
+            : 'the registry refused it';
+        throw new AppError(
+          'schema_rejected',
+          `Schema ${subject} (schemas/${eventType}.avsc): ${why}. Registry: ${reason}`,
+          { cause: error },
+        );
       }
       const avroType = avro.Type.forSchema(JSON.parse(text) as avro.Schema);
       this.writers.set(eventType, { id, avroType });
@@ -88,7 +95,9 @@ export class EventCodec {
     try {
       data = reader.read(bytes.subarray(HEADER_BYTES));
     } catch (error) {
-      throw new UndecodableEventError(`the Avro body does not match ${reader.eventType}'s schema: ${(error as Error).message}`);
+      throw new UndecodableEventError(
+        `the Avro body does not match ${reader.eventType}'s schema: ${(error as Error).message}`,
+      );
     }
     return { type: reader.eventType, data } as RelayEvent;
   }

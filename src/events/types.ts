@@ -57,7 +57,9 @@ export const iatMillis = (iat: number): number => Math.floor(iat * 1000);
 export function registrationSignedAt(event: PeerRegistered): number {
   if (event.signed_at !== undefined && event.signed_at > 0) return event.signed_at;
   try {
-    const claims = JSON.parse(Buffer.from(event.registration.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iat?: unknown };
+    const claims = JSON.parse(Buffer.from(event.registration.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+      iat?: unknown;
+    };
     return typeof claims.iat === 'number' && Number.isFinite(claims.iat) ? iatMillis(claims.iat) : 0;
   } catch {
     return 0;

@@ -89,7 +89,8 @@ export class ExpiryService implements Service {
         if (!signal.aborted) this.deps.log.warn({ err: error }, 'expiry pass failed; trying again');
       } finally {
         // A connection that failed is dropped, which also releases its lock; a healthy one unlocks and goes back.
-        if (leader && failure === undefined) await leader.query('SELECT pg_advisory_unlock_all()').catch((error: unknown) => (failure = error));
+        if (leader && failure === undefined)
+          await leader.query('SELECT pg_advisory_unlock_all()').catch((error: unknown) => (failure = error));
         leader?.release(failure instanceof Error ? failure : undefined);
       }
       await sleep(this.options.intervalMs, signal);
@@ -97,7 +98,9 @@ export class ExpiryService implements Service {
   }
 
   private async lock(client: PoolClient): Promise<boolean> {
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`relay.expiry:${this.deps.schema}`]);
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+      `relay.expiry:${this.deps.schema}`,
+    ]);
     return rows[0]?.ok === true;
   }
 
@@ -141,10 +144,15 @@ export class ExpiryService implements Service {
 
   /** Waits until the projector has applied each partition up to its target (the next offset to apply). */
   private async waitForProjection(targets: ReadonlyMap<number, bigint>, signal: AbortSignal): Promise<void> {
-    const positions = [...targets].filter(([, next]) => next > 0n).map(([partition, next]) => ({ topic: this.deps.mailboxTopic, partition, offset: next - 1n }));
+    const positions = [...targets]
+      .filter(([, next]) => next > 0n)
+      .map(([partition, next]) => ({ topic: this.deps.mailboxTopic, partition, offset: next - 1n }));
     const started = Date.now();
     while (!signal.aborted && !(await this.deps.watch.waitFor(positions, WAIT_REPORT_MS))) {
-      this.deps.log.warn({ waited_ms: Date.now() - started }, 'expiry waits for the projector to apply the mailbox topic');
+      this.deps.log.warn(
+        { waited_ms: Date.now() - started },
+        'expiry waits for the projector to apply the mailbox topic',
+      );
     }
   }
 }

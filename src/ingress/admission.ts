@@ -106,7 +106,9 @@ export class Admission {
     } catch (error) {
       // Whether the script ran is unknown: free the ids still pending for these messages, so a
       // retry is not kept waiting (nothing was produced).
-      await this.idempotency.releaseIfPending(messages.map((m) => ({ id: m.messageId, fingerprint: m.fingerprint }))).catch(() => undefined);
+      await this.idempotency
+        .releaseIfPending(messages.map((m) => ({ id: m.messageId, fingerprint: m.fingerprint })))
+        .catch(() => undefined);
       throw error;
     }
     return messages.map((m, i) => {

@@ -50,7 +50,12 @@ export class ApiKeyStore {
     private readonly pool: Pool,
     bounds: { readonly knownIds?: number; readonly unknownIds?: number } = {},
   ) {
-    this.known = new LRUCache({ max: bounds.knownIds ?? API_KEY_CACHE.known, maxSize: API_KEY_CACHE.knownBytes, sizeCalculation: knownKeyBytes, ttl: CACHE_MS });
+    this.known = new LRUCache({
+      max: bounds.knownIds ?? API_KEY_CACHE.known,
+      maxSize: API_KEY_CACHE.knownBytes,
+      sizeCalculation: knownKeyBytes,
+      ttl: CACHE_MS,
+    });
     this.unknown = new LRUCache({ max: bounds.unknownIds ?? API_KEY_CACHE.unknown, ttl: CACHE_MS });
   }
 
@@ -65,20 +70,37 @@ export class ApiKeyStore {
     this.unknown.delete(id);
     return {
       key: `rk_${id}_${secret}`,
-      info: { id, name, scopes: [...scopes], created_at: (rows[0]?.created_at ?? new Date()).toISOString(), revoked_at: null },
+      info: {
+        id,
+        name,
+        scopes: [...scopes],
+        created_at: (rows[0]?.created_at ?? new Date()).toISOString(),
+        revoked_at: null,
+      },
     };
   }
 
   async list(): Promise<ApiKeyInfo[]> {
-    const { rows } = await this.pool.query<{ id: string; name: string; scopes: Scope[]; created_at: Date; revoked_at: Date | null }>(
-      'SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at',
-    );
-    return rows.map((r) => ({ ...r, created_at: r.created_at.toISOString(), revoked_at: r.revoked_at?.toISOString() ?? null }));
+    const { rows } = await this.pool.query<{
+      id: string;
+      name: string;
+      scopes: Scope[];
+      created_at: Date;
+      revoked_at: Date | null;
+    }>('SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at');
+    return rows.map((r) => ({
+      ...r,
+      created_at: r.created_at.toISOString(),
+      revoked_at: r.revoked_at?.toISOString() ?? null,
+    }));
   }
 
   /** Revokes a key by id; false if there is no such key. */
   async revoke(id: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+    const { rowCount } = await this.pool.query(
+      'UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL',
+      [id],
+    );
     this.known.delete(id);
     return (rowCount ?? 0) > 0 || (await this.pool.query('SELECT 1 FROM api_keys WHERE id = $1', [id])).rowCount === 1;
   }
@@ -107,10 +129,13 @@ export class ApiKeyStore {
     const cached = this.known.get(id);
     if (cached) return cached;
     if (this.unknown.has(id)) return undefined;
-    const { rows } = await this.pool.query<{ name: string; secret_sha256: Buffer; scopes: Scope[]; created_at: Date; revoked_at: Date | null }>(
-      'SELECT name, secret_sha256, scopes, created_at, revoked_at FROM api_keys WHERE id = $1',
-      [id],
-    );
+    const { rows } = await this.pool.query<{
+      name: string;
+      secret_sha256: Buffer;
+      scopes: Scope[];
+      created_at: Date;
+      revoked_at: Date | null;
+    }>('SELECT name, secret_sha256, scopes, created_at, revoked_at FROM api_keys WHERE id = $1', [id]);
     const row = rows[0];
     if (!row) {
       this.unknown.set(id, true);
@@ -118,7 +143,9 @@ export class ApiKeyStore {
     }
     const entry: KnownKey = {
       digest: row.secret_sha256,
-      info: row.revoked_at ? undefined : { id, name: row.name, scopes: row.scopes, created_at: row.created_at.toISOString(), revoked_at: null },
+      info: row.revoked_at
+        ? undefined
+        : { id, name: row.name, scopes: row.scopes, created_at: row.created_at.toISOString(), revoked_at: null },
     };
     this.known.set(id, entry);
     return entry;
@@ -142,5 +169,9 @@ export const requireScope =
   (scope: Scope): RequestHandler =>
   (_req, res, next) => {
     const key = res.locals['apiKey'] as ApiKeyInfo | undefined;
-    next(key && !key.scopes.includes(scope) ? new AppError('insufficient_scope', `This API key lacks the "${scope}" scope.`) : undefined);
+    next(
+      key && !key.scopes.includes(scope)
+        ? new AppError('insufficient_scope', `This API key lacks the "${scope}" scope.`)
+        : undefined,
+    );
   };

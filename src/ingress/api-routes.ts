@@ -33,7 +33,8 @@ const parse = {
 
 /** The served OpenAPI document; built once, as it only changes with the code. */
 let served: string | undefined;
-const openApiJson = (): string => (served ??= JSON.stringify(openApiDocument(process.env['npm_package_version'] ?? '1')));
+const openApiJson = (): string =>
+  (served ??= JSON.stringify(openApiDocument(process.env['npm_package_version'] ?? '1')));
 
 /**
  * Decides whether a request may read or acknowledge `address`'s mailbox, throwing an AppError if
@@ -43,7 +44,13 @@ const openApiJson = (): string => (served ??= JSON.stringify(openApiDocument(pro
  * Waits until the read model covers the writes a read follows, and says in a header whether it
  * does. Returns the positions the read must see (for a read replica to be chosen by).
  */
-async function readAfterWrites(consistency: ReadConsistency, req: Request, res: Response, topic: TokenTopic, key: string): Promise<LogPosition[]> {
+async function readAfterWrites(
+  consistency: ReadConsistency,
+  req: Request,
+  res: Response,
+  topic: TokenTopic,
+  key: string,
+): Promise<LogPosition[]> {
   const token = req.get(TOKEN_HEADER) ?? optionalParam(req.query, TOKEN_PARAM);
   const { applied, positions } = await consistency.settle(token, topic, key);
   res.set(RESULT_HEADER, applied ? 'consistent' : 'stale');
@@ -60,7 +67,12 @@ export interface ApiDeps {
   /** Merkle proofs of anchored messages (docs/guides/anchoring.md); without it the route answers 404. */
   readonly proofs?: ProofReader;
   /** With auth required: API keys for every call, a rate limit per key, and a budget of failed authentications per client address. */
-  readonly gate?: { readonly apiKeys: ApiKeyStore; readonly limiter: RateLimiter; readonly keyRate: Rate; readonly failures: AuthFailureLimit };
+  readonly gate?: {
+    readonly apiKeys: ApiKeyStore;
+    readonly limiter: RateLimiter;
+    readonly keyRate: Rate;
+    readonly failures: AuthFailureLimit;
+  };
 }
 
 /** How deep a JSON body may nest; the API's deepest documents are a JWK inside a batch. */
@@ -76,7 +88,6 @@ function depthOf(value: unknown, limit: number, depth = 0): number {
   return deepest;
 }
 
-
 /**
  * Compressed bodies are refused before a byte is read: inflating them would let a small body
  * cost the relay up to the (large) batch limit in memory and parsing. `identity` means none.
@@ -89,14 +100,27 @@ const isUncompressed = (req: Request): boolean => {
 const json = (limit: number): RequestHandler[] => [
   (req, _res, next) => {
     if (!isUncompressed(req)) {
-      next(new AppError('unsupported_media_type', 'Send the body uncompressed: the relay does not accept a Content-Encoding such as gzip.'));
+      next(
+        new AppError(
+          'unsupported_media_type',
+          'Send the body uncompressed: the relay does not accept a Content-Encoding such as gzip.',
+        ),
+      );
       return;
     }
-    next(req.is('application/json') ? undefined : new AppError('unsupported_media_type', 'Send the body as application/json.'));
+    next(
+      req.is('application/json')
+        ? undefined
+        : new AppError('unsupported_media_type', 'Send the body as application/json.'),
+    );
   },
   express.json({ limit, strict: true, inflate: false }),
   (req, _res, next) => {
-    next(depthOf(req.body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH ? invalid('body', `JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`) : undefined);
+    next(
+      depthOf(req.body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH
+        ? invalid('body', `JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`)
+        : undefined,
+    );
   },
 ];
 
@@ -115,12 +139,18 @@ export function apiRoutes(deps: ApiDeps): Router {
       const key = res.locals['apiKey'] as ApiKeyInfo;
       const decision = await gate.limiter.decide({ key: `key:${key.id}`, rate: gate.keyRate });
       res.set(rateLimitHeaders(decision));
-      next(decision.allowed ? undefined : new AppError('rate_limited', `This API key is over its rate of ${gate.keyRate.perSecond} requests/s.`, {
-        extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) },
-      }));
+      next(
+        decision.allowed
+          ? undefined
+          : new AppError('rate_limited', `This API key is over its rate of ${gate.keyRate.perSecond} requests/s.`, {
+              extensions: { retry_after: Math.max(1, Math.ceil(decision.retryAfterMs / 1000)) },
+            }),
+      );
     });
   }
-  const scope = gate ? requireScope : () => ((_req: unknown, _res: unknown, next: () => void) => next()) as RequestHandler;
+  const scope = gate
+    ? requireScope
+    : () => ((_req: unknown, _res: unknown, next: () => void) => next()) as RequestHandler;
 
   router.post('/auth/challenge', ...json(SMALL_LIMIT), async (req, res) => {
     res.json(await deps.tokens.challenge(parse.challenge(req.body)));

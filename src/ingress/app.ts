@@ -37,7 +37,12 @@ export function createApp(resources: AppResources, api: ApiDeps): Express {
     });
     next();
   });
-  app.use(healthRoutes(dependencyChecks({ kafkaAdmin: () => resources.kafkaAdmin(), registryUrl: config.registry.url, pool, redis }), metrics));
+  app.use(
+    healthRoutes(
+      dependencyChecks({ kafkaAdmin: () => resources.kafkaAdmin(), registryUrl: config.registry.url, pool, redis }),
+      metrics,
+    ),
+  );
   app.get('/.well-known/jwks.json', async (_req, res) => {
     res.set('Cache-Control', 'max-age=60').json(await api.tokens.jwks());
   });

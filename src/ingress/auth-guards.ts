@@ -22,7 +22,8 @@ const FAILED_CREDENTIALS: ReadonlySet<ErrorCode> = new Set(['invalid_api_key', '
 /** On the token endpoint, a proof that does not verify is a failed authentication too. */
 const FAILED_PROOFS: ReadonlySet<ErrorCode> = new Set([...FAILED_CREDENTIALS, 'bad_signature', 'stale_signature']);
 
-const unmapped = (address: string): string => (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address);
+const unmapped = (address: string): string =>
+  address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 
 /** A BlockList of proxies (IP addresses and CIDR ranges, as RELAY_TRUSTED_PROXIES holds them). */
 export function proxyList(ranges: readonly string[]): BlockList {
@@ -50,7 +51,9 @@ export function clientAddress(req: Pick<IncomingMessage, 'socket' | 'headers'>, 
   let address = unmapped(req.socket.remoteAddress ?? 'unknown');
   if (!proxies || !isTrusted(proxies, address)) return address;
   const header = req.headers['x-forwarded-for'];
-  const hops = (Array.isArray(header) ? header.join(',') : (header ?? '')).split(',').map((hop) => unmapped(hop.trim()));
+  const hops = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    .split(',')
+    .map((hop) => unmapped(hop.trim()));
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = hops[i] ?? '';
     if (isIP(hop) === 0) break;
@@ -86,9 +89,13 @@ export class AuthFailureLimit {
     const decision = await this.limiter.peek({ key: `authfail:${client}`, rate: this.rate });
     if (decision.allowed) return;
     const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-    throw new AppError('rate_limited', `Too many failed authentications from ${client}; retry after ${retryAfter} s with valid credentials.`, {
-      extensions: { retry_after: retryAfter },
-    });
+    throw new AppError(
+      'rate_limited',
+      `Too many failed authentications from ${client}; retry after ${retryAfter} s with valid credentials.`,
+      {
+        extensions: { retry_after: retryAfter },
+      },
+    );
   }
 
   /** Takes one failure from `client`'s budget if `error` is a failed authentication. */
@@ -121,15 +128,23 @@ export class AuthFailureLimit {
  * upgrade counts against its address's failed-authentication budget; a re-check of an open
  * stream (without a socket) does not.
  */
-export const streamGuard = (apiKeys: ApiKeyStore, tokens: TokenService, required: boolean, failures?: AuthFailureLimit): StreamGuard =>
+export const streamGuard = (
+  apiKeys: ApiKeyStore,
+  tokens: TokenService,
+  required: boolean,
+  failures?: AuthFailureLimit,
+): StreamGuard =>
   required
     ? async (req, address, url) => {
         const client = failures && 'socket' in req ? failures.clientOf(req as IncomingMessage) : undefined;
         if (client !== undefined) await failures?.check(client);
         try {
           const header = req.headers['x-api-key'];
-          const key = await apiKeys.verify((Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('api_key') ?? undefined);
-          if (!key.scopes.includes('messages:read')) throw new AppError('insufficient_scope', 'Opening a stream needs the "messages:read" scope.');
+          const key = await apiKeys.verify(
+            (Array.isArray(header) ? header[0] : header) ?? url.searchParams.get('api_key') ?? undefined,
+          );
+          if (!key.scopes.includes('messages:read'))
+            throw new AppError('insufficient_scope', 'Opening a stream needs the "messages:read" scope.');
           await authorizeAddress(tokens, bearerToken(req, url), address);
         } catch (error) {
           if (client !== undefined) await failures?.record(client, error).catch(() => undefined);

@@ -10,7 +10,9 @@ export function healthRoutes(checks: Readonly<Record<string, Check>>, metrics: M
   });
   router.get('/readyz', async (_req, res) => {
     const readiness = await checkReadiness(checks);
-    const down = Object.entries(readiness.checks).filter(([, r]) => r.status === 'down').map(([name]) => name);
+    const down = Object.entries(readiness.checks)
+      .filter(([, r]) => r.status === 'down')
+      .map(([name]) => name);
     res.status(down.length === 0 ? 200 : 503).json(down.length === 0 ? readiness : { ...readiness, down });
   });
   router.get('/metrics', async (_req, res) => {

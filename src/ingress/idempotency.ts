@@ -6,14 +6,21 @@ import { redisScript, type RedisScript } from '../redis/script.js';
 /** What a message id was used for before. */
 export type Claim =
   | { readonly kind: 'new' }
-  | { readonly kind: 'accepted'; readonly fingerprint: string; readonly position: RecordPosition; readonly to: string | undefined }
+  | {
+      readonly kind: 'accepted';
+      readonly fingerprint: string;
+      readonly position: RecordPosition;
+      readonly to: string | undefined;
+    }
   | { readonly kind: 'pending'; readonly fingerprint: string };
 
 /** Reads what a stored claim value says (`P|…` or `A|…`), or 'new' for none. */
 export const parseClaim = (value: string | null): Claim => {
   if (value === null) return { kind: 'new' };
   const [state, fingerprint = '', partition = '0', offset = '0', to] = value.split('|');
-  return state === 'A' ? { kind: 'accepted', fingerprint, position: { partition: Number(partition), offset }, to } : { kind: 'pending', fingerprint };
+  return state === 'A'
+    ? { kind: 'accepted', fingerprint, position: { partition: Number(partition), offset }, to }
+    : { kind: 'pending', fingerprint };
 };
 
 // KEYS: the ids' keys; ARGV: the TTL, then one value per key. One command for a whole request's
@@ -72,24 +79,34 @@ export class IdempotencyStore {
 
   /** Claims a message id for a fingerprint: what it was used for before, or 'new' if it was free. */
   async claim({ id, fingerprint }: { id: string; fingerprint: string }): Promise<Claim> {
-    return parseClaim(await this.redis.set(this.key(id), IdempotencyStore.pending(fingerprint), 'EX', this.pendingSeconds, 'NX', 'GET'));
+    return parseClaim(
+      await this.redis.set(this.key(id), IdempotencyStore.pending(fingerprint), 'EX', this.pendingSeconds, 'NX', 'GET'),
+    );
   }
 
   /** Records that Kafka stored these messages' events, in one command. */
-  async accepted(entries: readonly { id: string; fingerprint: string; position: RecordPosition; to: string }[]): Promise<void> {
+  async accepted(
+    entries: readonly { id: string; fingerprint: string; position: RecordPosition; to: string }[],
+  ): Promise<void> {
     if (entries.length === 0) return;
     await this.setAll.run(
       entries.length,
       ...entries.map(({ id }) => this.key(id)),
       this.ttlSeconds,
-      ...entries.map(({ fingerprint, position, to }) => `A|${fingerprint}|${position.partition}|${position.offset}|${to}`),
+      ...entries.map(
+        ({ fingerprint, position, to }) => `A|${fingerprint}|${position.partition}|${position.offset}|${to}`,
+      ),
     );
   }
 
   /** Frees the claims that are still pending for these fingerprints (after a failure whose outcome is unknown). */
   async releaseIfPending(entries: readonly { id: string; fingerprint: string }[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.releasePending.run(entries.length, ...entries.map(({ id }) => this.key(id)), ...entries.map(({ fingerprint }) => IdempotencyStore.pending(fingerprint)));
+    await this.releasePending.run(
+      entries.length,
+      ...entries.map(({ id }) => this.key(id)),
+      ...entries.map(({ fingerprint }) => IdempotencyStore.pending(fingerprint)),
+    );
   }
 
   /** Gives up a claim whose event was not acknowledged, so a retry can produce it. */

@@ -62,7 +62,13 @@ export class IngressService implements Service {
     const servers: Server[] = [];
     const main = tls
       ? createTlsServer(
-          { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ...this.serverOptions() },
+          {
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+            minVersion: 'TLSv1.3',
+            maxVersion: 'TLSv1.3',
+            ...this.serverOptions(),
+          },
           this.app,
         )
       : createServer(this.serverOptions(), this.app);

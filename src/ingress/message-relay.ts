@@ -97,7 +97,10 @@ export class MessageRelay {
       try {
         checked.push({ index, message: this.check(input) });
       } catch (error) {
-        results[index] = error instanceof AppError ? error : new AppError('internal_error', 'The message could not be checked.', { cause: error });
+        results[index] =
+          error instanceof AppError
+            ? error
+            : new AppError('internal_error', 'The message could not be checked.', { cause: error });
       }
     });
 
@@ -116,33 +119,33 @@ export class MessageRelay {
     const waiting: Promise<void>[] = [];
     unique.forEach((entry, i) => {
       const { claim, limited } = admitted[i] as Admitted;
-      if (claim.kind !== 'new' && claim.fingerprint !== entry.message.fingerprint) results[entry.index] = conflict(entry.message.messageId);
+      if (claim.kind !== 'new' && claim.fingerprint !== entry.message.fingerprint)
+        results[entry.index] = conflict(entry.message.messageId);
       else if (claim.kind === 'accepted') results[entry.index] = accepted(entry.message.messageId, claim.position);
-      else if (claim.kind === 'pending') waiting.push(this.awaitPending(entry.message).then((result) => void (results[entry.index] = result)));
+      else if (claim.kind === 'pending')
+        waiting.push(this.awaitPending(entry.message).then((result) => void (results[entry.index] = result)));
       else if (limited) results[entry.index] = limited;
       else fresh.push(entry);
     });
 
     const now = Date.now();
     const positions = this.deps.events.publish(
-      fresh.map(
-        ({ message }): RelayEvent => ({
-          type: 'MessageSent',
-          data: {
-            event_id: randomUUID(),
-            occurred_at: now,
-            message_id: message.messageId,
-            from_address: message.from,
-            to_address: message.to,
-            message_type: message.type,
-            encrypted_content: message.content,
-            content_sha256: message.contentSha256,
-            signature: message.signature,
-            node_id: this.deps.nodeId,
-            expires_at: messageExpiry(now, message.requestedExpiry, this.deps.messageTtlSeconds),
-          },
-        }),
-      ),
+      fresh.map(({ message }): RelayEvent => ({
+        type: 'MessageSent',
+        data: {
+          event_id: randomUUID(),
+          occurred_at: now,
+          message_id: message.messageId,
+          from_address: message.from,
+          to_address: message.to,
+          message_type: message.type,
+          encrypted_content: message.content,
+          content_sha256: message.contentSha256,
+          signature: message.signature,
+          node_id: this.deps.nodeId,
+          expires_at: messageExpiry(now, message.requestedExpiry, this.deps.messageTtlSeconds),
+        },
+      })),
     );
     const settled = await Promise.allSettled(positions);
     const done: { id: string; fingerprint: string; position: RecordPosition; to: string }[] = [];
@@ -163,10 +166,13 @@ export class MessageRelay {
     });
     // Kafka has the accepted events: a failure to record that in Redis must not turn them into
     // errors (a retry would produce them again once the pending claims lapse).
-    const recorded = this.deps.idempotency.accepted(done).catch((error: unknown) => this.deps.log?.warn({ err: error }, 'could not record accepted message ids'));
+    const recorded = this.deps.idempotency
+      .accepted(done)
+      .catch((error: unknown) => this.deps.log?.warn({ err: error }, 'could not record accepted message ids'));
     await Promise.all([recorded, this.deps.idempotency.release(failed), ...waiting]);
     for (const { index, message, first } of repeats) {
-      results[index] = message.fingerprint === first.message.fingerprint ? results[first.index] : conflict(message.messageId);
+      results[index] =
+        message.fingerprint === first.message.fingerprint ? results[first.index] : conflict(message.messageId);
     }
     return results as (Accepted | AppError)[];
   }
@@ -187,7 +193,8 @@ export class MessageRelay {
         'SELECT id, delivered, expired FROM messages WHERE id = ANY($1::uuid[]) AND receiver_address = $2',
         [unknown, address],
       );
-      for (const row of rows) decided.set(row.id, row.delivered ? 'already_delivered' : row.expired ? 'expired' : 'deliver');
+      for (const row of rows)
+        decided.set(row.id, row.delivered ? 'already_delivered' : row.expired ? 'expired' : 'deliver');
     };
     const undecided = () => messageIds.filter((id) => !decided.has(id));
 
@@ -196,7 +203,11 @@ export class MessageRelay {
     const claims = await this.deps.idempotency.lookupMany(messageIds);
     const mailbox = this.deps.consistency.topic('mailbox');
     const appliedBefore = claims.map(
-      (claim) => claim.kind === 'accepted' && this.deps.consistency.covers([{ topic: mailbox, partition: claim.position.partition, offset: BigInt(claim.position.offset) }]),
+      (claim) =>
+        claim.kind === 'accepted' &&
+        this.deps.consistency.covers([
+          { topic: mailbox, partition: claim.position.partition, offset: BigInt(claim.position.offset) },
+        ]),
     );
     await fromReadModel(messageIds);
     messageIds.forEach((id, i) => {
@@ -214,7 +225,9 @@ export class MessageRelay {
     // claim is `P` (briefly, so a crash mid-produce frees it) until Kafka has the event, then `D`.
     const ackKey = (id: string) => this.redisKeys.ack(id);
     const deliver = messageIds.filter((id) => decided.get(id) === 'deliver');
-    const before = await Promise.all(deliver.map((id) => this.deps.redis.set(ackKey(id), 'P', 'EX', ACK_PENDING_SECONDS, 'NX', 'GET')));
+    const before = await Promise.all(
+      deliver.map((id) => this.deps.redis.set(ackKey(id), 'P', 'EX', ACK_PENDING_SECONDS, 'NX', 'GET')),
+    );
     const mine = deliver.filter((id, i) => {
       decided.set(id, before[i] === null ? 'acknowledged' : before[i] === 'D' ? 'already_delivered' : 'not_yet_known');
       return before[i] === null;
@@ -253,7 +266,8 @@ export class MessageRelay {
     const verified = this.deps.verifier.verify(signature);
     const claims: Fields = verified.payload;
     const contentSha256 = createHash('sha256').update(content, 'utf8').digest('base64url');
-    if (verified.address !== from) throw new AppError('bad_signature', 'The signing key\'s address is not from_address.');
+    if (verified.address !== from)
+      throw new AppError('bad_signature', "The signing key's address is not from_address.");
     const mismatch = (
       [
         ['message_id', messageId],
@@ -262,11 +276,16 @@ export class MessageRelay {
         ['type', type],
         ['sha256', contentSha256],
       ] as const
-    ).find(([claim, value]) => (claim === 'message_id' ? String(claims[claim]).toLowerCase() : claims[claim]) !== value);
+    ).find(
+      ([claim, value]) => (claim === 'message_id' ? String(claims[claim]).toLowerCase() : claims[claim]) !== value,
+    );
     if (mismatch) throw new AppError('bad_signature', `The signed "${mismatch[0]}" does not match the message.`);
     this.deps.verifier.checkFreshness(claims);
 
-    const fingerprint = createHash('sha256').update(`${from}\n${to}\n${type}\n${contentSha256}`).digest('base64url').slice(0, 22);
+    const fingerprint = createHash('sha256')
+      .update(`${from}\n${to}\n${type}\n${contentSha256}`)
+      .digest('base64url')
+      .slice(0, 22);
     return { messageId, from, to, type, content, contentSha256, signature, fingerprint, requestedExpiry: requestedAt };
   }
 
@@ -276,14 +295,20 @@ export class MessageRelay {
     while (Date.now() < deadline) {
       const claim = await this.deps.idempotency.lookup(message.messageId);
       if (claim.kind === 'accepted') {
-        return claim.fingerprint === message.fingerprint ? accepted(message.messageId, claim.position) : conflict(message.messageId);
+        return claim.fingerprint === message.fingerprint
+          ? accepted(message.messageId, claim.position)
+          : conflict(message.messageId);
       }
       if (claim.kind === 'new') break;
       await sleep(20);
     }
-    return new AppError('dependency_unavailable', 'A request with the same message id did not finish; retry.', { extensions: { retry_after: 1 } });
+    return new AppError('dependency_unavailable', 'A request with the same message id did not finish; retry.', {
+      extensions: { retry_after: 1 },
+    });
   }
 }
 
 const conflict = (messageId: string) =>
-  new AppError('message_id_conflict', `Message id ${messageId} was already used for other content.`, { extensions: { message_id: messageId } });
+  new AppError('message_id_conflict', `Message id ${messageId} was already used for other content.`, {
+    extensions: { message_id: messageId },
+  });

@@ -38,17 +38,24 @@ const parseKeyObject = validator(OpaqueObject, 'encryption_key');
  */
 export function checkEncryptionKey(value: unknown): PublicJwk {
   const jwk = parseKeyObject(value);
-  if ('d' in jwk || 'p' in jwk) throw invalid('encryption_key', 'encryption_key must be a public key; it holds a private part.');
+  if ('d' in jwk || 'p' in jwk)
+    throw invalid('encryption_key', 'encryption_key must be a public key; it holds a private part.');
   if (jwk['kty'] === 'RSA') {
     const { n } = parseRsaKey(jwk);
     const bits = Buffer.from(n, 'base64url').length * 8;
-    if (bits < MIN_RSA_BITS) throw invalid('encryption_key', `An RSA encryption_key must have at least ${MIN_RSA_BITS} bits; this one has ${bits}.`);
-    if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256') throw invalid('encryption_key', 'An RSA encryption_key is for RSA-OAEP-256.');
+    if (bits < MIN_RSA_BITS)
+      throw invalid(
+        'encryption_key',
+        `An RSA encryption_key must have at least ${MIN_RSA_BITS} bits; this one has ${bits}.`,
+      );
+    if (jwk['alg'] !== undefined && jwk['alg'] !== 'RSA-OAEP-256')
+      throw invalid('encryption_key', 'An RSA encryption_key is for RSA-OAEP-256.');
     return jwk as PublicJwk;
   }
   if (jwk['kty'] === 'OKP' && jwk['crv'] === 'X25519') {
     const { x } = parseX25519Key(jwk);
-    if (Buffer.from(x, 'base64url').length !== 32) throw invalid('encryption_key', 'An X25519 encryption_key has a 32-byte "x".');
+    if (Buffer.from(x, 'base64url').length !== 32)
+      throw invalid('encryption_key', 'An X25519 encryption_key has a 32-byte "x".');
     return jwk as PublicJwk;
   }
   throw invalid('encryption_key', 'encryption_key must be an RSA (RSA-OAEP-256) or an X25519 (ECDH-ES) public JWK.');
@@ -96,7 +103,12 @@ export class PeerDirectory {
         signed_at: signedAt,
       },
     });
-    return { address: verified.address, status: 'registered', ...position, consistency_token: ReadConsistency.token('peers', [position]) };
+    return {
+      address: verified.address,
+      status: 'registered',
+      ...position,
+      consistency_token: ReadConsistency.token('peers', [position]),
+    };
   }
 
   /**

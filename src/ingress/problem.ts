@@ -39,10 +39,16 @@ export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
   // The layers below raise their own errors; this is where they become HTTP.
   if (error instanceof OverloadedError) {
-    return new AppError('overloaded', 'The relay is at capacity; retry after the given delay.', { cause: error, extensions: { retry_after: error.retryAfterSeconds } });
+    return new AppError('overloaded', 'The relay is at capacity; retry after the given delay.', {
+      cause: error,
+      extensions: { retry_after: error.retryAfterSeconds },
+    });
   }
   if (error instanceof DependencyUnavailableError) {
-    return new AppError('dependency_unavailable', error.message, { cause: error, extensions: { retry_after: error.retryAfterSeconds } });
+    return new AppError('dependency_unavailable', error.message, {
+      cause: error,
+      extensions: { retry_after: error.retryAfterSeconds },
+    });
   }
   const e = (error ?? {}) as { type?: string; status?: number; limit?: number; message?: string };
   if (isDependencyFailure(error)) {
@@ -80,9 +86,13 @@ export function problemMiddleware(log: Logger): ErrorRequestHandler {
     if (appError.code === 'internal_error' || appError.code === 'dependency_unavailable') {
       log.error({ method: req.method, path: req.path, err: appError.cause }, 'request failed');
     }
-    const retryAfter = (appError.extensions['retry_after'] as number | undefined) ?? (appError.status === 503 ? 1 : undefined);
+    const retryAfter =
+      (appError.extensions['retry_after'] as number | undefined) ?? (appError.status === 503 ? 1 : undefined);
     if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-    res.status(appError.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problemOf(appError)));
+    res
+      .status(appError.status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(JSON.stringify(problemOf(appError)));
   };
 }
 

@@ -72,12 +72,18 @@ export class RateLimiter {
 
   /** One decision: takes `cost` (1) from the key's budget if it has that much. */
   async decide({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
-    return this.decision(await this.gcra.run(this.keyOf(key), 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 0), rate.burst);
+    return this.decision(
+      await this.gcra.run(this.keyOf(key), 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 0),
+      rate.burst,
+    );
   }
 
   /** Whether `decide` would allow `cost` (1) now, without taking anything from the budget. */
   async peek({ key, rate, cost }: { key: string; rate: Rate; cost?: number }): Promise<Decision> {
-    return this.decision(await this.gcra.run(this.keyOf(key), 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 1), rate.burst);
+    return this.decision(
+      await this.gcra.run(this.keyOf(key), 1_000_000 / rate.perSecond, rate.burst, cost ?? 1, 1),
+      rate.burst,
+    );
   }
 
   private decision(value: unknown, limit: number): Decision {

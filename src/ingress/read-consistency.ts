@@ -59,12 +59,16 @@ export class ReadConsistency {
   /** The positions a token names; a malformed token is the client's error (400). */
   parse(token: string): LogPosition[] {
     const entries = token.split(',');
-    if (entries.length > MAX_ENTRIES) throw invalid(TOKEN_PARAM, `A consistency token names at most ${MAX_ENTRIES} positions.`);
+    if (entries.length > MAX_ENTRIES)
+      throw invalid(TOKEN_PARAM, `A consistency token names at most ${MAX_ENTRIES} positions.`);
     return entries.map((entry) => {
       const match = ENTRY.exec(entry.trim());
       const offset = match ? BigInt(match[3] as string) : -1n;
       if (!match || offset > MAX_OFFSET) {
-        throw invalid(TOKEN_PARAM, 'consistency_token must be a consistency_token a write returned, such as "mailbox:3:1042".');
+        throw invalid(
+          TOKEN_PARAM,
+          'consistency_token must be a consistency_token a write returned, such as "mailbox:3:1042".',
+        );
       }
       return { topic: this.deps.topics[match[1] as TokenTopic], partition: Number(match[2]), offset };
     });
@@ -76,7 +80,11 @@ export class ReadConsistency {
    * node). Resolves whether it does (false: the read answers from a model that may lag), and the
    * positions the read must see, by which a read replica is chosen or passed over.
    */
-  async settle(token: string | undefined, topic: TokenTopic, key: string): Promise<{ applied: boolean; positions: LogPosition[] }> {
+  async settle(
+    token: string | undefined,
+    topic: TokenTopic,
+    key: string,
+  ): Promise<{ applied: boolean; positions: LogPosition[] }> {
     const positions = [...(token !== undefined ? this.parse(token) : []), ...this.lastWrite(topic, key)];
     return { applied: await this.deps.watch.waitFor(positions, this.deps.waitMs), positions };
   }

@@ -11,7 +11,8 @@ export function requestedExpiry(body: Fields, now: number): number | undefined {
   const value = body['expires_at'];
   if (value === undefined || value === null) return undefined;
   const at = typeof value === 'string' && RFC3339.test(value) ? Date.parse(value) : Number.NaN;
-  if (!Number.isFinite(at)) throw invalid('expires_at', 'expires_at must be an RFC 3339 time with a time zone, like 2026-01-01T00:00:00Z.');
+  if (!Number.isFinite(at))
+    throw invalid('expires_at', 'expires_at must be an RFC 3339 time with a time zone, like 2026-01-01T00:00:00Z.');
   if (at <= now) throw invalid('expires_at', 'expires_at must be in the future.');
   return at;
 }

@@ -148,24 +148,41 @@ export class StreamHub implements Service {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://relay');
-    if (url.pathname !== STREAM_PATH) throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
-    if (this.stopping) throw new AppError('overloaded', 'This node is shutting down; connect again (another node will take the stream).', { extensions: { retry_after: 1 } });
+    if (url.pathname !== STREAM_PATH)
+      throw new AppError('not_found', `No WebSocket endpoint at ${url.pathname}; use ${STREAM_PATH}.`);
+    if (this.stopping)
+      throw new AppError(
+        'overloaded',
+        'This node is shutting down; connect again (another node will take the stream).',
+        { extensions: { retry_after: 1 } },
+      );
     const params = Object.fromEntries(url.searchParams);
     const address = parseAddress(params['address']);
     const cursor = optionalParam(params, 'after');
     const after = cursor === undefined ? undefined : { cursor, position: decodeCursor(cursor) };
     await this.deps.authorize(req, address, url);
     if ((this.connections.get(address)?.size ?? 0) >= this.deps.limits.perAddress) {
-      throw new AppError('too_many_streams', `${address} already has ${this.deps.limits.perAddress} streams open on this node; close one first.`, {
-        extensions: { retry_after: 1 },
-      });
+      throw new AppError(
+        'too_many_streams',
+        `${address} already has ${this.deps.limits.perAddress} streams open on this node; close one first.`,
+        {
+          extensions: { retry_after: 1 },
+        },
+      );
     }
-    const credentials = { headers: { authorization: req.headers.authorization, 'x-api-key': req.headers['x-api-key'] } };
+    const credentials = {
+      headers: { authorization: req.headers.authorization, 'x-api-key': req.headers['x-api-key'] },
+    };
     const recheck = () => this.deps.authorize(credentials, address, url);
     this.wss.handleUpgrade(req, socket, head, (ws) => void this.opened(ws, address, recheck, after));
   }
 
-  private async opened(ws: WebSocket, address: string, recheck: () => Promise<void>, after: Connection['after']): Promise<void> {
+  private async opened(
+    ws: WebSocket,
+    address: string,
+    recheck: () => Promise<void>,
+    after: Connection['after'],
+  ): Promise<void> {
     if (this.stopping) {
       // Its upgrade was checked before the streams were closed, and finished after.
       ws.close(1001, 'server shutting down');
@@ -223,7 +240,8 @@ export class StreamHub implements Service {
     let last = from;
     do {
       // Read the next page only once the socket has taken most of the last one.
-      while (isOpen(connection) && connection.waiting.length >= Math.min(BACKLOG_PAGE, this.deps.limits.queueMax)) await sleep(DRAIN_CHECK_MS);
+      while (isOpen(connection) && connection.waiting.length >= Math.min(BACKLOG_PAGE, this.deps.limits.queueMax))
+        await sleep(DRAIN_CHECK_MS);
       if (!isOpen(connection)) return last;
       const page = await this.deps.mailbox.undelivered(connection.address, cursor, BACKLOG_PAGE);
       for (const message of page.messages) this.write(connection, message, 'backlog');
@@ -264,7 +282,10 @@ export class StreamHub implements Service {
     connection.sent.add(message.message_id);
     connection.waiting.push(message);
     this.deps.metrics?.pushes.inc({ source });
-    this.deps.metrics?.deliveryDelay.observe({ source }, Math.max(0, Date.now() - Date.parse(message.accepted_at)) / 1000);
+    this.deps.metrics?.deliveryDelay.observe(
+      { source },
+      Math.max(0, Date.now() - Date.parse(message.accepted_at)) / 1000,
+    );
     if (source === 'live' && connection.waiting.length > this.deps.limits.queueMax) return this.tooSlow(connection);
     this.flush(connection);
   }
@@ -274,7 +295,10 @@ export class StreamHub implements Service {
    * client resumes from its last cursor on a new stream; nothing is lost (nothing was acknowledged).
    */
   private tooSlow(connection: Connection): void {
-    this.deps.log.info({ address: connection.address, waiting: connection.waiting.length }, 'closing a stream that does not keep up');
+    this.deps.log.info(
+      { address: connection.address, waiting: connection.waiting.length },
+      'closing a stream that does not keep up',
+    );
     connection.waiting.length = 0;
     connection.held = undefined;
     connection.ws.close(1013, 'the stream fell behind; reconnect to resume');
@@ -328,7 +352,11 @@ export class StreamHub implements Service {
       connection.ws.close(4429, 'rate_limited');
       return false;
     }
-    const problem = new AppError('rate_limited', `Streams may send ${rate} frames per second; wait before sending more.`, { extensions: { retry_after: 1 } });
+    const problem = new AppError(
+      'rate_limited',
+      `Streams may send ${rate} frames per second; wait before sending more.`,
+      { extensions: { retry_after: 1 } },
+    );
     connection.ws.send(frame({ type: 'error', problem: problemOf(problem) }));
     return false;
   }

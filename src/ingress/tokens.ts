@@ -68,9 +68,14 @@ export class TokenService {
     }
     this.deps.verifier.checkFreshness(verified.payload);
     const nonce = verified.payload['nonce'];
-    if (typeof nonce !== 'string' || nonce.length > 64) throw new AppError('invalid_nonce', 'The proof must hold the "nonce" from /auth/challenge.');
+    if (typeof nonce !== 'string' || nonce.length > 64)
+      throw new AppError('invalid_nonce', 'The proof must hold the "nonce" from /auth/challenge.');
     const owner = await this.deps.redis.getdel(this.nonceKey(nonce));
-    if (owner !== verified.address) throw new AppError('invalid_nonce', 'The nonce is unknown, already used, expired, or was issued for another address.');
+    if (owner !== verified.address)
+      throw new AppError(
+        'invalid_nonce',
+        'The nonce is unknown, already used, expired, or was issued for another address.',
+      );
 
     const key = await this.currentKey();
     const accessToken = await new SignJWT({})
@@ -93,7 +98,10 @@ export class TokenService {
       if (typeof payload.sub !== 'string') throw new Error('no subject');
       return payload.sub;
     } catch {
-      throw new AppError('invalid_token', 'The bearer token is invalid or expired; get a new one from /api/v1/auth/token.');
+      throw new AppError(
+        'invalid_token',
+        'The bearer token is invalid or expired; get a new one from /api/v1/auth/token.',
+      );
     }
   }
 
@@ -107,7 +115,10 @@ export class TokenService {
   /** Adds a new signing key; older ones keep verifying until the tokens they signed have expired. */
   async rotate(): Promise<string> {
     const kid = await this.createKey();
-    await this.deps.pool.query('UPDATE token_signing_keys SET retired_at = now() WHERE kid <> $1 AND retired_at IS NULL', [kid]);
+    await this.deps.pool.query(
+      'UPDATE token_signing_keys SET retired_at = now() WHERE kid <> $1 AND retired_at IS NULL',
+      [kid],
+    );
     await this.load(true);
     return kid;
   }
@@ -122,7 +133,10 @@ export class TokenService {
       await this.createKey();
       await this.load(true);
     }
-    const newest = this.keys.reduce<SigningKey | undefined>((a, b) => (!a || b.createdAt > a.createdAt ? b : a), undefined);
+    const newest = this.keys.reduce<SigningKey | undefined>(
+      (a, b) => (!a || b.createdAt > a.createdAt ? b : a),
+      undefined,
+    );
     if (!newest) throw new Error('no token signing key');
     return newest;
   }
@@ -191,8 +205,16 @@ export function bearerToken(req: Pick<IncomingMessage, 'headers'>, url?: URL): s
 }
 
 /** Only a token issued to `address` opens its mailbox. */
-export async function authorizeAddress(tokens: TokenService, token: string | undefined, address: string): Promise<void> {
-  if (!token) throw new AppError('missing_token', `Reading or acknowledging ${address}'s mailbox needs a bearer token for that address (POST /api/v1/auth/token).`);
+export async function authorizeAddress(
+  tokens: TokenService,
+  token: string | undefined,
+  address: string,
+): Promise<void> {
+  if (!token)
+    throw new AppError(
+      'missing_token',
+      `Reading or acknowledging ${address}'s mailbox needs a bearer token for that address (POST /api/v1/auth/token).`,
+    );
   const subject = await tokens.verify(token);
   if (subject !== address) throw new AppError('address_mismatch', 'The bearer token was issued to another address.');
 }

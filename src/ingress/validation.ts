@@ -6,7 +6,8 @@ import { AppError } from '../errors/app-error.js';
  * `invalid_request` naming the field and the bound.
  */
 
-export const invalid = (field: string, detail: string) => new AppError('invalid_request', detail, { extensions: { field } });
+export const invalid = (field: string, detail: string) =>
+  new AppError('invalid_request', detail, { extensions: { field } });
 
 export type Fields = Readonly<Record<string, unknown>>;
 
@@ -15,7 +16,8 @@ export function integerParam(query: Fields, field: string, min: number, max: num
   const raw = query[field];
   if (raw === undefined) return fallback;
   const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(value) || value < min || value > max) throw invalid(field, `${field} must be a whole number from ${min} to ${max}.`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw invalid(field, `${field} must be a whole number from ${min} to ${max}.`);
   return value;
 }
 
@@ -23,6 +25,7 @@ export function integerParam(query: Fields, field: string, min: number, max: num
 export function optionalParam(query: Fields, field: string, maxLength = 200): string | undefined {
   const raw = query[field];
   if (raw === undefined || raw === '') return undefined;
-  if (typeof raw !== 'string' || raw.length > maxLength) throw invalid(field, `${field} must be one string of at most ${maxLength} characters.`);
+  if (typeof raw !== 'string' || raw.length > maxLength)
+    throw invalid(field, `${field} must be one string of at most ${maxLength} characters.`);
   return raw;
 }

@@ -20,7 +20,10 @@ export async function ensureTopics(kafka: KafkaClient, specs: readonly TopicSpec
         waitForLeaders: false,
         topics: missing.map((spec) => ({ ...spec, configEntries: spec.configEntries ? [...spec.configEntries] : [] })),
       });
-      await waitForLeaders(admin, missing.map((spec) => spec.topic));
+      await waitForLeaders(
+        admin,
+        missing.map((spec) => spec.topic),
+      );
     }
     return missing.map((spec) => spec.topic);
   } finally {
@@ -39,13 +42,19 @@ async function waitForLeaders(admin: KafkaAdmin, topics: readonly string[], time
   while (Date.now() < deadline) {
     try {
       const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
-      if (metadata.topics.length === topics.length && metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      if (
+        metadata.topics.length === topics.length &&
+        metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))
+      )
+        return;
     } catch (error) {
       last = error;
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error(`the new topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+  throw new Error(
+    `the new topics ${topics.join(', ')} have no leaders after ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`,
+  );
 }
 
 /** Partition count of each topic, from the cluster's metadata. */
@@ -75,16 +84,29 @@ export async function topicLayouts(kafka: KafkaClient, topics: readonly string[]
     const metadata = await admin.fetchTopicMetadata({ topics: [...topics] });
     const configs = await admin.describeConfigs({
       includeSynonyms: false,
-      resources: topics.map((name) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name, configNames: ['max.message.bytes'] })),
+      resources: topics.map((name) => ({
+        type: kafkajs.ConfigResourceTypes.TOPIC,
+        name,
+        configNames: ['max.message.bytes'],
+      })),
     });
     const limits = new Map(
-      configs.resources.map((r) => [r.resourceName, Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)]),
+      configs.resources.map((r) => [
+        r.resourceName,
+        Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue),
+      ]),
     );
     return new Map(
       metadata.topics.map((t) => {
         const limit = limits.get(t.name);
         // 1 MiB and a little: Kafka's default, should a broker not say.
-        return [t.name, { partitions: t.partitions.length, maxMessageBytes: limit && Number.isFinite(limit) && limit > 0 ? limit : 1_048_588 }];
+        return [
+          t.name,
+          {
+            partitions: t.partitions.length,
+            maxMessageBytes: limit && Number.isFinite(limit) && limit > 0 ? limit : 1_048_588,
+          },
+        ];
       }),
     );
   } finally {
@@ -111,15 +133,25 @@ export async function alignTopicConfigs(kafka: KafkaClient, specs: readonly Topi
     const alterations = wanted.flatMap((spec) => {
       const entries = resources.find((r) => r.resourceName === spec.topic)?.configEntries ?? [];
       const overrides = new Map(
-        entries.filter((e) => e.configSource === kafkajs.ConfigSource.TOPIC_CONFIG && !e.isSensitive && !e.readOnly).map((e) => [e.configName, e.configValue]),
+        entries
+          .filter((e) => e.configSource === kafkajs.ConfigSource.TOPIC_CONFIG && !e.isSensitive && !e.readOnly)
+          .map((e) => [e.configName, e.configValue]),
       );
-      const differing = (spec.configEntries ?? []).filter(({ name, value }) => entries.find((e) => e.configName === name)?.configValue !== value);
+      const differing = (spec.configEntries ?? []).filter(
+        ({ name, value }) => entries.find((e) => e.configName === name)?.configValue !== value,
+      );
       if (differing.length === 0) return [];
       for (const { name, value } of differing) {
         overrides.set(name, value);
         changes.push(`${spec.topic}: ${name}=${value}`);
       }
-      return [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: spec.topic, configEntries: [...overrides].map(([name, value]) => ({ name, value })) }];
+      return [
+        {
+          type: kafkajs.ConfigResourceTypes.TOPIC,
+          name: spec.topic,
+          configEntries: [...overrides].map(([name, value]) => ({ name, value })),
+        },
+      ];
     });
     if (alterations.length > 0) await admin.alterConfigs({ validateOnly: false, resources: alterations });
     return changes;

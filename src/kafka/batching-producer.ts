@@ -110,7 +110,9 @@ export class BatchingProducer implements Service {
   send(records: readonly OutgoingRecord[]): Promise<RecordPosition>[] {
     if (this.queue.length + records.length > this.options.maxQueue) {
       this.metrics?.loadShed.inc();
-      const error = new OverloadedError(`the produce queue holds ${this.queue.length} records, at most ${this.options.maxQueue}`);
+      const error = new OverloadedError(
+        `the produce queue holds ${this.queue.length} records, at most ${this.options.maxQueue}`,
+      );
       return records.map(() => Promise.reject(error));
     }
     const promises = records.map(
@@ -131,7 +133,16 @@ export class BatchingProducer implements Service {
       for (const topic of this.topics) {
         const layout = layouts.get(topic);
         if (!layout?.partitions) throw new Error(`topic ${topic} does not exist; run \`relay setup\``);
-        this.partitionMetadata.set(topic, Array.from({ length: layout.partitions }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] })));
+        this.partitionMetadata.set(
+          topic,
+          Array.from({ length: layout.partitions }, (_, partitionId) => ({
+            partitionId,
+            leader: 0,
+            partitionErrorCode: 0,
+            replicas: [],
+            isr: [],
+          })),
+        );
         // Sizes are counted before compression, so a batch that fits uncompressed fits compressed.
         this.partitionBytes.set(topic, Math.floor(layout.maxMessageBytes * 0.8) - BATCH_OVERHEAD);
       }
@@ -192,7 +203,11 @@ export class BatchingProducer implements Service {
       const slot = `${record.topic}/${record.partition}`;
       const size = record.key.length + record.value.length + RECORD_OVERHEAD;
       const used = bytes.get(slot) ?? 0;
-      if (full.has(slot) || (used > 0 && used + size > (this.partitionBytes.get(record.topic) ?? 0)) || (requestBytes > 0 && requestBytes + size > MAX_REQUEST_BYTES)) {
+      if (
+        full.has(slot) ||
+        (used > 0 && used + size > (this.partitionBytes.get(record.topic) ?? 0)) ||
+        (requestBytes > 0 && requestBytes + size > MAX_REQUEST_BYTES)
+      ) {
         full.add(slot);
         kept.push(record);
         continue;
@@ -213,7 +228,11 @@ export class BatchingProducer implements Service {
   private partitionOf(record: OutgoingRecord): number {
     const partitionMetadata = this.partitionMetadata.get(record.topic);
     if (!partitionMetadata) throw new Error(`the producer does not write to ${record.topic}`);
-    return this.partitioner({ topic: record.topic, partitionMetadata, message: { key: record.key, value: record.value } });
+    return this.partitioner({
+      topic: record.topic,
+      partitionMetadata,
+      message: { key: record.key, value: record.value },
+    });
   }
 
   /**
@@ -231,11 +250,14 @@ export class BatchingProducer implements Service {
         const unsent = await this.produceOnce(pending);
         if (unsent.length === 0) break;
         this.metrics?.produceResends.inc(unsent.length);
-        this.log.warn({
-          records: unsent.length,
-          partitions: [...new Set(unsent.map((r) => `${r.topic}/${r.partition}`))],
-          attempt,
-        }, 'Kafka returned no result for some partitions; sending their records again');
+        this.log.warn(
+          {
+            records: unsent.length,
+            partitions: [...new Set(unsent.map((r) => `${r.topic}/${r.partition}`))],
+            attempt,
+          },
+          'Kafka returned no result for some partitions; sending their records again',
+        );
         if (attempt >= MAX_RESENDS) throw new Error(`no result for ${unsent.length} records after ${attempt} sends`);
         pending = unsent;
       }
@@ -254,7 +276,10 @@ export class BatchingProducer implements Service {
         return;
       }
       this.log.error({ records: pending.length, err: error }, 'produce request failed');
-      const failure = new DependencyUnavailableError('Kafka did not acknowledge the event; retry with the same message id.', { cause: error });
+      const failure = new DependencyUnavailableError(
+        'Kafka did not acknowledge the event; retry with the same message id.',
+        { cause: error },
+      );
       for (const record of pending) record.reject(failure);
     }
   }
@@ -277,7 +302,8 @@ export class BatchingProducer implements Service {
     });
     const baseOffsets = new Map<string, bigint>();
     for (const result of results) {
-      if (result.errorCode === 0 && result.baseOffset !== undefined) baseOffsets.set(`${result.topicName}/${result.partition}`, BigInt(result.baseOffset));
+      if (result.errorCode === 0 && result.baseOffset !== undefined)
+        baseOffsets.set(`${result.topicName}/${result.partition}`, BigInt(result.baseOffset));
     }
     // Records of one partition are written in order, from its base offset.
     const nextIndex = new Map<string, bigint>();
@@ -309,7 +335,11 @@ const onePartition = (records: readonly Pending[]): boolean =>
 
 /** Whether Kafka refused a request because a record batch, or the request, was too large. */
 function isTooLarge(error: unknown): boolean {
-  for (let e = error as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined; e; e = (e.originalError ?? e.cause) as typeof e) {
+  for (
+    let e = error as { type?: unknown; cause?: unknown; originalError?: unknown } | undefined;
+    e;
+    e = (e.originalError ?? e.cause) as typeof e
+  ) {
     if (e.type === 'MESSAGE_TOO_LARGE' || e.type === 'RECORD_LIST_TOO_LARGE') return true;
   }
   return false;

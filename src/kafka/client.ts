@@ -15,7 +15,9 @@ export function createKafka(config: RelayConfig, log: Logger, clientSuffix = '')
     brokers: [...config.kafka.brokers],
     logLevel: config.logLevel === 'debug' ? KafkaLogLevel.INFO : KafkaLogLevel.WARN,
     retry: { initialRetryTime: 100, retries: 8 },
-    ssl: config.kafkaSecurity.caFile ? { ca: [readFileSync(config.kafkaSecurity.caFile, 'utf8')] } : config.kafkaSecurity.ssl,
+    ssl: config.kafkaSecurity.caFile
+      ? { ca: [readFileSync(config.kafkaSecurity.caFile, 'utf8')] }
+      : config.kafkaSecurity.ssl,
     ...(config.kafkaSecurity.sasl ? { sasl: { ...config.kafkaSecurity.sasl } as kafkajs.SASLOptions } : {}),
     logCreator:
       () =>

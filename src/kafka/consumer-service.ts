@@ -101,7 +101,11 @@ export class ConsumerService implements Service {
         if (!payload.memberAssignment[topic]?.includes(partition)) this.applied.delete(slot);
       }
     });
-    this.dlq = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
+    this.dlq = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
   }
 
   /** Resolves once the consumer has joined its group and holds partitions. */
@@ -112,7 +116,10 @@ export class ConsumerService implements Service {
   async run(signal: AbortSignal): Promise<void> {
     await this.dlq.connect();
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: [...this.options.topics], fromBeginning: this.options.fromBeginning ?? true });
+    await this.consumer.subscribe({
+      topics: [...this.options.topics],
+      fromBeginning: this.options.fromBeginning ?? true,
+    });
     const crashed = new Promise<never>((_, reject) => {
       this.consumer.on(this.consumer.events.CRASH, (event) => {
         if (!event.payload.restart) reject(event.payload.error);
@@ -126,7 +133,12 @@ export class ConsumerService implements Service {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
         const records = await Promise.all(
           batch.messages.map(async (message): Promise<ConsumedRecord> => {
-            const base = { topic: batch.topic, partition: batch.partition, offset: message.offset, key: message.key?.toString() ?? null };
+            const base = {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: message.offset,
+              key: message.key?.toString() ?? null,
+            };
             try {
               if (!message.value) throw new UndecodableEventError('the record has no value');
               return { ...base, event: await this.codec.decode(message.value) };
@@ -142,7 +154,11 @@ export class ConsumerService implements Service {
         const last = records[records.length - 1];
         if (last) {
           resolveOffset(last.offset);
-          this.applied.set(`${batch.topic}|${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: String(BigInt(last.offset) + 1n) });
+          this.applied.set(`${batch.topic}|${batch.partition}`, {
+            topic: batch.topic,
+            partition: batch.partition,
+            offset: String(BigInt(last.offset) + 1n),
+          });
         }
         await heartbeat();
       },
@@ -176,7 +192,9 @@ export class ConsumerService implements Service {
           if (this.applied.get(slot) === committed) this.applied.delete(slot);
         }
       })
-      .catch((error: unknown) => this.log.debug({ consumer: this.name, err: error }, 'offset commit failed; trying again'))
+      .catch((error: unknown) =>
+        this.log.debug({ consumer: this.name, err: error }, 'offset commit failed; trying again'),
+      )
       .finally(() => (this.commitInFlight = undefined));
     await this.commitInFlight;
   }
@@ -188,7 +206,8 @@ export class ConsumerService implements Service {
       withRetry(() => this.handler(slice, topic, partition), {
         attempts,
         backoff: APPLY_BACKOFF,
-        onRetry: (error, attempt) => this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying'),
+        onRetry: (error, attempt) =>
+          this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying'),
       }).then(
         () => undefined,
         (error: unknown) => error ?? new Error('the handler failed without an error'),
@@ -205,7 +224,11 @@ export class ConsumerService implements Service {
       // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
       if (!isPoison(failure)) throw failure;
       await this.deadLetter(record, record.event ? this.codec.encode(record.event) : null, {}, failure);
-      await this.handler([{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }], topic, partition);
+      await this.handler(
+        [{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }],
+        topic,
+        partition,
+      );
     }
   }
 
@@ -216,7 +239,10 @@ export class ConsumerService implements Service {
     error: unknown,
   ): Promise<void> {
     this.metrics?.deadLettered.inc({ consumer: this.name });
-    this.log.error({ consumer: this.name, topic: record.topic, partition: record.partition, offset: record.offset, err: error }, 'event dead-lettered');
+    this.log.error(
+      { consumer: this.name, topic: record.topic, partition: record.partition, offset: record.offset, err: error },
+      'event dead-lettered',
+    );
     await this.dlq.send({
       topic: this.options.dlqTopic,
       acks: -1,

@@ -5,7 +5,11 @@ import type { BatchingProducer, RecordPosition } from './batching-producer.js';
 
 /** The record key of an event: the recipient for mailbox events, the peer for peer events. */
 export const keyOf = (event: RelayEvent): string =>
-  'to_address' in event.data ? event.data.to_address : 'address' in event.data ? event.data.address : event.data.event_id;
+  'to_address' in event.data
+    ? event.data.to_address
+    : 'address' in event.data
+      ? event.data.address
+      : event.data.event_id;
 
 /**
  * Writes events to the topics of the event model: the topic and key follow from the event's
@@ -20,7 +24,13 @@ export class EventPublisher {
   ) {}
 
   publish(events: readonly RelayEvent[]): Promise<RecordPosition>[] {
-    return this.producer.send(events.map((event) => ({ topic: this.topics[TOPIC_OF[event.type]], key: keyOf(event), value: this.codec.encode(event) })));
+    return this.producer.send(
+      events.map((event) => ({
+        topic: this.topics[TOPIC_OF[event.type]],
+        key: keyOf(event),
+        value: this.codec.encode(event),
+      })),
+    );
   }
 
   publishOne(event: RelayEvent): Promise<RecordPosition> {

@@ -23,7 +23,8 @@ export async function runServices(services: readonly Service[], signal: AbortSig
     services.map(async (service) => {
       try {
         await service.run(stopAll.signal);
-        if (!stopAll.signal.aborted) log.warn({ service: service.name }, 'service ended on its own; stopping the others');
+        if (!stopAll.signal.aborted)
+          log.warn({ service: service.name }, 'service ended on its own; stopping the others');
       } catch (error) {
         log.error({ service: service.name, err: error }, 'service failed; stopping the others');
         firstFailure ??= error;
@@ -73,7 +74,9 @@ export function stopInOrder(name: string, stages: readonly (readonly Service[])[
 
 /** Resolves when the signal aborts. */
 export const untilAborted = (signal: AbortSignal): Promise<void> =>
-  signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  signal.aborted
+    ? Promise.resolve()
+    : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 
 /** Waits `ms`, or less if the signal aborts first. */
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>

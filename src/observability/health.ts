@@ -1,10 +1,8 @@
-
 import type { CheckResult, Readiness } from '../api/health.js';
 
 export type { CheckResult, Readiness };
 
 export type Check = () => Promise<void>;
-
 
 const withTimeout = <T>(promise: Promise<T>, ms: number, what: string): Promise<T> =>
   new Promise<T>((resolve, reject) => {
@@ -30,7 +28,10 @@ export async function checkReadiness(checks: Readonly<Record<string, Check>>, ti
         await withTimeout(check(), timeoutMs, name);
         return [name, { status: 'up', latency_ms: Math.round(performance.now() - started) }];
       } catch (error) {
-        return [name, { status: 'down', latency_ms: Math.round(performance.now() - started), error: (error as Error).message }];
+        return [
+          name,
+          { status: 'down', latency_ms: Math.round(performance.now() - started), error: (error as Error).message },
+        ];
       }
     }),
   );

@@ -9,12 +9,29 @@ export type Fields = Readonly<Record<string, unknown>>;
  * A pattern covers the top level and one object down (`*.x`), which is where call sites put them.
  */
 export const REDACTED_PATHS: readonly string[] = [
-  ...['apiKey', 'api_key', 'token', 'accessToken', 'access_token', 'authorization', 'signature', 'password', 'secret', 'privateKey', 'private_key'].flatMap(
-    (key) => [key, `*.${key}`],
-  ),
-  ...['headers', 'req.headers', 'request.headers'].flatMap((at) => [`${at}.authorization`, `${at}["x-api-key"]`, `${at}.cookie`]),
+  ...[
+    'apiKey',
+    'api_key',
+    'token',
+    'accessToken',
+    'access_token',
+    'authorization',
+    'signature',
+    'password',
+    'secret',
+    'privateKey',
+    'private_key',
+  ].flatMap((key) => [key, `*.${key}`]),
+  ...['headers', 'req.headers', 'request.headers'].flatMap((at) => [
+    `${at}.authorization`,
+    `${at}["x-api-key"]`,
+    `${at}.cookie`,
+  ]),
   // Connection URLs may hold a password (postgres://user:secret@host); the config's secrets by their place in it.
-  ...['postgres.url', 'redis.url', 'kafkaSecurity.sasl.password', 'anchor.privateKey'].flatMap((path) => [path, `config.${path}`]),
+  ...['postgres.url', 'redis.url', 'kafkaSecurity.sasl.password', 'anchor.privateKey'].flatMap((path) => [
+    path,
+    `config.${path}`,
+  ]),
 ];
 
 // One asynchronous stderr stream for every logger of the process, so lines keep their order and
@@ -27,7 +44,11 @@ const stderrDestination = () => (stderr ??= pino.destination({ dest: 2, sync: fa
  * the process exits, and `flushLogs` empties it before anything else is written to stderr.
  * Errors go under `err` ({ err }), serialised with their type, message, stack and cause.
  */
-export function createLogger(level: LogLevel, bindings: Fields = {}, destination: DestinationStream = stderrDestination()): Logger {
+export function createLogger(
+  level: LogLevel,
+  bindings: Fields = {},
+  destination: DestinationStream = stderrDestination(),
+): Logger {
   return pino(
     {
       level,

@@ -85,7 +85,7 @@ export class Metrics {
 
   readonly deliveryDelay = new client.Histogram({
     name: 'relay_stream_delivery_delay_seconds',
-    help: 'From a message\'s acceptance to its frame written to a stream socket, by source (backlog or live).',
+    help: "From a message's acceptance to its frame written to a stream socket, by source (backlog or live).",
     labelNames: ['source'] as const,
     buckets: DELAY_BUCKETS,
     registers: [this.registry],
@@ -93,7 +93,7 @@ export class Metrics {
 
   readonly projectionDelay = new client.Histogram({
     name: 'relay_projection_delay_seconds',
-    help: 'From an event\'s acceptance (occurred_at) to its row committed by a projection, by projection.',
+    help: "From an event's acceptance (occurred_at) to its row committed by a projection, by projection.",
     labelNames: ['projection'] as const,
     buckets: DELAY_BUCKETS,
     registers: [this.registry],
@@ -101,7 +101,7 @@ export class Metrics {
 
   readonly consumerLag = new client.Gauge({
     name: 'relay_consumer_lag_records',
-    help: 'Records in a partition after the consumer group\'s committed offset, by consumer role, topic and partition.',
+    help: "Records in a partition after the consumer group's committed offset, by consumer role, topic and partition.",
     labelNames: ['consumer', 'topic', 'partition'] as const,
     registers: [this.registry],
   });
@@ -122,7 +122,7 @@ export class Metrics {
 
   readonly replicaLag = new client.Gauge({
     name: 'relay_db_replica_lag_seconds',
-    help: 'How long the read replica has been missing rows the primary\'s read model held, by projection; no sample while the replica cannot be read.',
+    help: "How long the read replica has been missing rows the primary's read model held, by projection; no sample while the replica cannot be read.",
     // The label keeps the gauge without a sample until it is measured: an unlabelled gauge shows 0.
     labelNames: ['projection'] as const,
     registers: [this.registry],
@@ -176,7 +176,8 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         const readiness = await checkReadiness(checks);
-        for (const [dependency, result] of Object.entries(readiness.checks)) this.set({ dependency }, result.status === 'up' ? 1 : 0);
+        for (const [dependency, result] of Object.entries(readiness.checks))
+          this.set({ dependency }, result.status === 'up' ? 1 : 0);
       },
     });
   }
@@ -196,7 +197,10 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         try {
-          this.set({ certificate: 'ingress' }, Date.parse(new X509Certificate(await readFile(certFile)).validTo) / 1000);
+          this.set(
+            { certificate: 'ingress' },
+            Date.parse(new X509Certificate(await readFile(certFile)).validTo) / 1000,
+          );
         } catch {
           this.reset();
         }

@@ -33,7 +33,12 @@ export async function loadMigrations(dir: string = MIGRATIONS_DIR): Promise<Migr
  * Applies the migrations not yet applied to `schema` and records them in `schema_migrations`, all
  * in one transaction: a failing migration leaves the schema as it was. Returns the names applied.
  */
-export async function migrate(pool: Pool, schema: string, log: Logger, migrations?: readonly Migration[]): Promise<string[]> {
+export async function migrate(
+  pool: Pool,
+  schema: string,
+  log: Logger,
+  migrations?: readonly Migration[],
+): Promise<string[]> {
   const all = migrations ?? (await loadMigrations());
   const applied: string[] = [];
   await inTransaction(pool, async (client) => {
@@ -42,7 +47,9 @@ export async function migrate(pool: Pool, schema: string, log: Logger, migration
     await client.query(`SET LOCAL search_path TO "${schema}"`);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
+    const done = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version),
+    );
     for (const migration of all) {
       if (done.has(migration.version)) continue;
       try {
@@ -50,7 +57,10 @@ export async function migrate(pool: Pool, schema: string, log: Logger, migration
       } catch (error) {
         throw new Error(`migration ${migration.name} failed: ${(error as Error).message}`, { cause: error });
       }
-      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
       applied.push(migration.name);
       log.info({ migration: migration.name, schema }, 'applied migration');
     }

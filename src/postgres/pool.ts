@@ -13,7 +13,9 @@ const connectionSettings = (config: RelayConfig): pg.ClientConfig => ({
   keepAlive: true,
   // A private CA for TLS. node-postgres lets an sslmode in the URL replace this setting, so
   // with a CA file leave sslmode out of the URL (or name the CA with sslrootcert= there).
-  ...(config.databaseCaFile ? { ssl: { ca: readFileSync(config.databaseCaFile, 'utf8'), rejectUnauthorized: true } } : {}),
+  ...(config.databaseCaFile
+    ? { ssl: { ca: readFileSync(config.databaseCaFile, 'utf8'), rejectUnauthorized: true } }
+    : {}),
 });
 
 /** A pool whose connections work in the configured schema (search_path), created if missing. */

@@ -105,7 +105,8 @@ export class PresenceStore {
     if (addresses.length === 0) return;
     const pipeline = this.redis.pipeline();
     pipeline.zadd(this.onlineKey, 'GT', ...addresses.flatMap((a) => [at, a]));
-    for (const address of addresses) pipeline.sadd(this.socketsKey(address), nodeId).expire(this.socketsKey(address), this.ttlSeconds);
+    for (const address of addresses)
+      pipeline.sadd(this.socketsKey(address), nodeId).expire(this.socketsKey(address), this.ttlSeconds);
     await pipeline.exec();
   }
 
@@ -118,7 +119,13 @@ export class PresenceStore {
   /** Saves a registration if it was signed later than the one held; true if it was saved. */
   async savePeer(
     address: string,
-    fields: { signing_key: string; encryption_key: string; connection_info: string; registered_at: number; signed_at: number },
+    fields: {
+      signing_key: string;
+      encryption_key: string;
+      connection_info: string;
+      registered_at: number;
+      signed_at: number;
+    },
   ): Promise<boolean> {
     const saved = await this.savePeerScript.run(
       this.peerKey(address),
@@ -135,7 +142,10 @@ export class PresenceStore {
   async holders(addresses: readonly string[]): Promise<string[][]> {
     if (addresses.length === 0) return [];
     const unique = [...new Set(addresses)];
-    const found = (await this.holdersScript.run(unique.length, ...unique.map((a) => this.socketsKey(a)))) as [number, ...string[]][];
+    const found = (await this.holdersScript.run(unique.length, ...unique.map((a) => this.socketsKey(a)))) as [
+      number,
+      ...string[],
+    ][];
     const byAddress = new Map<string, string[]>();
     for (const [index, ...nodes] of found) byAddress.set(unique[index - 1] as string, nodes);
     return addresses.map((address) => byAddress.get(address) ?? []);
@@ -151,9 +161,22 @@ export class PresenceStore {
    * Registered peers online now, most recently seen first, without `excluding`; `offset` pages
    * through the online set. Returns the page and the offset of the next one, if any.
    */
-  async discover(excluding: string, limit: number, offset: number, now = Date.now()): Promise<{ peers: PeerRecord[]; next: number | undefined }> {
+  async discover(
+    excluding: string,
+    limit: number,
+    offset: number,
+    now = Date.now(),
+  ): Promise<{ peers: PeerRecord[]; next: number | undefined }> {
     const floor = now - this.ttlSeconds * 1000;
-    const raw = await this.redis.zrevrangebyscore(this.onlineKey, '+inf', floor, 'WITHSCORES', 'LIMIT', offset, limit + 1);
+    const raw = await this.redis.zrevrangebyscore(
+      this.onlineKey,
+      '+inf',
+      floor,
+      'WITHSCORES',
+      'LIMIT',
+      offset,
+      limit + 1,
+    );
     const entries: { address: string; seen: number }[] = [];
     for (let i = 0; i < raw.length; i += 2) entries.push({ address: raw[i] as string, seen: Number(raw[i + 1]) });
     const more = entries.length > limit;

@@ -122,7 +122,14 @@ export class CheckpointWatch implements Service {
 
   private notified(payload: string): void {
     const [schema, projection, topic, partition, next] = payload.split(' ');
-    if (schema !== this.deps.schema || projection !== this.projection || !topic || partition === undefined || next === undefined) return;
+    if (
+      schema !== this.deps.schema ||
+      projection !== this.projection ||
+      !topic ||
+      partition === undefined ||
+      next === undefined
+    )
+      return;
     this.advance(topic, Number(partition), BigInt(next));
     this.wakeWaiters();
   }

@@ -53,7 +53,9 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
     // Measured once the transaction has committed: the rows are readable from here on.
     if (metrics) {
       const now = Date.now();
-      for (const r of applied) if (r.event) metrics.projectionDelay.observe({ projection }, Math.max(0, now - r.event.data.occurred_at) / 1000);
+      for (const r of applied)
+        if (r.event)
+          metrics.projectionDelay.observe({ projection }, Math.max(0, now - r.event.data.occurred_at) / 1000);
     }
   };
 }
@@ -73,7 +75,19 @@ async function writeAnchor(client: PoolClient, a: AnchorRow): Promise<void> {
   const { rowCount } = await client.query(
     `INSERT INTO anchors (batch_id, root, tree_size, chain_id, contract, tx_hash, block_number, block_hash, block_time, leaf_hashes, committed_at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (batch_id) DO NOTHING`,
-    [a.batchId, a.root, a.treeSize, a.chainId, a.contract, a.txHash, a.blockNumber, a.blockHash, iso(a.blockTime), a.leafHashes, iso(a.committedAt)],
+    [
+      a.batchId,
+      a.root,
+      a.treeSize,
+      a.chainId,
+      a.contract,
+      a.txHash,
+      a.blockNumber,
+      a.blockHash,
+      iso(a.blockTime),
+      a.leafHashes,
+      iso(a.committedAt),
+    ],
   );
   if (rowCount === 0) return; // the same batch written again after a crash
   await client.query(
@@ -93,29 +107,31 @@ async function writeAnchor(client: PoolClient, a: AnchorRow): Promise<void> {
 async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void> {
   if (plan.messages.length > 0) {
     const m = plan.messages;
-    await client.query(prepared(
-      'relay_insert_messages',
-      `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
+    await client.query(
+      prepared(
+        'relay_insert_messages',
+        `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
                              content_sha256, signature, accepted_at, kafka_partition, kafka_offset, expires_at)
        SELECT id, sender, receiver, content, type, accepted_at AT TIME ZONE 'UTC', sha, sig, accepted_at, part, off, expires_at
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                      $8::timestamptz[], $9::int[], $10::bigint[], $11::timestamptz[])
            AS t(id, sender, receiver, content, type, sha, sig, accepted_at, part, off, expires_at)
        ON CONFLICT (id) DO NOTHING`,
-      [
-        m.map((r) => r.id),
-        m.map((r) => r.sender),
-        m.map((r) => r.receiver),
-        m.map((r) => r.content),
-        m.map((r) => r.type),
-        m.map((r) => r.contentSha256),
-        m.map((r) => r.signature),
-        m.map((r) => iso(r.acceptedAt)),
-        m.map((r) => r.partition),
-        m.map((r) => r.offset),
-        m.map((r) => iso(r.expiresAt)),
-      ],
-    ));
+        [
+          m.map((r) => r.id),
+          m.map((r) => r.sender),
+          m.map((r) => r.receiver),
+          m.map((r) => r.content),
+          m.map((r) => r.type),
+          m.map((r) => r.contentSha256),
+          m.map((r) => r.signature),
+          m.map((r) => iso(r.acceptedAt)),
+          m.map((r) => r.partition),
+          m.map((r) => r.offset),
+          m.map((r) => iso(r.expiresAt)),
+        ],
+      ),
+    );
   }
   if (plan.messages.length > 0) {
     // An anchor projected before its messages (the topics are read independently) left their
@@ -124,7 +140,11 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
     // rebuild's parallel partitions) the later one sees the other's rows.
     // Its own statement: in READ COMMITTED each statement reads from a snapshot taken when it
     // starts, so only a statement after the lock sees what the holder of the other lock wrote.
-    await client.query(prepared('relay_anchor_lock_shared', 'SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [ANCHOR_LOCK]));
+    await client.query(
+      prepared('relay_anchor_lock_shared', 'SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [
+        ANCHOR_LOCK,
+      ]),
+    );
     // Not prepared: a plan cached while `messages` was small scans it whole, batch after batch,
     // as it grows; planned each time, it follows the ids through message_anchors' key.
     await client.query(

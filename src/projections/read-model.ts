@@ -116,10 +116,12 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
         break;
       }
       case 'MessageDelivered':
-        if (!settled(event.data.message_id)) deliveries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
+        if (!settled(event.data.message_id))
+          deliveries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
         break;
       case 'MessageExpired':
-        if (!settled(event.data.message_id)) expiries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
+        if (!settled(event.data.message_id))
+          expiries.set(event.data.message_id, { key: event.data.message_id, at: event.data.occurred_at });
         break;
       case 'PeerRegistered': {
         const e = event.data;
@@ -143,7 +145,11 @@ export function planBatch(records: readonly ConsumedRecord[]): ReadModelPlan {
         break;
       }
       case 'PeerPresenceChanged':
-        presence.set(event.data.address, { key: event.data.address, at: event.data.occurred_at, online: event.data.online });
+        presence.set(event.data.address, {
+          key: event.data.address,
+          at: event.data.occurred_at,
+          online: event.data.online,
+        });
         break;
       case 'AnchorCommitted': {
         const e = event.data;

@@ -44,7 +44,8 @@ async function appliedOn(db: Pool | pg.PoolClient, projection: string): Promise<
 const coversPositions = (applied: Applied, positions: readonly LogPosition[]): boolean =>
   positions.every((p) => (applied.get(`${p.topic}/${p.partition}`) ?? -1n) > p.offset);
 
-const coversState = (applied: Applied, state: Applied): boolean => [...state].every(([slot, next]) => (applied.get(slot) ?? -1n) >= next);
+const coversState = (applied: Applied, state: Applied): boolean =>
+  [...state].every(([slot, next]) => (applied.get(slot) ?? -1n) >= next);
 
 const sameState = (a: Applied, b: Applied): boolean => a.size === b.size && coversState(a, b) && coversState(b, a);
 
@@ -86,7 +87,8 @@ export class ReplicaLagClock {
  * A connection that failed, or a server that said it is going away or not yet there (SQLSTATE
  * 08xxx, 57P01-57P03); any other error came from a server that answers, so the replica is up.
  */
-const isDown = (error: unknown): boolean => !(error instanceof pg.DatabaseError) || /^(08|57P0[123])/.test(error.code ?? '');
+const isDown = (error: unknown): boolean =>
+  !(error instanceof pg.DatabaseError) || /^(08|57P0[123])/.test(error.code ?? '');
 
 /**
  * Mailbox and peer reads on a streaming replica (RELAY_DATABASE_READ_URL), when the replica has
@@ -165,7 +167,11 @@ export class ReplicaReads implements Service {
     }
   }
 
-  private async query<R extends pg.QueryResultRow>(covering: readonly LogPosition[], text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  private async query<R extends pg.QueryResultRow>(
+    covering: readonly LogPosition[],
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     if (Date.now() < this.downUntil) return this.onPrimary('down', text, values);
     let reason: Reason = 'behind';
     try {
@@ -183,7 +189,11 @@ export class ReplicaReads implements Service {
   }
 
   /** The read on the replica, or undefined if the replica has not applied `covering`. */
-  private async onReplica<R extends pg.QueryResultRow>(covering: readonly LogPosition[], text: string, values: unknown[]): Promise<pg.QueryResult<R> | undefined> {
+  private async onReplica<R extends pg.QueryResultRow>(
+    covering: readonly LogPosition[],
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R> | undefined> {
     const client = await this.deps.replica.connect();
     // The pool stops listening for errors on a connection it lends: one the replica drops
     // between the two statements must not become an unhandled 'error' event.
@@ -204,14 +214,22 @@ export class ReplicaReads implements Service {
     }
   }
 
-  private onPrimary<R extends pg.QueryResultRow>(reason: Reason, text: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  private onPrimary<R extends pg.QueryResultRow>(
+    reason: Reason,
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     this.deps.metrics.dbReads.inc({ target: 'primary', reason });
     return this.deps.primary.query<R>(text, values);
   }
 
   private failed(error: unknown): void {
     this.downUntil = Date.now() + DOWN_MS;
-    if (!this.down) this.deps.log.warn({ err: error }, `the read replica failed; reads go to the primary, and try it again in ${DOWN_MS / 1000} s`);
+    if (!this.down)
+      this.deps.log.warn(
+        { err: error },
+        `the read replica failed; reads go to the primary, and try it again in ${DOWN_MS / 1000} s`,
+      );
     this.down = true;
   }
 

@@ -14,6 +14,8 @@ export interface RedisScript {
 export function redisScript(redis: Redis, name: string, numberOfKeys: number | 'dynamic', lua: string): RedisScript {
   if (!(name in redis)) redis.defineCommand(name, numberOfKeys === 'dynamic' ? { lua } : { numberOfKeys, lua });
   return {
-    run: (...args) => (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[name]?.(...args) ?? Promise.reject(new Error(`no script ${name}`)),
+    run: (...args) =>
+      (redis as unknown as Record<string, (...a: Arg[]) => Promise<unknown>>)[name]?.(...args) ??
+      Promise.reject(new Error(`no script ${name}`)),
   };
 }

@@ -26,10 +26,12 @@ export function matchesFilter(filter: ReplayFilter, key: string | null, event: R
   if (filter.until !== undefined && occurredAt >= filter.until) return false;
   if (filter.addresses) {
     const data = event.data as unknown as Readonly<Record<string, unknown>>;
-    const named = (key !== null && filter.addresses.has(key)) || ADDRESS_FIELDS.some((field) => {
-      const value = data[field];
-      return typeof value === 'string' && filter.addresses?.has(value) === true;
-    });
+    const named =
+      (key !== null && filter.addresses.has(key)) ||
+      ADDRESS_FIELDS.some((field) => {
+        const value = data[field];
+        return typeof value === 'string' && filter.addresses?.has(value) === true;
+      });
     if (!named) return false;
   }
   return true;
@@ -38,7 +40,14 @@ export function matchesFilter(filter: ReplayFilter, key: string | null, event: R
 /** Thrown for an argument a person typed wrong; the message is one sentence they can act on. */
 export { UsageError };
 
-const UNITS_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const UNITS_MS: Readonly<Record<string, number>> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
 
 /**
  * A point in time as analysts type it: an ISO 8601 date or time (`2025-01-31`,
@@ -56,12 +65,15 @@ export function parseTime(raw: string, option: string, now: number = Date.now())
     const at = Date.parse(zoned.replace(' ', 'T'));
     if (Number.isFinite(at)) return at;
   }
-  throw new UsageError(`${option} must be an ISO 8601 time (2025-01-31T12:00:00Z), epoch milliseconds, "now" or an age like 15m, 2h, 7d; not "${raw}"`);
+  throw new UsageError(
+    `${option} must be an ISO 8601 time (2025-01-31T12:00:00Z), epoch milliseconds, "now" or an age like 15m, 2h, 7d; not "${raw}"`,
+  );
 }
 
 /** A peer address as the relay derives it: 43 base64url characters. */
 export function parseAddress(raw: string): string {
-  if (!ADDRESS_PATTERN.test(raw)) throw new UsageError(`--address must be a peer address (43 base64url characters), not "${raw}"`);
+  if (!ADDRESS_PATTERN.test(raw))
+    throw new UsageError(`--address must be a peer address (43 base64url characters), not "${raw}"`);
   return raw;
 }
 

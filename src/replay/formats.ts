@@ -50,7 +50,10 @@ export function toRow(record: ReplayedRecord): Record<string, unknown> {
 /** The field names of each event type, in schema order, from the Avro schema texts. */
 export function fieldsOf(schemas: ReadonlyMap<EventType, string>): Map<EventType, string[]> {
   return new Map(
-    [...schemas].map(([type, text]) => [type, ((JSON.parse(text) as { fields?: { name: string }[] }).fields ?? []).map((f) => f.name)]),
+    [...schemas].map(([type, text]) => [
+      type,
+      ((JSON.parse(text) as { fields?: { name: string }[] }).fields ?? []).map((f) => f.name),
+    ]),
   );
 }
 

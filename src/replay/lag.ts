@@ -29,7 +29,11 @@ export interface GroupLag {
  * and router). A group's partitions are those it committed offsets for, among `topics`, plus
  * those assigned to its members right now.
  */
-export async function consumerLag(kafka: KafkaClient, groupPrefix: string, topics: readonly string[]): Promise<GroupLag[]> {
+export async function consumerLag(
+  kafka: KafkaClient,
+  groupPrefix: string,
+  topics: readonly string[],
+): Promise<GroupLag[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -104,9 +108,23 @@ export function renderLagTable(groups: readonly GroupLag[]): string {
   const rows: string[][] = [];
   for (const g of groups) {
     for (const p of g.partitions) {
-      rows.push([g.group, p.topic, String(p.partition), p.committed === null ? '-' : String(p.committed), String(p.end), p.lag === null ? '-' : String(p.lag)]);
+      rows.push([
+        g.group,
+        p.topic,
+        String(p.partition),
+        p.committed === null ? '-' : String(p.committed),
+        String(p.end),
+        p.lag === null ? '-' : String(p.lag),
+      ]);
     }
-    rows.push([g.group, `(total: ${g.state}, ${g.members} member${g.members === 1 ? '' : 's'})`, '', '', '', String(g.lag)]);
+    rows.push([
+      g.group,
+      `(total: ${g.state}, ${g.members} member${g.members === 1 ? '' : 's'})`,
+      '',
+      '',
+      '',
+      String(g.lag),
+    ]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const numeric = [false, false, true, true, true, true];

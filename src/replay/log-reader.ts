@@ -12,7 +12,11 @@ export interface PartitionRange {
 }
 
 /** Records of one partition, in log order, all inside the partition's range. */
-export type RangeBatchHandler = (topic: string, partition: number, messages: readonly kafkajs.KafkaMessage[]) => Promise<void>;
+export type RangeBatchHandler = (
+  topic: string,
+  partition: number,
+  messages: readonly kafkajs.KafkaMessage[],
+) => Promise<void>;
 
 export interface LogReaderOptions {
   /** Consumer group id: a throwaway one, never committed to; deleted by stop(). */
@@ -23,7 +27,8 @@ export interface LogReaderOptions {
 }
 
 /** A consumer group id for a one-off read that `relay lag` does not list (it lists `<prefix>.*`). */
-export const throwawayGroupId = (groupPrefix: string, purpose: string): string => `${groupPrefix}-${purpose}-${randomUUID()}`;
+export const throwawayGroupId = (groupPrefix: string, purpose: string): string =>
+  `${groupPrefix}-${purpose}-${randomUUID()}`;
 
 interface PartitionState {
   readonly topic: string;

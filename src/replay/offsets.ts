@@ -10,7 +10,8 @@ export type StartAt =
   | { readonly kind: 'time'; readonly at: number };
 
 /** Where a replay stops. */
-export type StopAt = { readonly kind: 'now' } | { readonly kind: 'time'; readonly at: number } | { readonly kind: 'follow' };
+export type StopAt =
+  { readonly kind: 'now' } | { readonly kind: 'time'; readonly at: number } | { readonly kind: 'follow' };
 
 /**
  * How far past an end time the reader looks. A record's Kafka timestamp is taken by the producer
@@ -43,13 +44,16 @@ async function withAdmin<T>(kafka: KafkaClient, work: (admin: KafkaAdmin) => Pro
 async function offsetsOf(admin: KafkaAdmin, topics: readonly string[]): Promise<Map<string, PartitionOffsets[]>> {
   const existing = new Set(await admin.listTopics());
   const missing = topics.filter((t) => !existing.has(t));
-  if (missing.length > 0) throw new Error(`topic ${missing.join(', ')} does not exist (check RELAY_TOPIC_PREFIX and RELAY_KAFKA_BROKERS)`);
+  if (missing.length > 0)
+    throw new Error(`topic ${missing.join(', ')} does not exist (check RELAY_TOPIC_PREFIX and RELAY_KAFKA_BROKERS)`);
   const result = new Map<string, PartitionOffsets[]>();
   for (const topic of topics) {
     const offsets = await admin.fetchTopicOffsets(topic);
     result.set(
       topic,
-      offsets.map((p) => ({ partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) })).sort((a, b) => a.partition - b.partition),
+      offsets
+        .map((p) => ({ partition: p.partition, low: BigInt(p.low), high: BigInt(p.high) }))
+        .sort((a, b) => a.partition - b.partition),
     );
   }
   return result;
@@ -68,14 +72,20 @@ const clamp = (value: bigint, low: bigint, high: bigint): bigint => (value < low
  * taken now (or offsets found by time), so a replay without --follow stops even while the relay
  * keeps writing.
  */
-export function planRanges(kafka: KafkaClient, topics: readonly string[], start: StartAt, stop: StopAt): Promise<PartitionRange[]> {
+export function planRanges(
+  kafka: KafkaClient,
+  topics: readonly string[],
+  start: StartAt,
+  stop: StopAt,
+): Promise<PartitionRange[]> {
   return withAdmin(kafka, async (admin) => {
     const offsets = await offsetsOf(admin, topics);
     const ranges: PartitionRange[] = [];
     for (const topic of topics) {
       const partitions = offsets.get(topic) ?? [];
       const startTimes = start.kind === 'time' ? await offsetsAtTime(admin, topic, start.at) : undefined;
-      const stopTimes = stop.kind === 'time' ? await offsetsAtTime(admin, topic, stop.at + END_TIME_SLACK_MS) : undefined;
+      const stopTimes =
+        stop.kind === 'time' ? await offsetsAtTime(admin, topic, stop.at + END_TIME_SLACK_MS) : undefined;
       for (const { partition, low, high } of partitions) {
         if (start.kind === 'offset' && start.partitions && !start.partitions.has(partition)) {
           ranges.push({ topic, partition, start: high, end: high }); // not asked for: read nothing
@@ -96,7 +106,12 @@ export function planRanges(kafka: KafkaClient, topics: readonly string[], start:
           }
         }
         first = clamp(first, low, high);
-        const end = stop.kind === 'follow' ? null : stop.kind === 'time' ? clamp(stopTimes?.get(partition) ?? high, low, high) : high;
+        const end =
+          stop.kind === 'follow'
+            ? null
+            : stop.kind === 'time'
+              ? clamp(stopTimes?.get(partition) ?? high, low, high)
+              : high;
         ranges.push({ topic, partition, start: end !== null && first > end ? end : first, end });
       }
     }

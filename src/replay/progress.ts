@@ -99,7 +99,10 @@ export class ProgressBar {
     this.samples.push({ at, done: this.done });
     while (this.samples.length > 2 && at - (this.samples[1]?.at ?? at) > 5000) this.samples.shift();
     const width = Math.max(40, (this.out.columns || 80) - 1); // a pseudo-terminal without a size says 0
-    const line = renderProgress({ label: this.label, done: this.done, total: this.total, rate: this.rate(at, final), note: this.note }, width);
+    const line = renderProgress(
+      { label: this.label, done: this.done, total: this.total, rate: this.rate(at, final), note: this.note },
+      width,
+    );
     this.out.write(`\r${line}\x1b[K`);
   }
 }

@@ -108,13 +108,18 @@ const MAX_IDENTIFIER = 63;
 const REBUILD_SUFFIX = '_rebuild';
 const RETIRED_INFIX = '_retired_';
 
-export const rebuildSchemaOf = (live: string): string => `${live.slice(0, MAX_IDENTIFIER - REBUILD_SUFFIX.length)}${REBUILD_SUFFIX}`;
+export const rebuildSchemaOf = (live: string): string =>
+  `${live.slice(0, MAX_IDENTIFIER - REBUILD_SUFFIX.length)}${REBUILD_SUFFIX}`;
 
-const retiredPrefixOf = (live: string): string => `${live.slice(0, MAX_IDENTIFIER - RETIRED_INFIX.length - 14)}${RETIRED_INFIX}`;
+const retiredPrefixOf = (live: string): string =>
+  `${live.slice(0, MAX_IDENTIFIER - RETIRED_INFIX.length - 14)}${RETIRED_INFIX}`;
 
 /** `<schema>_retired_<yyyymmddhhmmss>` (UTC). */
 export const retiredSchemaOf = (live: string, at: Date): string =>
-  `${retiredPrefixOf(live)}${at.toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`;
+  `${retiredPrefixOf(live)}${at
+    .toISOString()
+    .replace(/[^0-9]/g, '')
+    .slice(0, 14)}`;
 
 const q = (identifier: string): string => `"${identifier.replace(/"/g, '""')}"`;
 
@@ -178,7 +183,13 @@ async function objectsIn(client: PoolClient, schema: string): Promise<Set<string
 }
 
 /** The tables the read model projection writes; with schema_migrations, the rest of a schema is carried over. */
-export const PROJECTED_TABLES: readonly string[] = ['messages', 'peers', 'projection_checkpoints', 'anchors', 'message_anchors'];
+export const PROJECTED_TABLES: readonly string[] = [
+  'messages',
+  'peers',
+  'projection_checkpoints',
+  'anchors',
+  'message_anchors',
+];
 const PER_SCHEMA_TABLES: readonly string[] = [...PROJECTED_TABLES, 'schema_migrations'];
 
 /** Tables of the live schema that are not projected from the log, and so move to the rebuilt schema as they are. */
@@ -195,7 +206,11 @@ async function carriedTables(client: PoolClient, live: string): Promise<string[]
  * those are projected tables or types of the live schema, dropping the retired schema would cut
  * them, so such a schema is refused.
  */
-async function assertCarriedTablesStandAlone(client: PoolClient, live: string, carried: readonly string[]): Promise<void> {
+async function assertCarriedTablesStandAlone(
+  client: PoolClient,
+  live: string,
+  carried: readonly string[],
+): Promise<void> {
   if (carried.length === 0) return;
   const { rows } = await client.query<{ problem: string }>(
     `WITH carried AS (SELECT oid FROM pg_class WHERE relnamespace = $1::regnamespace AND relname = ANY($2))
@@ -259,7 +274,13 @@ async function copyPrivileges(client: PoolClient, from: string, to: string): Pro
  * (the live consumer dead-letters it); a registry that still does not answer after retries fails
  * the rebuild, which can be run again.
  */
-async function decodeRecord(codec: EventCodec, topic: string, partition: number, message: kafkajs.KafkaMessage, log: Logger): Promise<ConsumedRecord> {
+async function decodeRecord(
+  codec: EventCodec,
+  topic: string,
+  partition: number,
+  message: kafkajs.KafkaMessage,
+  log: Logger,
+): Promise<ConsumedRecord> {
   const base = { topic, partition, offset: message.offset, key: message.key?.toString() ?? null };
   try {
     const event = await withRetry(
@@ -272,7 +293,10 @@ async function decodeRecord(codec: EventCodec, topic: string, partition: number,
     return { ...base, event };
   } catch (error) {
     if (!isPoison(error)) throw error;
-    log.warn({ topic, partition, offset: message.offset, err: error }, 'record not decoded; the rebuild skips it as the live projector does');
+    log.warn(
+      { topic, partition, offset: message.offset, err: error },
+      'record not decoded; the rebuild skips it as the live projector does',
+    );
     return base;
   }
 }
@@ -298,15 +322,27 @@ function tolerant(project: BatchHandler, log: Logger, onSkip: () => void): Batch
       const failure = await attempt([record], topic, partition);
       if (failure === undefined) continue;
       onSkip();
-      log.warn({ topic, partition, offset: record.offset, err: failure }, 'event not applicable; the rebuild skips it as the live projector does');
-      await project([{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }], topic, partition);
+      log.warn(
+        { topic, partition, offset: record.offset, err: failure },
+        'event not applicable; the rebuild skips it as the live projector does',
+      );
+      await project(
+        [{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }],
+        topic,
+        partition,
+      );
     }
   };
 }
 
 function interrupted(signal: AbortSignal | undefined): Promise<never> {
   return new Promise((_, reject) => {
-    const fail = () => reject(new RebuildInterrupted('the rebuild was interrupted; the live read model is unchanged, run it again to start over'));
+    const fail = () =>
+      reject(
+        new RebuildInterrupted(
+          'the rebuild was interrupted; the live read model is unchanged, run it again to start over',
+        ),
+      );
     if (signal?.aborted) fail();
     signal?.addEventListener('abort', fail, { once: true });
   });
@@ -325,7 +361,10 @@ export interface RebuildResources {
   readonly pool: Pool;
 }
 
-export async function rebuildReadModel(resources: RebuildResources, options: RebuildOptions = {}): Promise<RebuildResult> {
+export async function rebuildReadModel(
+  resources: RebuildResources,
+  options: RebuildOptions = {},
+): Promise<RebuildResult> {
   const { config, kafka, codec, topics, pool, log } = resources;
   const live = config.postgres.schema;
   const rebuild = rebuildSchemaOf(live);
@@ -350,7 +389,9 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
   };
 
   try {
-    const { rows: locked } = await guard.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [lockKey]);
+    const { rows: locked } = await guard.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+      lockKey,
+    ]);
     if (!locked[0]?.ok) throw new RebuildError(`another rebuild of schema ${live} is running; wait for it to finish`);
     holdsLock = true;
 
@@ -372,12 +413,20 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
       await copyPrivileges(guard, live, rebuild);
     }
 
-    const ranges = await planRanges(kafka, [topics.mailbox, topics.peers, topics.anchors], { kind: 'beginning' }, { kind: 'now' });
+    const ranges = await planRanges(
+      kafka,
+      [topics.mailbox, topics.peers, topics.anchors],
+      { kind: 'beginning' },
+      { kind: 'now' },
+    );
     // Mailbox retention that outlasts a message's lifetime plus the purge delay deletes only
     // records of messages the live read model has purged already: such a truncation loses nothing.
     const mailboxRetentionMs = Number(await topicConfigValue(kafka, topics.mailbox, 'retention.ms'));
-    const mailboxOutlivesRows = mailboxRetentionMs >= (config.expiry.messageTtlSeconds + config.expiry.purgeAfterSeconds) * 1000;
-    const truncated = ranges.filter((r) => r.start > 0n && !(r.topic === topics.mailbox && mailboxOutlivesRows)).map((r) => `${r.topic}/${r.partition} starts at ${r.start}`);
+    const mailboxOutlivesRows =
+      mailboxRetentionMs >= (config.expiry.messageTtlSeconds + config.expiry.purgeAfterSeconds) * 1000;
+    const truncated = ranges
+      .filter((r) => r.start > 0n && !(r.topic === topics.mailbox && mailboxOutlivesRows))
+      .map((r) => `${r.topic}/${r.partition} starts at ${r.start}`);
     if (truncated.length > 0 && !options.allowTruncatedLog) {
       throw new RebuildError(
         `the log no longer holds its oldest records (${truncated.join(', ')}), so a rebuild would lose what the live read model ` +
@@ -385,10 +434,18 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
       );
     }
 
-    rebuildPool = createPool(config, { options: `-c search_path=${rebuild}`, max: 4, application_name: 'relay-rebuild' });
+    rebuildPool = createPool(config, {
+      options: `-c search_path=${rebuild}`,
+      max: 4,
+      application_name: 'relay-rebuild',
+    });
     rebuildPool.on('error', (error) => log.warn({ err: error }, 'idle Postgres connection of the rebuild failed'));
     const project = tolerant(postgresProjector(rebuildPool, undefined, PROJECTION_NAME), log, () => skipped++);
-    const activeReader = new LogReader(kafka, { groupId: throwawayGroupId(config.kafka.groupPrefix, 'rebuild'), concurrency: 3, log });
+    const activeReader = new LogReader(kafka, {
+      groupId: throwawayGroupId(config.kafka.groupPrefix, 'rebuild'),
+      concurrency: 3,
+      log,
+    });
     reader = activeReader;
     const total = () => activeReader.recordsRead + (activeReader.remaining() ?? 0);
     const snapshot = rangeSize(ranges) ?? 0;
@@ -403,7 +460,10 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
     const rebuiltTopics = new Set([topics.mailbox, topics.peers, topics.anchors]);
     const extendTo = (rows: readonly CheckpointRow[]): number => {
       const foreign = rows.filter((r) => !rebuiltTopics.has(r.topic)).map((r) => r.topic);
-      if (foreign.length > 0) throw new RebuildError(`the live checkpoints cover topics the rebuild does not read: ${[...new Set(foreign)].join(', ')}`);
+      if (foreign.length > 0)
+        throw new RebuildError(
+          `the live checkpoints cover topics the rebuild does not read: ${[...new Set(foreign)].join(', ')}`,
+        );
       const targets = toOffsets(rows);
       const gap = gapTo(targets, activeReader.positions());
       activeReader.extend(targets);
@@ -424,7 +484,10 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
     // rebuild, or the switch would bring them back. Rows settled since its last pass are deleted by
     // its next one, in either schema.
     const purged = await purgeSettledAtOnce(rebuildPool, config.expiry.purgeAfterSeconds);
-    if (purged > 0) report.phase(`left out ${purged.toLocaleString('en-US')} delivered or expired messages past RELAY_PURGE_AFTER_SECONDS`);
+    if (purged > 0)
+      report.phase(
+        `left out ${purged.toLocaleString('en-US')} delivered or expired messages past RELAY_PURGE_AFTER_SECONDS`,
+      );
 
     const retired = retiredSchemaOf(live, new Date());
     let pausedMs = 0;
@@ -445,7 +508,8 @@ export async function rebuildReadModel(resources: RebuildResources, options: Reb
             await Promise.race([activeReader.whenDone(), stop]);
             const rebuilt = toOffsets(await readCheckpoints(client, rebuild));
             const behind = gapTo(toOffsets(liveCheckpoints), rebuilt);
-            if (behind > 0) throw new Error(`the rebuild is ${behind} records behind the live checkpoints after catching up`);
+            if (behind > 0)
+              throw new Error(`the rebuild is ${behind} records behind the live checkpoints after catching up`);
             await assertOnlyReadModel(client, live, rebuild);
             const carried = await carriedTables(client, live);
             await assertCarriedTablesStandAlone(client, live, carried);

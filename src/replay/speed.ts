@@ -51,7 +51,9 @@ export async function replaySpeed(resources: SpeedResources, topic: string): Pro
 export async function rawConsumeSpeed(resources: SpeedResources, topic: string): Promise<Speed> {
   const started = Date.now();
   const ranges = await planRanges(resources.kafka, [topic], { kind: 'beginning' }, { kind: 'now' });
-  const reader = new LogReader(resources.kafka, { groupId: throwawayGroupId(resources.config.kafka.groupPrefix, 'raw-speed') });
+  const reader = new LogReader(resources.kafka, {
+    groupId: throwawayGroupId(resources.config.kafka.groupPrefix, 'raw-speed'),
+  });
   try {
     await reader.start(ranges, async () => undefined);
     await reader.whenDone();

@@ -14,7 +14,8 @@ export function router(store: PresenceStore, redis: Redis, now: () => number = D
   return async (records) => {
     const fresh: MessageView[] = [];
     for (const { event, partition, offset } of records) {
-      if (event?.type === 'MessageSent' && now() - event.data.occurred_at <= MAX_PUSH_AGE_MS) fresh.push(toStreamMessage(event.data, partition, offset));
+      if (event?.type === 'MessageSent' && now() - event.data.occurred_at <= MAX_PUSH_AGE_MS)
+        fresh.push(toStreamMessage(event.data, partition, offset));
     }
     if (fresh.length === 0) return;
     const holders = await store.holders(fresh.map((m) => m.to_address));

@@ -21,7 +21,11 @@ describe('the proof endpoint with auth required', () => {
 
   const tokenFor = async (peer: TestPeer): Promise<string> => {
     const challenge = await api('POST', '/api/v1/auth/challenge', { address: peer.address });
-    const proof = await peer.sign({ address: peer.address, nonce: challenge.body['nonce'], iat: Math.floor(Date.now() / 1000) });
+    const proof = await peer.sign({
+      address: peer.address,
+      nonce: challenge.body['nonce'],
+      iat: Math.floor(Date.now() / 1000),
+    });
     const token = await api('POST', '/api/v1/auth/token', { proof });
     expect(token.status).toBe(200);
     return token.body['access_token'] as string;
@@ -29,7 +33,11 @@ describe('the proof endpoint with auth required', () => {
 
   beforeAll(async () => {
     chain = await startLocalChain();
-    relay = await startRelay('anchoring_auth', { ...chain.env, RELAY_AUTH: 'required', RELAY_ANCHOR_INTERVAL_SECONDS: '1' });
+    relay = await startRelay('anchoring_auth', {
+      ...chain.env,
+      RELAY_AUTH: 'required',
+      RELAY_ANCHOR_INTERVAL_SECONDS: '1',
+    });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('test')).key;
     const controller = new AbortController();
     const running = runServices(anchorServices(relay.ctx, true), controller.signal, relay.ctx.log);
@@ -38,7 +46,8 @@ describe('the proof endpoint with auth required', () => {
       controller.abort();
       await running.catch(() => undefined);
     };
-    for (const peer of [alice, bob, carol]) expect((await api('POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+    for (const peer of [alice, bob, carol])
+      expect((await api('POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
   }, 180_000);
 
   afterAll(async () => {
@@ -53,10 +62,14 @@ describe('the proof endpoint with auth required', () => {
     const id = message['message_id'] as string;
     const path = `/api/v1/messages/${id}/proof`;
     const bobToken = await tokenFor(bob);
-    const forBob = await eventually(async () => {
-      const answer = await api('GET', path, undefined, { authorization: `Bearer ${bobToken}` });
-      return answer.status === 200 ? answer : undefined;
-    }, 90_000, 'the proof, for the recipient');
+    const forBob = await eventually(
+      async () => {
+        const answer = await api('GET', path, undefined, { authorization: `Bearer ${bobToken}` });
+        return answer.status === 200 ? answer : undefined;
+      },
+      90_000,
+      'the proof, for the recipient',
+    );
     expect(forBob.body['leaf']).toMatchObject({ message_id: id, from_address: alice.address, to_address: bob.address });
 
     const forAlice = await api('GET', path, undefined, { authorization: `Bearer ${await tokenFor(alice)}` });

@@ -22,7 +22,11 @@ describe('the anchor role killed mid-batch', () => {
   const produce = async (count: number) => {
     const recipients = Array.from({ length: 50 }, () => TestPeer.create().address);
     const sender = TestPeer.create().address;
-    const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     const events: RelayEvent[] = [];
     for (let i = 0; i < count; i++) {
@@ -46,7 +50,11 @@ describe('the anchor role killed mid-batch', () => {
         },
       });
       // Records that are not leaves move the ranges too.
-      if (i % 5 === 0) events.push({ type: 'MessageDelivered', data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: id, to_address: to, via: 'http' } });
+      if (i % 5 === 0)
+        events.push({
+          type: 'MessageDelivered',
+          data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: id, to_address: to, via: 'http' },
+        });
     }
     await producer.send({
       topic: ctx.topics.mailbox,
@@ -58,7 +66,13 @@ describe('the anchor role killed mid-batch', () => {
 
   beforeAll(async () => {
     chain = await startLocalChain();
-    ctx = await openTestContext('anchor_crash', { ...chain.env, RELAY_ANCHOR_MAX_MESSAGES: '150', RELAY_ANCHOR_INTERVAL_SECONDS: '1', RELAY_ANCHOR_CONFIRMATIONS: '2', RELAY_LOG_LEVEL: 'warn' });
+    ctx = await openTestContext('anchor_crash', {
+      ...chain.env,
+      RELAY_ANCHOR_MAX_MESSAGES: '150',
+      RELAY_ANCHOR_INTERVAL_SECONDS: '1',
+      RELAY_ANCHOR_CONFIRMATIONS: '2',
+      RELAY_LOG_LEVEL: 'warn',
+    });
     await produce(MESSAGES);
   }, 180_000);
 
@@ -78,11 +92,15 @@ describe('the anchor role killed mid-batch', () => {
     const first = spawnRelay('anchor', ctx.env);
     // Kill it after some batches are committed, while one is open with its transaction sent:
     // its root may be on chain already, and its AnchorCommitted is not written.
-    const open = await eventually(async () => {
-      const rows = await batches().catch(() => []);
-      const openOne = rows.find((r) => !r.committed && r.sent > 0);
-      return rows.some((r) => r.committed) && openOne ? openOne : undefined;
-    }, 120_000, 'a committed batch and an open one');
+    const open = await eventually(
+      async () => {
+        const rows = await batches().catch(() => []);
+        const openOne = rows.find((r) => !r.committed && r.sent > 0);
+        return rows.some((r) => r.committed) && openOne ? openOne : undefined;
+      },
+      120_000,
+      'a committed batch and an open one',
+    );
     first.kill('SIGKILL');
     await exited(first);
     const atKill = (await batches()).filter((r) => r.committed).reduce((sum, r) => sum + r.tree_size, 0);
@@ -90,10 +108,16 @@ describe('the anchor role killed mid-batch', () => {
     expect(atKill).toBeLessThan(MESSAGES); // killed part-way
 
     const second = spawnRelay('anchor', ctx.env);
-    await eventually(async () => {
-      const rows = await batches();
-      return rows.every((r) => r.committed) && rows.reduce((sum, r) => sum + r.tree_size, 0) === MESSAGES ? true : undefined;
-    }, 240_000, 'every message in a committed batch');
+    await eventually(
+      async () => {
+        const rows = await batches();
+        return rows.every((r) => r.committed) && rows.reduce((sum, r) => sum + r.tree_size, 0) === MESSAGES
+          ? true
+          : undefined;
+      },
+      240_000,
+      'every message in a committed batch',
+    );
     second.kill('SIGTERM');
     await exited(second);
 
@@ -101,7 +125,9 @@ describe('the anchor role killed mid-batch', () => {
     // The batch that was open at the kill was finished, under its own id, not replaced.
     expect(rows.find((r) => r.batch_id === open.batch_id)?.committed).toBe(true);
 
-    const events = (await readTopic(ctx, ctx.topics.anchors)).flatMap((e) => (e.event.type === 'AnchorCommitted' ? [e.event.data] : []));
+    const events = (await readTopic(ctx, ctx.topics.anchors)).flatMap((e) =>
+      e.event.type === 'AnchorCommitted' ? [e.event.data] : [],
+    );
     const byBatch = new Map<string, AnchorCommitted>(events.map((e) => [e.event_id, e]));
     expect(new Set(byBatch.keys())).toEqual(new Set(rows.map((r) => r.batch_id)));
     const leaves = [...byBatch.values()].flatMap((e) => e.message_ids);
@@ -111,7 +137,9 @@ describe('the anchor role killed mid-batch', () => {
     // On chain: one Anchored log per batch, with the batch's root, and no transaction besides the
     // deployment and one per batch (a root sent twice would have used another nonce).
     const contract = [...byBatch.values()][0]?.contract as string;
-    const logs = await chain.rpc<{ topics: string[] }[]>('eth_getLogs', [{ fromBlock: '0x0', toBlock: 'latest', address: contract }]);
+    const logs = await chain.rpc<{ topics: string[] }[]>('eth_getLogs', [
+      { fromBlock: '0x0', toBlock: 'latest', address: contract },
+    ]);
     expect(logs).toHaveLength(byBatch.size);
     expect(new Set(logs.map((l) => l.topics[1]))).toEqual(new Set([...byBatch.values()].map((e) => e.root)));
     const signer = privateKeyToAccount(DEV_SIGNER_KEY).address;
@@ -121,18 +149,30 @@ describe('the anchor role killed mid-batch', () => {
     const before = (await batches()).length;
     const active = spawnRelay('anchor', ctx.env);
     await produce(600);
-    await eventually(async () => ((await batches()).length > before ? true : undefined), 120_000, 'the active process anchoring');
+    await eventually(
+      async () => ((await batches()).length > before ? true : undefined),
+      120_000,
+      'the active process anchoring',
+    );
     const standby = spawnRelay('anchor', ctx.env);
     active.kill('SIGKILL');
     await exited(active);
     await produce(600);
-    await eventually(async () => {
-      const rows = await batches();
-      return rows.every((r) => r.committed) && rows.reduce((sum, r) => sum + r.tree_size, 0) === ids.length ? true : undefined;
-    }, 240_000, 'every message anchored by the process that stood by');
+    await eventually(
+      async () => {
+        const rows = await batches();
+        return rows.every((r) => r.committed) && rows.reduce((sum, r) => sum + r.tree_size, 0) === ids.length
+          ? true
+          : undefined;
+      },
+      240_000,
+      'every message anchored by the process that stood by',
+    );
     standby.kill('SIGTERM');
     await exited(standby);
-    const leaves = (await readTopic(ctx, ctx.topics.anchors)).flatMap((e) => (e.event.type === 'AnchorCommitted' ? [e.event.data] : []));
+    const leaves = (await readTopic(ctx, ctx.topics.anchors)).flatMap((e) =>
+      e.event.type === 'AnchorCommitted' ? [e.event.data] : [],
+    );
     const unique = new Map(leaves.map((e) => [e.event_id, e]));
     const all = [...unique.values()].flatMap((e) => e.message_ids);
     expect(all).toHaveLength(ids.length);

@@ -43,7 +43,13 @@ describe('anchoring on a local chain', () => {
 
   beforeAll(async () => {
     chain = await startLocalChain();
-    relay = await startRelay('anchoring', { ...chain.env, RELAY_ANCHOR_INTERVAL_SECONDS: '2', RELAY_ANCHOR_CONFIRMATIONS: '2', RELAY_ANCHOR_REPLACE_AFTER_SECONDS: '5', RELAY_RATE_SENDER_BURST: '5000' });
+    relay = await startRelay('anchoring', {
+      ...chain.env,
+      RELAY_ANCHOR_INTERVAL_SECONDS: '2',
+      RELAY_ANCHOR_CONFIRMATIONS: '2',
+      RELAY_ANCHOR_REPLACE_AFTER_SECONDS: '5',
+      RELAY_RATE_SENDER_BURST: '5000',
+    });
     for (const peer of [alice, bob]) {
       expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
     }
@@ -63,14 +69,23 @@ describe('anchoring on a local chain', () => {
   };
 
   const anchoredCount = async (ids: readonly string[]) =>
-    (await relay.ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[]) AND blockchain_txid IS NOT NULL', [ids])).rows[0]?.n ?? 0;
+    (
+      await relay.ctx.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[]) AND blockchain_txid IS NOT NULL',
+        [ids],
+      )
+    ).rows[0]?.n ?? 0;
 
   const verifyProof = async (proof: unknown, extra: string[] = []): Promise<{ code: number; out: string }> => {
     const file = join(dir, `proof-${Math.random().toString(36).slice(2)}.json`);
     writeFileSync(file, JSON.stringify(proof));
     try {
       // Only the chain's URL: no relay configuration, no Kafka, no database.
-      const { stdout } = await exec(process.execPath, [`${PROJECT_ROOT}dist/cli/main.js`, 'verify-proof', '--rpc', chain.rpcUrl, ...extra, file], { env: { PATH: process.env['PATH'] ?? '' } });
+      const { stdout } = await exec(
+        process.execPath,
+        [`${PROJECT_ROOT}dist/cli/main.js`, 'verify-proof', '--rpc', chain.rpcUrl, ...extra, file],
+        { env: { PATH: process.env['PATH'] ?? '' } },
+      );
       return { code: 0, out: stdout };
     } catch (error) {
       const failed = error as { code: number; stdout: string; stderr: string };
@@ -79,7 +94,9 @@ describe('anchoring on a local chain', () => {
   };
 
   const anchorEvents = async (): Promise<AnchorCommitted[]> =>
-    (await readTopic(relay.ctx, relay.ctx.topics.anchors)).flatMap((e) => (e.event.type === 'AnchorCommitted' ? [e.event.data] : []));
+    (await readTopic(relay.ctx, relay.ctx.topics.anchors)).flatMap((e) =>
+      e.event.type === 'AnchorCommitted' ? [e.event.data] : [],
+    );
 
   /** Every id is a leaf of exactly one anchored tree, and no tree is anchored twice on chain. */
   const expectAnchoredOnce = async (ids: readonly string[]) => {
@@ -88,9 +105,13 @@ describe('anchoring on a local chain', () => {
     const leaves = [...batches.values()].flatMap((e) => e.message_ids);
     expect(new Set(leaves).size).toBe(leaves.length);
     for (const id of ids) expect(leaves).toContain(id);
-    const logs = await chain.rpc<unknown[]>('eth_getLogs', [{ fromBlock: '0x0', toBlock: 'latest', address: [...batches.values()][0]?.contract }]);
+    const logs = await chain.rpc<unknown[]>('eth_getLogs', [
+      { fromBlock: '0x0', toBlock: 'latest', address: [...batches.values()][0]?.contract },
+    ]);
     expect(logs).toHaveLength(batches.size);
-    const { rows } = await relay.ctx.pool.query<{ n: number; d: number }>('SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM message_anchors');
+    const { rows } = await relay.ctx.pool.query<{ n: number; d: number }>(
+      'SELECT count(*)::int AS n, count(DISTINCT message_id)::int AS d FROM message_anchors',
+    );
     expect(rows[0]?.n).toBe(leaves.length);
   };
 
@@ -98,16 +119,27 @@ describe('anchoring on a local chain', () => {
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) ids.push(await send(i % 2 ? alice : bob, i % 2 ? bob : alice));
     const first = ids[0] as string;
-    const early = await eventually(async () => {
-      const answer = await call(relay.baseUrl, 'GET', `/api/v1/messages/${first}/proof`);
-      return answer.status === 404 ? undefined : answer;
-    }, 15_000, 'the message projected');
+    const early = await eventually(
+      async () => {
+        const answer = await call(relay.baseUrl, 'GET', `/api/v1/messages/${first}/proof`);
+        return answer.status === 404 ? undefined : answer;
+      },
+      15_000,
+      'the message projected',
+    );
     expect(early.status).toBe(409);
     expect(early.body['code']).toBe('not_anchored_yet');
 
     startAnchor();
-    await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 90_000, 'every message anchored');
-    const { rows } = await relay.ctx.pool.query<{ blockchain_txid: string; anchor_leaf_index: number }>('SELECT blockchain_txid, anchor_leaf_index FROM messages WHERE id = $1', [first]);
+    await eventually(
+      async () => ((await anchoredCount(ids)) === ids.length ? true : undefined),
+      90_000,
+      'every message anchored',
+    );
+    const { rows } = await relay.ctx.pool.query<{ blockchain_txid: string; anchor_leaf_index: number }>(
+      'SELECT blockchain_txid, anchor_leaf_index FROM messages WHERE id = $1',
+      [first],
+    );
     expect(rows[0]?.blockchain_txid).toMatch(/^0x[0-9a-f]{64}$/);
 
     const proofs: MessageProof[] = [];
@@ -126,12 +158,19 @@ describe('anchoring on a local chain', () => {
       expect(ok.code).toBe(0);
     }
 
-    const alteredLeaf = await verifyProof({ ...proof, leaf: { ...proof.leaf, accepted_at: proof.leaf.accepted_at + 1 }, leaf_hash: undefined });
+    const alteredLeaf = await verifyProof({
+      ...proof,
+      leaf: { ...proof.leaf, accepted_at: proof.leaf.accepted_at + 1 },
+      leaf_hash: undefined,
+    });
     expect(alteredLeaf.code).toBe(1);
     expect(alteredLeaf.out).toContain('does NOT hold');
     const withPath = proofs.find((p) => p.path.length > 0) as MessageProof;
     const step = withPath.path[0] as string;
-    const alteredPath = await verifyProof({ ...withPath, path: [`${step.slice(0, -1)}${step.endsWith('0') ? '1' : '0'}`, ...withPath.path.slice(1)] });
+    const alteredPath = await verifyProof({
+      ...withPath,
+      path: [`${step.slice(0, -1)}${step.endsWith('0') ? '1' : '0'}`, ...withPath.path.slice(1)],
+    });
     expect(alteredPath.code).toBe(1);
     // A self-consistent proof of a root that was never anchored: the chain refutes it.
     const fakeRoot = await verifyProof({ ...proof, tree_size: 1, leaf_index: 0, path: [], root: proof.leaf_hash });
@@ -139,11 +178,27 @@ describe('anchoring on a local chain', () => {
     expect(fakeRoot.out).toContain('did not anchor root');
 
     // The reference client fetches a proof and checks it against the chain the same way.
-    const reader = new RelayClient({ baseUrl: relay.baseUrl, identity: await PeerIdentity.generate({ signing: 'EdDSA', encryption: 'ECDH-ES+A256KW' }) });
+    const reader = new RelayClient({
+      baseUrl: relay.baseUrl,
+      identity: await PeerIdentity.generate({ signing: 'EdDSA', encryption: 'ECDH-ES+A256KW' }),
+    });
     const fetched = await reader.fetchProof(first);
     expect(fetched).toEqual(proof);
-    expect((await clientVerify(fetched, { rpcUrl: chain.rpcUrl, contract: fetched.contract })).confirmations).toBeGreaterThanOrEqual(2);
-    await expect(clientVerify({ ...fetched, leaf: { ...fetched.leaf, to_address: alice.address === fetched.leaf.to_address ? bob.address : alice.address } }, { rpcUrl: chain.rpcUrl })).rejects.toBeInstanceOf(ProofError);
+    expect(
+      (await clientVerify(fetched, { rpcUrl: chain.rpcUrl, contract: fetched.contract })).confirmations,
+    ).toBeGreaterThanOrEqual(2);
+    await expect(
+      clientVerify(
+        {
+          ...fetched,
+          leaf: {
+            ...fetched.leaf,
+            to_address: alice.address === fetched.leaf.to_address ? bob.address : alice.address,
+          },
+        },
+        { rpcUrl: chain.rpcUrl },
+      ),
+    ).rejects.toBeInstanceOf(ProofError);
 
     await expectAnchoredOnce(ids);
   }, 180_000);
@@ -151,7 +206,8 @@ describe('anchoring on a local chain', () => {
   it('keeps accepting while the chain is frozen, then anchors every message exactly once', async () => {
     // 1,000 messages through the HTTP API, 20 at a time, from senders spread over 10 peers.
     const senders = Array.from({ length: 10 }, () => TestPeer.create());
-    for (const peer of senders) expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+    for (const peer of senders)
+      expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
     chain.pause();
     const ids: string[] = [];
     try {
@@ -167,22 +223,43 @@ describe('anchoring on a local chain', () => {
         statuses.push(...answers);
       }
       expect(statuses.filter((s) => s === 202)).toHaveLength(1000);
-      await eventually(async () => {
-        const { rows } = await relay.ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])', [ids]);
-        return rows[0]?.n === ids.length ? true : undefined;
-      }, 60_000, 'every message projected');
+      await eventually(
+        async () => {
+          const { rows } = await relay.ctx.pool.query<{ n: number }>(
+            'SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])',
+            [ids],
+          );
+          return rows[0]?.n === ids.length ? true : undefined;
+        },
+        60_000,
+        'every message projected',
+      );
       expect(await anchoredCount(ids)).toBe(0); // nothing recorded while the chain is away
     } finally {
       chain.resume();
     }
-    await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 180_000, 'every message anchored after the chain came back');
+    await eventually(
+      async () => ((await anchoredCount(ids)) === ids.length ? true : undefined),
+      180_000,
+      'every message anchored after the chain came back',
+    );
     await expectAnchoredOnce(ids);
   }, 420_000);
   it('rebuilds the same anchoring columns and tables from the log', async () => {
     const snapshot = async () => ({
-      messages: (await relay.ctx.pool.query('SELECT id, blockchain_txid, anchor_batch_id, anchor_leaf_index FROM messages ORDER BY id')).rows,
-      anchors: (await relay.ctx.pool.query('SELECT batch_id, root, tree_size, chain_id, contract, tx_hash, block_number, block_hash, block_time, leaf_hashes FROM anchors ORDER BY batch_id')).rows,
-      places: (await relay.ctx.pool.query('SELECT message_id, batch_id, leaf_index FROM message_anchors ORDER BY message_id')).rows,
+      messages: (
+        await relay.ctx.pool.query(
+          'SELECT id, blockchain_txid, anchor_batch_id, anchor_leaf_index FROM messages ORDER BY id',
+        )
+      ).rows,
+      anchors: (
+        await relay.ctx.pool.query(
+          'SELECT batch_id, root, tree_size, chain_id, contract, tx_hash, block_number, block_hash, block_time, leaf_hashes FROM anchors ORDER BY batch_id',
+        )
+      ).rows,
+      places: (
+        await relay.ctx.pool.query('SELECT message_id, batch_id, leaf_index FROM message_anchors ORDER BY message_id')
+      ).rows,
     });
     const before = await snapshot();
     expect(before.anchors.length).toBeGreaterThan(0);
@@ -198,22 +275,34 @@ describe('anchoring on a local chain', () => {
     try {
       ids = [await send(alice, bob), await send(bob, alice)];
       // Written ahead, sent, and after RELAY_ANCHOR_REPLACE_AFTER_SECONDS sent again.
-      const stuck = await eventually(async () => {
-        const { rows } = await relay.ctx.pool.query<{ batch_id: string; nonce: string; tx_hashes: string[] }>(
-          'SELECT batch_id, nonce, tx_hashes FROM anchor_batches WHERE committed_at IS NULL AND cardinality(tx_hashes) >= 2',
-        );
-        return rows[0];
-      }, 60_000, 'a replaced anchoring transaction');
-      const pending = await chain.rpc<{ nonce: string; maxFeePerGas: string }[]>('eth_getBlockByNumber', ['pending', true]).then(
-        (block) => (block as unknown as { transactions: { nonce: string; maxFeePerGas: string }[] }).transactions,
+      const stuck = await eventually(
+        async () => {
+          const { rows } = await relay.ctx.pool.query<{ batch_id: string; nonce: string; tx_hashes: string[] }>(
+            'SELECT batch_id, nonce, tx_hashes FROM anchor_batches WHERE committed_at IS NULL AND cardinality(tx_hashes) >= 2',
+          );
+          return rows[0];
+        },
+        60_000,
+        'a replaced anchoring transaction',
       );
+      const pending = await chain
+        .rpc<{ nonce: string; maxFeePerGas: string }[]>('eth_getBlockByNumber', ['pending', true])
+        .then(
+          (block) => (block as unknown as { transactions: { nonce: string; maxFeePerGas: string }[] }).transactions,
+        );
       expect(pending.filter((tx) => Number(tx.nonce) === Number(stuck.nonce))).toHaveLength(1); // the replacement took the first one's place
       await chain.rpc('evm_setAutomine', [true]);
       await chain.rpc('evm_setIntervalMining', [1000]);
-      await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 60_000, 'the replaced batch anchored');
+      await eventually(
+        async () => ((await anchoredCount(ids)) === ids.length ? true : undefined),
+        60_000,
+        'the replaced batch anchored',
+      );
       const event = (await anchorEvents()).find((e) => e.event_id === stuck.batch_id);
       expect(stuck.tx_hashes).toContain(event?.tx_hash);
-      const mined = await Promise.all(stuck.tx_hashes.map((hash) => chain.rpc<unknown>('eth_getTransactionReceipt', [hash])));
+      const mined = await Promise.all(
+        stuck.tx_hashes.map((hash) => chain.rpc<unknown>('eth_getTransactionReceipt', [hash])),
+      );
       expect(mined.filter((receipt) => receipt !== null)).toHaveLength(1);
     } finally {
       await chain.rpc('evm_setAutomine', [true]);
@@ -228,24 +317,37 @@ describe('anchoring on a local chain', () => {
       // Automine on, interval off: the transaction is mined at once, and no block follows it.
       const snapshot = await chain.rpc<string>('evm_snapshot');
       ids = [await send(alice, bob)];
-      const first = await eventually(async () => {
-        const { rows } = await relay.ctx.pool.query<{ batch_id: string; tx_hashes: string[] }>(
-          'SELECT batch_id, tx_hashes FROM anchor_batches WHERE committed_at IS NULL AND cardinality(tx_hashes) >= 1',
-        );
-        const row = rows[0];
-        if (!row) return undefined;
-        const receipt = await chain.rpc<{ blockHash: string } | null>('eth_getTransactionReceipt', [row.tx_hashes[0]]);
-        return receipt ? { ...row, blockHash: receipt.blockHash } : undefined;
-      }, 60_000, 'the anchoring transaction mined, one confirmation short');
+      const first = await eventually(
+        async () => {
+          const { rows } = await relay.ctx.pool.query<{ batch_id: string; tx_hashes: string[] }>(
+            'SELECT batch_id, tx_hashes FROM anchor_batches WHERE committed_at IS NULL AND cardinality(tx_hashes) >= 1',
+          );
+          const row = rows[0];
+          if (!row) return undefined;
+          const receipt = await chain.rpc<{ blockHash: string } | null>('eth_getTransactionReceipt', [
+            row.tx_hashes[0],
+          ]);
+          return receipt ? { ...row, blockHash: receipt.blockHash } : undefined;
+        },
+        60_000,
+        'the anchoring transaction mined, one confirmation short',
+      );
       // The block is dropped; the chain goes on without it.
       expect(await chain.rpc<boolean>('evm_revert', [snapshot])).toBe(true);
       expect(await chain.rpc('eth_getTransactionReceipt', [first.tx_hashes[0]])).toBeNull();
       await chain.rpc('evm_setIntervalMining', [1000]);
-      await eventually(async () => ((await anchoredCount(ids)) === ids.length ? true : undefined), 90_000, 'the batch anchored again');
+      await eventually(
+        async () => ((await anchoredCount(ids)) === ids.length ? true : undefined),
+        90_000,
+        'the batch anchored again',
+      );
       const event = (await anchorEvents()).find((e) => e.event_id === first.batch_id);
       expect(event).toBeDefined();
       expect(event?.block_hash).not.toBe(first.blockHash);
-      const block = await chain.rpc<{ hash: string }>('eth_getBlockByNumber', [`0x${(event?.block_number ?? 0).toString(16)}`, false]);
+      const block = await chain.rpc<{ hash: string }>('eth_getBlockByNumber', [
+        `0x${(event?.block_number ?? 0).toString(16)}`,
+        false,
+      ]);
       expect(block.hash).toBe(event?.block_hash); // recorded on the chain as it now is
     } finally {
       await chain.rpc('evm_setIntervalMining', [1000]);

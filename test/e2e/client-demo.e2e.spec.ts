@@ -20,7 +20,9 @@ describe('relay demo against the relay', () => {
   it('prints every step of an encrypted exchange and shows the stored copy is ciphertext', async () => {
     const lines: string[] = [];
     const message = 'the eagle lands at midnight';
-    const code = await runDemo(['--url', relay.baseUrl, '--api-key', 'demo-key', '--message', message], (line) => lines.push(line));
+    const code = await runDemo(['--url', relay.baseUrl, '--api-key', 'demo-key', '--message', message], (line) =>
+      lines.push(line),
+    );
     const output = lines.join('\n');
     expect({ code, output }).toEqual({ code: 0, output: expect.any(String) });
 
@@ -35,7 +37,9 @@ describe('relay demo against the relay', () => {
     expect(step('verify')).toHaveLength(2);
     for (const line of step('verify')) expect(line).toMatch(/signature verified end to end/);
     expect(step('decrypt')[0]).toBe(`[decrypt] bob decrypted: "${message}"`);
-    expect(step('stored')[0]).toMatch(/a compact JWE of 5 base64url parts, identical to what alice sent, and does not contain the plaintext/);
+    expect(step('stored')[0]).toMatch(
+      /a compact JWE of 5 base64url parts, identical to what alice sent, and does not contain the plaintext/,
+    );
     expect(step('ack')).toEqual([
       '[ack] bob acknowledged 1 message over the stream ({"type":"ack"} -> ack_result)',
       '[ack] alice acknowledged 1 message over HTTP (POST /api/v1/messages/ack)',
@@ -70,7 +74,11 @@ describe('relay demo against a relay with TLS and auth required (as npm start ru
   beforeAll(async () => {
     const certs = await makeDevCerts(await mkdtemp(join(tmpdir(), 'relay-demo-certs-')));
     caFile = certs.ca;
-    relay = await startRelay('client_demo_auth', { RELAY_AUTH: 'required', RELAY_TLS_CERT: certs.cert, RELAY_TLS_KEY: certs.key });
+    relay = await startRelay('client_demo_auth', {
+      RELAY_AUTH: 'required',
+      RELAY_TLS_CERT: certs.cert,
+      RELAY_TLS_KEY: certs.key,
+    });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('demo')).key;
   }, 90_000);
 
@@ -80,9 +88,13 @@ describe('relay demo against a relay with TLS and auth required (as npm start ru
 
   it('runs with --api-key (which implies bearer tokens) and --ca over HTTPS and WSS', async () => {
     const lines: string[] = [];
-    const code = await runDemo(['--url', relay.baseUrl, '--api-key', apiKey, '--ca', caFile], (line) => lines.push(line));
+    const code = await runDemo(['--url', relay.baseUrl, '--api-key', apiKey, '--ca', caFile], (line) =>
+      lines.push(line),
+    );
     expect({ code, lines }).toMatchObject({ code: 0 });
-    expect(lines[0]).toBe(`relay demo: alice and bob talk through ${relay.baseUrl} with an API key and address-bound bearer tokens`);
+    expect(lines[0]).toBe(
+      `relay demo: alice and bob talk through ${relay.baseUrl} with an API key and address-bound bearer tokens`,
+    );
     expect(lines.find((line) => line.startsWith('[stream] '))).toMatch(/with a bearer token bound to his address/);
     expect(lines.find((line) => line.startsWith('[stored] '))).toMatch(/does not contain the plaintext/);
     expect(lines.at(-1)).toMatch(/^demo complete/);

@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeDevCerts } from '../../src/cli/dev-certs.js';
 import { ApiKeyStore } from '../../src/ingress/api-keys.js';
-import { PeerIdentity, RelayClient, RelayClientError, isCompactJwe, type OpenedMessage, type SentMessage } from '../../src/client/index.js';
+import {
+  PeerIdentity,
+  RelayClient,
+  RelayClientError,
+  isCompactJwe,
+  type OpenedMessage,
+  type SentMessage,
+} from '../../src/client/index.js';
 import { eventually } from '../helpers/context.js';
 import { startRelay, type RunningRelay } from '../helpers/relay.js';
 import { readTopic } from '../helpers/topic-reader.js';
@@ -36,7 +43,11 @@ describe('the reference client through the relay', () => {
   });
 
   const storedContent = async (id: string): Promise<string | undefined> =>
-    (await relay.ctx.pool.query<{ encrypted_content: string }>('SELECT encrypted_content FROM messages WHERE id=$1', [id])).rows[0]?.encrypted_content;
+    (
+      await relay.ctx.pool.query<{ encrypted_content: string }>('SELECT encrypted_content FROM messages WHERE id=$1', [
+        id,
+      ])
+    ).rows[0]?.encrypted_content;
 
   /** The relay keeps only ciphertext: the Postgres row and the Kafka event hold exactly the JWE the client sent. */
   async function expectOnlyCiphertextStored(sent: SentMessage, plaintext: string): Promise<void> {
@@ -73,12 +84,23 @@ describe('the reference client through the relay', () => {
     const plaintext = `stream secret ${randomUUID()}`;
     const delivered: OpenedMessage[] = [];
     const errors: Error[] = [];
-    const stream = await bob.openStream({ onMessage: (m) => void delivered.push(m), onError: (e) => void errors.push(e) });
+    const stream = await bob.openStream({
+      onMessage: (m) => void delivered.push(m),
+      onError: (e) => void errors.push(e),
+    });
     try {
       const sent = await alice.send(bob.address, plaintext, { type: 'chat.text' });
-      expect(sent).toMatchObject({ status: 'accepted', partition: expect.any(Number), offset: expect.stringMatching(/^\d+$/) });
+      expect(sent).toMatchObject({
+        status: 'accepted',
+        partition: expect.any(Number),
+        offset: expect.stringMatching(/^\d+$/),
+      });
 
-      const received = await eventually(async () => delivered.find((m) => m.message_id === sent.message_id), 15_000, 'the pushed message');
+      const received = await eventually(
+        async () => delivered.find((m) => m.message_id === sent.message_id),
+        15_000,
+        'the pushed message',
+      );
       expect(received).toMatchObject({
         from_address: alice.address,
         to_address: bob.address,
@@ -91,8 +113,15 @@ describe('the reference client through the relay', () => {
       await expectOnlyCiphertextStored(sent, plaintext);
 
       // The stream acknowledges it after the handler ran, in the background: it leaves the mailbox.
-      await eventually(async () => ((await bob.fetchMessages()).messages.some((m) => m.message_id === sent.message_id) ? undefined : true), 15_000, 'the ack');
-      const row = await relay.ctx.pool.query<{ delivered: boolean }>('SELECT delivered FROM messages WHERE id=$1', [sent.message_id]);
+      await eventually(
+        async () =>
+          (await bob.fetchMessages()).messages.some((m) => m.message_id === sent.message_id) ? undefined : true,
+        15_000,
+        'the ack',
+      );
+      const row = await relay.ctx.pool.query<{ delivered: boolean }>('SELECT delivered FROM messages WHERE id=$1', [
+        sent.message_id,
+      ]);
       expect(row.rows[0]?.delivered).toBe(true);
       expect(errors).toEqual([]);
     } finally {
@@ -136,7 +165,11 @@ describe('the reference client through the relay', () => {
 
   it('resumes a stream behind the last message the previous one received', async () => {
     const first = await bob.openStream();
-    const before = [await alice.send(bob.address, 'before a'), await alice.send(bob.address, 'before b'), await alice.send(bob.address, 'before c')];
+    const before = [
+      await alice.send(bob.address, 'before a'),
+      await alice.send(bob.address, 'before b'),
+      await alice.send(bob.address, 'before c'),
+    ];
     const seen = [await first.next(15_000), await first.next(15_000), await first.next(15_000)];
     expect(seen.map((m) => m.message_id)).toEqual(before.map((s) => s.message_id));
     await first.close(); // none acknowledged
@@ -144,7 +177,9 @@ describe('the reference client through the relay', () => {
     const after = [await alice.send(bob.address, 'after d'), await alice.send(bob.address, 'after e')];
     const resumed = await bob.openStream({ resume: true });
     try {
-      expect([(await resumed.next(15_000)).message_id, (await resumed.next(15_000)).message_id]).toEqual(after.map((s) => s.message_id));
+      expect([(await resumed.next(15_000)).message_id, (await resumed.next(15_000)).message_id]).toEqual(
+        after.map((s) => s.message_id),
+      );
       // The ones the first stream had are still in the mailbox, for polling or a fresh stream.
       const pending = (await bob.fetchMessages()).messages.map((m) => m.message_id);
       expect(pending).toEqual(expect.arrayContaining([...before, ...after].map((s) => s.message_id)));
@@ -157,7 +192,11 @@ describe('the reference client through the relay', () => {
   it('sends a batch and drains the mailbox by polling', async () => {
     const texts = ['one', 'two', 'three'].map((t) => `${t} ${randomUUID()}`);
     const results = await bob.sendBatch(texts.map((plaintext) => ({ to: alice.address, plaintext })));
-    expect(results.map((r) => ('accepted' in r ? r.accepted.status : r.error.code))).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(results.map((r) => ('accepted' in r ? r.accepted.status : r.error.code))).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+    ]);
     const ids = results.map((r) => r.message.message_id);
     expect((await alice.fetchMessages()).messages.filter((m) => ids.includes(m.message_id))).toHaveLength(3);
 
@@ -170,7 +209,9 @@ describe('the reference client through the relay', () => {
   it("surfaces the relay's refusals as RelayClientError with the problem's code", async () => {
     const sealed = await alice.seal(await alice.getPeer(bob.address), 'first');
     await alice.relay(sealed);
-    const reused = await alice.seal(await alice.getPeer(bob.address), 'other content', { messageId: sealed.message_id });
+    const reused = await alice.seal(await alice.getPeer(bob.address), 'other content', {
+      messageId: sealed.message_id,
+    });
     let thrown: unknown;
     try {
       await alice.relay(reused);
@@ -196,7 +237,11 @@ describe('the reference client through a relay with TLS and auth required', () =
   beforeAll(async () => {
     const certs = await makeDevCerts(await mkdtemp(join(tmpdir(), 'relay-client-certs-')));
     ca = await readFile(certs.ca, 'utf8');
-    relay = await startRelay('client_auth', { RELAY_AUTH: 'required', RELAY_TLS_CERT: certs.cert, RELAY_TLS_KEY: certs.key });
+    relay = await startRelay('client_auth', {
+      RELAY_AUTH: 'required',
+      RELAY_TLS_CERT: certs.cert,
+      RELAY_TLS_KEY: certs.key,
+    });
     apiKey = (await new ApiKeyStore(relay.ctx.pool).create('client-e2e')).key;
     const [aliceKeys, bobKeys] = await Promise.all([
       PeerIdentity.generate({ signing: 'ES256', encryption: 'RSA-OAEP-256' }),
@@ -229,7 +274,11 @@ describe('the reference client through a relay with TLS and auth required', () =
     const stream = await bob.openStream({ onMessage: (m) => void received.push(m) });
     try {
       const toBob = await alice.send(bob.address, 'over TLS, by stream');
-      const got = await eventually(async () => received.find((m) => m.message_id === toBob.message_id), 15_000, 'the pushed message');
+      const got = await eventually(
+        async () => received.find((m) => m.message_id === toBob.message_id),
+        15_000,
+        'the pushed message',
+      );
       expect(got.text).toBe('over TLS, by stream');
     } finally {
       await stream.close();

@@ -16,7 +16,11 @@ describe('failover when a broker dies', () => {
 
   beforeAll(async () => {
     await stack(['up-cluster'], {}, 240_000);
-    relay = await startRelay('failover', { RELAY_KAFKA_BROKERS: CLUSTER, RELAY_TOPIC_REPLICATION: '3', RELAY_TOPIC_PARTITIONS: '3' });
+    relay = await startRelay('failover', {
+      RELAY_KAFKA_BROKERS: CLUSTER,
+      RELAY_TOPIC_REPLICATION: '3',
+      RELAY_TOPIC_PARTITIONS: '3',
+    });
   }, 300_000);
 
   afterAll(async () => {
@@ -46,8 +50,7 @@ describe('failover when a broker dies', () => {
         if (answer?.status === 202) {
           const { partition, offset } = answer.body as { partition: number; offset: string };
           accepted.push({ id: message['message_id'] as string, at: Date.now(), partition, offset });
-        }
-        else refused++;
+        } else refused++;
       }
     };
     const workers = Array.from({ length: 8 }, (_, w) => worker(w));
@@ -55,14 +58,21 @@ describe('failover when a broker dies', () => {
 
     await stack(['kill-node', String(victim)]);
     const killedAt = Date.now();
-    await eventually(async () => (accepted.some((a) => a.at > killedAt + 500) ? true : undefined), 60_000, 'acceptance after the kill');
+    await eventually(
+      async () => (accepted.some((a) => a.at > killedAt + 500) ? true : undefined),
+      60_000,
+      'acceptance after the kill',
+    );
     await sleep(3000);
     running = false;
     await Promise.all(workers);
 
     const after = accepted.filter((a) => a.at > killedAt);
     const firstAfter = Math.min(...after.map((a) => a.at));
-    relay.ctx.log.warn({ victim, accepted: accepted.length, refused, gap_ms: firstAfter - killedAt, accepted_after_kill: after.length }, 'failover');
+    relay.ctx.log.warn(
+      { victim, accepted: accepted.length, refused, gap_ms: firstAfter - killedAt, accepted_after_kill: after.length },
+      'failover',
+    );
     expect(after.length).toBeGreaterThan(0);
 
     // Each 202 named the partition and offset of its event: that record holds that message.
@@ -76,9 +86,16 @@ describe('failover when a broker dies', () => {
     expect(misplaced).toEqual([]);
 
     const ids = accepted.map((a) => a.id);
-    await eventually(async () => {
-      const { rows } = await relay.ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])', [ids]);
-      return rows[0]?.n === ids.length ? true : undefined;
-    }, 90_000, 'every acknowledged message in the read model');
+    await eventually(
+      async () => {
+        const { rows } = await relay.ctx.pool.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])',
+          [ids],
+        );
+        return rows[0]?.n === ids.length ? true : undefined;
+      },
+      90_000,
+      'every acknowledged message in the read model',
+    );
   }, 240_000);
 });

@@ -50,18 +50,46 @@ describe('hostile input', () => {
     if (status < 400 || status >= 500 || !contentType.startsWith('application/problem+json')) return false;
     const problem = JSON.parse(body) as { code?: string; status?: number };
     const known = problem.code !== undefined && Object.hasOwn(ERROR_CODES, problem.code);
-    return known && ERROR_CODES[problem.code as keyof typeof ERROR_CODES].status === status && problem.status === status;
+    return (
+      known && ERROR_CODES[problem.code as keyof typeof ERROR_CODES].status === status && problem.status === status
+    );
   };
 
   // Values of every JSON type, with the shapes the API expects mixed in: near-misses find more.
   const anyValue = fc.oneof(
     fc.jsonValue({ maxDepth: 4 }),
     fc.string({ maxLength: 80 }),
-    fc.constantFrom('', 'x'.repeat(70_000), randomUUID(), peer.address, `${peer.address}x`, 'a.b.c', '..', '🙂'.repeat(40), -1, 1e308, null),
+    fc.constantFrom(
+      '',
+      'x'.repeat(70_000),
+      randomUUID(),
+      peer.address,
+      `${peer.address}x`,
+      'a.b.c',
+      '..',
+      '🙂'.repeat(40),
+      -1,
+      1e308,
+      null,
+    ),
     fc.array(fc.uuid(), { maxLength: 5 }),
   );
-  const fields = ['message_id', 'from_address', 'to_address', 'message_type', 'encrypted_content', 'signature', 'registration', 'address', 'message_ids', 'messages', 'proof'];
-  const bodyObject = fc.dictionary(fc.constantFrom(...fields, '__proto__', 'constructor', 'x'), anyValue, { maxKeys: 8 });
+  const fields = [
+    'message_id',
+    'from_address',
+    'to_address',
+    'message_type',
+    'encrypted_content',
+    'signature',
+    'registration',
+    'address',
+    'message_ids',
+    'messages',
+    'proof',
+  ];
+  const bodyObject = fc.dictionary(fc.constantFrom(...fields, '__proto__', 'constructor', 'x'), anyValue, {
+    maxKeys: 8,
+  });
   const misSigned = fc.record({
     message_id: fc.uuid(),
     from_address: fc.constant(peer.address),
@@ -87,54 +115,88 @@ describe('hostile input', () => {
   );
   const headers = fc.record({
     key: fc.oneof(fc.constant(undefined), fc.constant('valid'), fc.string({ maxLength: 60 })),
-    contentType: fc.constantFrom('application/json', 'text/plain', 'application/json; charset=latin1', 'application/x-www-form-urlencoded', undefined),
+    contentType: fc.constantFrom(
+      'application/json',
+      'text/plain',
+      'application/json; charset=latin1',
+      'application/x-www-form-urlencoded',
+      undefined,
+    ),
     authorization: fc.oneof(fc.constant(undefined), fc.string({ maxLength: 60 }), fc.constant('Bearer x.y.z')),
   });
-  const query = fc.dictionary(fc.constantFrom('address', 'limit', 'after', 'cursor', 'x'), fc.oneof(fc.string({ maxLength: 60 }), fc.constant(peer.address), fc.integer().map(String)), { maxKeys: 4 });
+  const query = fc.dictionary(
+    fc.constantFrom('address', 'limit', 'after', 'cursor', 'x'),
+    fc.oneof(fc.string({ maxLength: 60 }), fc.constant(peer.address), fc.integer().map(String)),
+    { maxKeys: 4 },
+  );
 
-  const posts = ['/api/v1/peer/register', '/api/v1/message/relay', '/api/v1/message/relay/batch', '/api/v1/messages/ack', '/api/v1/auth/challenge', '/api/v1/auth/token'];
-  const gets = ['/api/v1/peers/discover', '/api/v1/messages', `/api/v1/peers/${peer.address}`, '/api/v1/peers/not-an-address', '/api/v1/nowhere'];
+  const posts = [
+    '/api/v1/peer/register',
+    '/api/v1/message/relay',
+    '/api/v1/message/relay/batch',
+    '/api/v1/messages/ack',
+    '/api/v1/auth/challenge',
+    '/api/v1/auth/token',
+  ];
+  const gets = [
+    '/api/v1/peers/discover',
+    '/api/v1/messages',
+    `/api/v1/peers/${peer.address}`,
+    '/api/v1/peers/not-an-address',
+    '/api/v1/nowhere',
+  ];
 
-  it.each(posts)('POST %s answers every malformed body with a 4xx problem', async (path) => {
-    await fc.assert(
-      fc.asyncProperty(rawBody, headers, async (body, h) => {
-        const requestHeaders: Record<string, string> = {};
-        if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
-        if (h.contentType !== undefined) requestHeaders['content-type'] = h.contentType;
-        if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
-        const response = await fetch(`${relay.baseUrl}${path}`, { method: 'POST', headers: requestHeaders, body });
-        const text = await response.text();
-        // The batch endpoint answers 200 with a result per message: every one must be a 4xx problem.
-        if (response.status === 200 && path.endsWith('/batch')) {
-          const { results } = JSON.parse(text) as { results: { status: number; code: string }[] };
-          if (!results.every((r) => r.status >= 400 && r.status < 500 && Object.hasOwn(ERROR_CODES, r.code))) throw new Error(text.slice(0, 300));
-          return;
-        }
-        if (!isProblem(response.status, response.headers.get('content-type') ?? '', text)) {
-          throw new Error(`${response.status} ${text.slice(0, 300)}`);
-        }
-      }),
-      { seed: SEED, numRuns: RUNS },
-    );
-  }, 300_000);
+  it.each(posts)(
+    'POST %s answers every malformed body with a 4xx problem',
+    async (path) => {
+      await fc.assert(
+        fc.asyncProperty(rawBody, headers, async (body, h) => {
+          const requestHeaders: Record<string, string> = {};
+          if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
+          if (h.contentType !== undefined) requestHeaders['content-type'] = h.contentType;
+          if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
+          const response = await fetch(`${relay.baseUrl}${path}`, { method: 'POST', headers: requestHeaders, body });
+          const text = await response.text();
+          // The batch endpoint answers 200 with a result per message: every one must be a 4xx problem.
+          if (response.status === 200 && path.endsWith('/batch')) {
+            const { results } = JSON.parse(text) as { results: { status: number; code: string }[] };
+            if (!results.every((r) => r.status >= 400 && r.status < 500 && Object.hasOwn(ERROR_CODES, r.code)))
+              throw new Error(text.slice(0, 300));
+            return;
+          }
+          if (!isProblem(response.status, response.headers.get('content-type') ?? '', text)) {
+            throw new Error(`${response.status} ${text.slice(0, 300)}`);
+          }
+        }),
+        { seed: SEED, numRuns: RUNS },
+      );
+    },
+    300_000,
+  );
 
-  it.each(gets)('GET %s answers every malformed query with a 4xx problem', async (path) => {
-    await fc.assert(
-      fc.asyncProperty(query, headers, async (q, h) => {
-        const requestHeaders: Record<string, string> = {};
-        if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
-        if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
-        const response = await fetch(`${relay.baseUrl}${path}?${new URLSearchParams(q).toString()}`, { headers: requestHeaders });
-        const text = await response.text();
-        // A valid key with a well-formed query may legitimately succeed (discover, a peer lookup).
-        if (response.status === 200) return;
-        if (!isProblem(response.status, response.headers.get('content-type') ?? '', text)) {
-          throw new Error(`${response.status} ${text.slice(0, 300)}`);
-        }
-      }),
-      { seed: SEED, numRuns: RUNS },
-    );
-  }, 300_000);
+  it.each(gets)(
+    'GET %s answers every malformed query with a 4xx problem',
+    async (path) => {
+      await fc.assert(
+        fc.asyncProperty(query, headers, async (q, h) => {
+          const requestHeaders: Record<string, string> = {};
+          if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
+          if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
+          const response = await fetch(`${relay.baseUrl}${path}?${new URLSearchParams(q).toString()}`, {
+            headers: requestHeaders,
+          });
+          const text = await response.text();
+          // A valid key with a well-formed query may legitimately succeed (discover, a peer lookup).
+          if (response.status === 200) return;
+          if (!isProblem(response.status, response.headers.get('content-type') ?? '', text)) {
+            throw new Error(`${response.status} ${text.slice(0, 300)}`);
+          }
+        }),
+        { seed: SEED, numRuns: RUNS },
+      );
+    },
+    300_000,
+  );
 
   it('refuses malformed stream upgrades with a 4xx problem', async () => {
     await checkUpgrades();
@@ -152,25 +214,42 @@ describe('hostile input', () => {
       return body;
     };
 
-    it.each(posts)('POST %s refuses every compressed body with 415, before reading it', async (path) => {
-      const plain = fc.oneof(rawBody, fc.constant(JSON.stringify(peer.address)), fc.constant(undefined));
-      const encodings = fc.constantFrom<Encoding>('gzip', 'deflate', 'br');
-      await fc.assert(
-        fc.asyncProperty(plain, encodings, fc.constantFrom('', 'identity, ', 'GZIP, '), async (text, encoding, prefix) => {
-          const response = await fetch(`${relay.baseUrl}${path}`, {
-            method: 'POST',
-            headers: { 'x-api-key': apiKey, 'content-type': 'application/json', 'content-encoding': `${prefix}${encoding}` },
-            body: text === undefined ? bomb(encoding) : compressors[encoding](text),
-          });
-          const body = await response.text();
-          if (response.status !== 415 || !isProblem(response.status, response.headers.get('content-type') ?? '', body)) {
-            throw new Error(`${response.status} ${body.slice(0, 300)}`);
-          }
-          if ((JSON.parse(body) as { code: string }).code !== 'unsupported_media_type') throw new Error(body.slice(0, 300));
-        }),
-        { seed: SEED, numRuns: Math.max(20, Math.floor(RUNS / 10)) },
-      );
-    }, 300_000);
+    it.each(posts)(
+      'POST %s refuses every compressed body with 415, before reading it',
+      async (path) => {
+        const plain = fc.oneof(rawBody, fc.constant(JSON.stringify(peer.address)), fc.constant(undefined));
+        const encodings = fc.constantFrom<Encoding>('gzip', 'deflate', 'br');
+        await fc.assert(
+          fc.asyncProperty(
+            plain,
+            encodings,
+            fc.constantFrom('', 'identity, ', 'GZIP, '),
+            async (text, encoding, prefix) => {
+              const response = await fetch(`${relay.baseUrl}${path}`, {
+                method: 'POST',
+                headers: {
+                  'x-api-key': apiKey,
+                  'content-type': 'application/json',
+                  'content-encoding': `${prefix}${encoding}`,
+                },
+                body: text === undefined ? bomb(encoding) : compressors[encoding](text),
+              });
+              const body = await response.text();
+              if (
+                response.status !== 415 ||
+                !isProblem(response.status, response.headers.get('content-type') ?? '', body)
+              ) {
+                throw new Error(`${response.status} ${body.slice(0, 300)}`);
+              }
+              if ((JSON.parse(body) as { code: string }).code !== 'unsupported_media_type')
+                throw new Error(body.slice(0, 300));
+            },
+          ),
+          { seed: SEED, numRuns: Math.max(20, Math.floor(RUNS / 10)) },
+        );
+      },
+      300_000,
+    );
 
     // Cursors are base64url of "<partition>:<offset>" (mailbox) or "<offset>" (discover); these
     // hold numbers of every size and spelling, near-misses of both shapes included.
@@ -180,7 +259,12 @@ describe('hostile input', () => {
       fc.double().map(String),
       fc.constantFrom('1e300', '9999999999999999999', '-1', '0x10', ' 1', '', 'NaN', 'Infinity'),
     );
-    const cursorText = fc.oneof(number, fc.tuple(number, number).map(([p, o]) => `${p}:${o}`), fc.constant('0:9999999999999999999'), fc.string({ maxLength: 40 }));
+    const cursorText = fc.oneof(
+      number,
+      fc.tuple(number, number).map(([p, o]) => `${p}:${o}`),
+      fc.constant('0:9999999999999999999'),
+      fc.string({ maxLength: 40 }),
+    );
     const cursor = cursorText.map((text) => Buffer.from(text).toString('base64url'));
 
     it('answers every mailbox and discover cursor with 200 or a 4xx problem, never a 500', async () => {
@@ -196,9 +280,12 @@ describe('hostile input', () => {
         body: JSON.stringify({ proof }),
       }).then((r) => r.json() as Promise<{ access_token: string }>);
       const ask = async (path: string, authorized: boolean) => {
-        const response = await fetch(`${relay.baseUrl}${path}`, { headers: { 'x-api-key': apiKey, ...(authorized ? { authorization: `Bearer ${token}` } : {}) } });
+        const response = await fetch(`${relay.baseUrl}${path}`, {
+          headers: { 'x-api-key': apiKey, ...(authorized ? { authorization: `Bearer ${token}` } : {}) },
+        });
         const body = await response.text();
-        if (response.status !== 200 && !isProblem(response.status, response.headers.get('content-type') ?? '', body)) throw new Error(`${path}: ${response.status} ${body.slice(0, 300)}`);
+        if (response.status !== 200 && !isProblem(response.status, response.headers.get('content-type') ?? '', body))
+          throw new Error(`${path}: ${response.status} ${body.slice(0, 300)}`);
         return response.status;
       };
       // The two cursors of the finding, answered 400 (they were 500).
@@ -225,25 +312,35 @@ describe('hostile input', () => {
 
   const checkUpgrades = async () => {
     await fc.assert(
-      fc.asyncProperty(query, headers, fc.constantFrom('/api/v1/stream', '/api/v1/streams', '/'), async (q, h, path) => {
-        const requestHeaders: Record<string, string> = {};
-        if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
-        if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
-        const outcome = await new Promise<{ status: number; contentType: string; body: string }>((resolve) => {
-          const ws = new WebSocket(`${relay.wsUrl}${path}?${new URLSearchParams(q).toString()}`, { headers: requestHeaders });
-          ws.once('unexpected-response', (_req, res) => {
-            let body = '';
-            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body }));
+      fc.asyncProperty(
+        query,
+        headers,
+        fc.constantFrom('/api/v1/stream', '/api/v1/streams', '/'),
+        async (q, h, path) => {
+          const requestHeaders: Record<string, string> = {};
+          if (h.key !== undefined) requestHeaders['x-api-key'] = h.key === 'valid' ? apiKey : h.key;
+          if (h.authorization !== undefined) requestHeaders['authorization'] = h.authorization;
+          const outcome = await new Promise<{ status: number; contentType: string; body: string }>((resolve) => {
+            const ws = new WebSocket(`${relay.wsUrl}${path}?${new URLSearchParams(q).toString()}`, {
+              headers: requestHeaders,
+            });
+            ws.once('unexpected-response', (_req, res) => {
+              let body = '';
+              res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+              res.on('end', () =>
+                resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body }),
+              );
+            });
+            ws.once('open', () => {
+              ws.close();
+              resolve({ status: 101, contentType: '', body: '' });
+            });
+            ws.once('error', () => undefined);
           });
-          ws.once('open', () => {
-            ws.close();
-            resolve({ status: 101, contentType: '', body: '' });
-          });
-          ws.once('error', () => undefined);
-        });
-        if (!isProblem(outcome.status, outcome.contentType, outcome.body)) throw new Error(`${outcome.status} ${outcome.body.slice(0, 300)}`);
-      }),
+          if (!isProblem(outcome.status, outcome.contentType, outcome.body))
+            throw new Error(`${outcome.status} ${outcome.body.slice(0, 300)}`);
+        },
+      ),
       { seed: SEED, numRuns: RUNS },
     );
   };
@@ -254,13 +351,19 @@ describe('hostile input', () => {
       headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
       body: JSON.stringify({ address: peer.address }),
     }).then((r) => r.json() as Promise<{ nonce: string }>);
-    const proof = await peer.sign({ address: peer.address, nonce: challenge.nonce, iat: Math.floor(Date.now() / 1000) });
+    const proof = await peer.sign({
+      address: peer.address,
+      nonce: challenge.nonce,
+      iat: Math.floor(Date.now() / 1000),
+    });
     const { access_token: token } = await fetch(`${relay.baseUrl}/api/v1/auth/token`, {
       method: 'POST',
       headers: { 'x-api-key': apiKey, 'content-type': 'application/json' },
       body: JSON.stringify({ proof }),
     }).then((r) => r.json() as Promise<{ access_token: string }>);
-    const ws = new WebSocket(`${relay.wsUrl}/api/v1/stream?address=${peer.address}`, { headers: { 'x-api-key': apiKey, authorization: `Bearer ${token}` } });
+    const ws = new WebSocket(`${relay.wsUrl}/api/v1/stream?address=${peer.address}`, {
+      headers: { 'x-api-key': apiKey, authorization: `Bearer ${token}` },
+    });
     await new Promise((resolve, reject) => {
       ws.once('open', resolve);
       ws.once('error', reject);
@@ -281,7 +384,8 @@ describe('hostile input', () => {
         const count = replies.length;
         ws.send(text);
         const deadline = Date.now() + 5000;
-        while (replies.length === count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
+        while (replies.length === count && Date.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 2));
         const reply = replies[count];
         if (!reply) throw new Error('no reply');
         if (reply.type === 'ack_result') return; // a well-formed ack of nothing is fine
@@ -312,7 +416,8 @@ describe('hostile input', () => {
         body: JSON.stringify(body),
       });
       const text = await response.text();
-      if (!isProblem(response.status, response.headers.get('content-type') ?? '', text)) throw new Error(`${response.status} ${text.slice(0, 300)}`);
+      if (!isProblem(response.status, response.headers.get('content-type') ?? '', text))
+        throw new Error(`${response.status} ${text.slice(0, 300)}`);
       return JSON.parse(text) as { status: number; code: string; detail: string };
     };
     const nonceFor = async (address: string): Promise<string> => {
@@ -324,18 +429,39 @@ describe('hostile input', () => {
       return ((await response.json()) as { nonce: string }).nonce;
     };
     /** Sends, to `target`, what `sign` signs for `address`; answers the problem the relay returns. */
-    const attempt = async (target: Target, address: string, iat: number, sign: (payload: object) => Promise<string>) => {
+    const attempt = async (
+      target: Target,
+      address: string,
+      iat: number,
+      sign: (payload: object) => Promise<string>,
+    ) => {
       switch (target) {
         case 'register':
-          return post('/api/v1/peer/register', { registration: await sign({ address, encryption_key: peer.encryptionKey, iat }) });
+          return post('/api/v1/peer/register', {
+            registration: await sign({ address, encryption_key: peer.encryptionKey, iat }),
+          });
         case 'token':
           return post('/api/v1/auth/token', { proof: await sign({ address, nonce: await nonceFor(address), iat }) });
         case 'message': {
           const messageId = randomUUID();
           const content = `ciphertext-${messageId}`;
           const sha256 = createHash('sha256').update(content, 'utf8').digest('base64url');
-          const signature = await sign({ message_id: messageId, from: address, to: peer.address, type: 'text', sha256, iat });
-          return post('/api/v1/message/relay', { message_id: messageId, from_address: address, to_address: peer.address, message_type: 'text', encrypted_content: content, signature });
+          const signature = await sign({
+            message_id: messageId,
+            from: address,
+            to: peer.address,
+            type: 'text',
+            sha256,
+            iat,
+          });
+          return post('/api/v1/message/relay', {
+            message_id: messageId,
+            from_address: address,
+            to_address: peer.address,
+            message_type: 'text',
+            encrypted_content: content,
+            signature,
+          });
         }
       }
     };
@@ -383,12 +509,18 @@ describe('hostile input', () => {
       return bytes;
     };
     const weakKeys = [
-      encode(1n), encode(P - 1n), encode(0n), encode(0n, true),
+      encode(1n),
+      encode(P - 1n),
+      encode(0n),
+      encode(0n, true),
       order8('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05'),
       order8('26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05', true),
       order8('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'),
       order8('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', true),
-      encode(P), encode(P + 1n), encode(2n ** 255n - 1n), encode(1n, true),
+      encode(P),
+      encode(P + 1n),
+      encode(2n ** 255n - 1n),
+      encode(1n, true),
     ].map((x) => x.toString('base64url'));
     const forgedSignatures = fc.oneof(
       fc.constant(Buffer.alloc(64)),
@@ -402,7 +534,8 @@ describe('hostile input', () => {
         fc.asyncProperty(fc.constantFrom(...weakKeys), forgedSignatures, targets, async (x, signature, target) => {
           const jwk = { kty: 'OKP', crv: 'Ed25519', x };
           const header = Buffer.from(JSON.stringify({ alg: 'EdDSA', jwk })).toString('base64url');
-          const forge = async (payload: object) => `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signature.toString('base64url')}`;
+          const forge = async (payload: object) =>
+            `${header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${signature.toString('base64url')}`;
           const problem = await attempt(target, deriveAddress(jwk), now(), forge);
           if (problem.code !== 'bad_signature' || problem.status !== 401) throw new Error(JSON.stringify(problem));
         }),
@@ -418,7 +551,11 @@ describe('hostile input', () => {
     const sender = TestPeer.create();
     const message = await sender.message(peer.address);
     const headers = { 'x-api-key': apiKey, 'content-type': 'application/json' };
-    const original = await fetch(`${relay.baseUrl}/api/v1/message/relay`, { method: 'POST', headers, body: JSON.stringify(message) });
+    const original = await fetch(`${relay.baseUrl}/api/v1/message/relay`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(message),
+    });
     expect(original.status).toBe(202);
     const answer = (await original.json()) as Record<string, unknown>;
     const before = await counts();
@@ -426,7 +563,11 @@ describe('hostile input', () => {
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 500 }), fc.boolean(), async (copies, batch) => {
         const body = batch ? { messages: Array.from({ length: copies }, () => message) } : message;
-        const response = await fetch(`${relay.baseUrl}/api/v1/message/relay${batch ? '/batch' : ''}`, { method: 'POST', headers, body: JSON.stringify(body) });
+        const response = await fetch(`${relay.baseUrl}/api/v1/message/relay${batch ? '/batch' : ''}`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(body),
+        });
         const results = batch ? ((await response.json()) as { results: unknown[] }).results : [await response.json()];
         replayed += results.length;
         for (const result of results) expect(result).toEqual(answer);
@@ -435,7 +576,11 @@ describe('hostile input', () => {
     );
     expect(replayed).toBeGreaterThan(1000); // more than the sender's whole burst
     expect(await counts()).toBe(before);
-    const fresh = await fetch(`${relay.baseUrl}/api/v1/message/relay`, { method: 'POST', headers, body: JSON.stringify(await sender.message(peer.address)) });
+    const fresh = await fetch(`${relay.baseUrl}/api/v1/message/relay`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify(await sender.message(peer.address)),
+    });
     expect(fresh.status).toBe(202);
   }, 300_000);
 });

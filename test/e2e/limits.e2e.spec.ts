@@ -40,13 +40,20 @@ describe('rate and stream limits', () => {
     const replayed = await relayBatch(Array.from({ length: 500 }, () => message));
     expect(replayed.body.results).toHaveLength(500);
     for (const result of replayed.body.results) expect(result).toEqual(first.body);
-    for (let i = 0; i < 20; i++) expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).body).toEqual(first.body);
+    for (let i = 0; i < 20; i++)
+      expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).body).toEqual(first.body);
 
     // The sender's burst of 3 is untouched by all that (520 charges would keep it at 429 for
     // minutes): two more new messages go through.
-    for (let i = 0; i < 2; i++) expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', await sender.message(TestPeer.create().address))).status).toBe(202);
+    for (let i = 0; i < 2; i++)
+      expect(
+        (await call(relay.baseUrl, 'POST', '/api/v1/message/relay', await sender.message(TestPeer.create().address)))
+          .status,
+      ).toBe(202);
 
-    const events = (await readTopic(relay.ctx, relay.ctx.topics.mailbox)).filter((e) => (e.event.data as { message_id?: string }).message_id === message['message_id']);
+    const events = (await readTopic(relay.ctx, relay.ctx.topics.mailbox)).filter(
+      (e) => (e.event.data as { message_id?: string }).message_id === message['message_id'],
+    );
     expect(events).toHaveLength(1);
   });
 
@@ -57,7 +64,10 @@ describe('rate and stream limits', () => {
     const statuses = flood.body.results.map((r) => r['status']);
     expect(statuses.slice(0, 3)).toEqual(['accepted', 'accepted', 'accepted']);
     expect(statuses.slice(3)).toEqual([429, 429]);
-    expect(flood.body.results[3]).toMatchObject({ code: 'rate_limited', detail: expect.stringContaining(recipient.address) as unknown });
+    expect(flood.body.results[3]).toMatchObject({
+      code: 'rate_limited',
+      detail: expect.stringContaining(recipient.address) as unknown,
+    });
     expect(Number(flood.body.results[3]?.['retry_after'])).toBeGreaterThanOrEqual(1);
 
     const many = Array.from({ length: 40 }, () => TestPeer.create());
@@ -72,7 +82,8 @@ describe('rate and stream limits', () => {
     await expect(StreamClient.open(url)).rejects.toThrow(/429/);
 
     const flooding = open[0] as StreamClient;
-    for (let i = 0; i < 40 && flooding.ws.readyState === flooding.ws.OPEN; i++) flooding.ws.send(JSON.stringify({ type: 'ack', message_ids: [randomUUID()] }));
+    for (let i = 0; i < 40 && flooding.ws.readyState === flooding.ws.OPEN; i++)
+      flooding.ws.send(JSON.stringify({ type: 'ack', message_ids: [randomUUID()] }));
     expect(await flooding.closed).toBe(4429);
     const refusals = flooding.frames.filter((f) => f.type === 'error');
     expect(refusals.length).toBeGreaterThan(0);
@@ -89,7 +100,11 @@ describe('a stream that stops reading', () => {
   let relay: RunningRelay;
 
   beforeAll(async () => {
-    relay = await startRelay('slow_stream', { RELAY_RATE_SENDER_PER_SECOND: '100000', RELAY_RATE_SENDER_BURST: '100000', RELAY_RATE_RECIPIENT_PER_SECOND: '100000', RELAY_RATE_RECIPIENT_BURST: '100000',
+    relay = await startRelay('slow_stream', {
+      RELAY_RATE_SENDER_PER_SECOND: '100000',
+      RELAY_RATE_SENDER_BURST: '100000',
+      RELAY_RATE_RECIPIENT_PER_SECOND: '100000',
+      RELAY_RATE_RECIPIENT_BURST: '100000',
       // Loopback sockets buffer tens of MB in the kernel before the relay's own buffer fills; a
       // small queue keeps the test to 1,300 messages.
       RELAY_STREAM_QUEUE_MAX: '20',
@@ -110,7 +125,12 @@ describe('a stream that stops reading', () => {
     for (let i = 0; i < 1300; i += 50) {
       const messages = await Promise.all(Array.from({ length: 50 }, () => sender.message(recipient.address, content)));
       ids.push(...messages.map((m) => m['message_id'] as string));
-      const sent = await call<{ results: { status: unknown }[] }>(relay.baseUrl, 'POST', '/api/v1/message/relay/batch', { messages });
+      const sent = await call<{ results: { status: unknown }[] }>(
+        relay.baseUrl,
+        'POST',
+        '/api/v1/message/relay/batch',
+        { messages },
+      );
       expect(sent.body.results.filter((r) => r.status !== 'accepted')).toEqual([]);
     }
     stream.ws.resume();
@@ -121,7 +141,11 @@ describe('a stream that stops reading', () => {
     let pending = 0;
     let after: string | undefined;
     do {
-      const page = await call<{ messages: unknown[]; next_cursor: string | null }>(relay.baseUrl, 'GET', `/api/v1/messages?address=${recipient.address}&limit=500${after ? `&after=${after}` : ''}`);
+      const page = await call<{ messages: unknown[]; next_cursor: string | null }>(
+        relay.baseUrl,
+        'GET',
+        `/api/v1/messages?address=${recipient.address}&limit=500${after ? `&after=${after}` : ''}`,
+      );
       pending += page.body.messages.length;
       after = page.body.next_cursor ?? undefined;
     } while (after);

@@ -43,7 +43,11 @@ describe('an ingress node that dies with open streams', () => {
     // No close was recorded: the peer still counts as online right after the crash...
     expect(await presence.onlineSince(peer.address)).toBeDefined();
     // ...and stops counting within one TTL, with no process left to say so.
-    await eventually(async () => ((await presence.onlineSince(peer.address)) === undefined ? true : undefined), (TTL_SECONDS + 5) * 1000, 'the peer offline');
+    await eventually(
+      async () => ((await presence.onlineSince(peer.address)) === undefined ? true : undefined),
+      (TTL_SECONDS + 5) * 1000,
+      'the peer offline',
+    );
     expect(Date.now() - killedAt).toBeLessThanOrEqual((TTL_SECONDS + 5) * 1000);
   }, 120_000);
 });

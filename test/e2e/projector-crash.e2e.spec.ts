@@ -19,7 +19,11 @@ describe('the projector killed mid-batch', () => {
     ctx = await openTestContext('crash');
     const recipients = Array.from({ length: 200 }, () => TestPeer.create().address);
     const sender = TestPeer.create().address;
-    const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     for (let start = 0; start < MESSAGES; start += 2000) {
       const events: RelayEvent[] = [];
@@ -29,17 +33,34 @@ describe('the projector killed mid-batch', () => {
         sentIds.push(id);
         events.push({
           type: 'MessageSent',
-          data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: id, from_address: sender, to_address: to, message_type: 'text', encrypted_content: `c${i}`, content_sha256: 'h', signature: 's', node_id: 'test' },
+          data: {
+            event_id: randomUUID(),
+            occurred_at: Date.now(),
+            message_id: id,
+            from_address: sender,
+            to_address: to,
+            message_type: 'text',
+            encrypted_content: `c${i}`,
+            content_sha256: 'h',
+            signature: 's',
+            node_id: 'test',
+          },
         });
         if (i % DELIVERED_EVERY === 0) {
           deliveredIds.add(id);
-          events.push({ type: 'MessageDelivered', data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: id, to_address: to, via: 'http' } });
+          events.push({
+            type: 'MessageDelivered',
+            data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: id, to_address: to, via: 'http' },
+          });
         }
       }
       await producer.send({
         topic: ctx.topics.mailbox,
         acks: -1,
-        messages: events.map((e) => ({ key: (e.data as { to_address: string }).to_address, value: ctx.codec.encode(e) })),
+        messages: events.map((e) => ({
+          key: (e.data as { to_address: string }).to_address,
+          value: ctx.codec.encode(e),
+        })),
       });
     }
     await producer.disconnect();
@@ -49,11 +70,16 @@ describe('the projector killed mid-batch', () => {
     await ctx.cleanup();
   });
 
-  const count = async () => (await ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]?.n ?? 0;
+  const count = async () =>
+    (await ctx.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')).rows[0]?.n ?? 0;
 
   it('leaves the projected rows equal to the events, one for one', async () => {
     const first = spawnRelay('projector', ctx.env);
-    await eventually(async () => ((await count().catch(() => 0)) > 0 ? true : undefined), 60_000, 'the first projected rows');
+    await eventually(
+      async () => ((await count().catch(() => 0)) > 0 ? true : undefined),
+      60_000,
+      'the first projected rows',
+    );
     first.kill('SIGKILL');
     await exited(first);
     const atKill = await count();
@@ -61,10 +87,16 @@ describe('the projector killed mid-batch', () => {
     expect(atKill).toBeLessThan(MESSAGES); // killed part-way, not after it had finished
 
     const second = spawnRelay('projector', ctx.env);
-    await eventually(async () => {
-      const { rows } = await ctx.pool.query<{ n: number; d: number }>('SELECT count(*)::int AS n, count(*) FILTER (WHERE delivered)::int AS d FROM messages');
-      return rows[0]?.n === MESSAGES && rows[0]?.d === deliveredIds.size ? true : undefined;
-    }, 120_000, 'every event projected');
+    await eventually(
+      async () => {
+        const { rows } = await ctx.pool.query<{ n: number; d: number }>(
+          'SELECT count(*)::int AS n, count(*) FILTER (WHERE delivered)::int AS d FROM messages',
+        );
+        return rows[0]?.n === MESSAGES && rows[0]?.d === deliveredIds.size ? true : undefined;
+      },
+      120_000,
+      'every event projected',
+    );
     second.kill('SIGTERM');
     await exited(second);
 

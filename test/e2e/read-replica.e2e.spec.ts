@@ -27,7 +27,11 @@ describe('mailbox and peer reads on a streaming replica', () => {
     await standby.connect();
     // Two ingress nodes: the second has written nothing, so a read there without a token must
     // cover no position, and the first's writes reach it only through tokens.
-    relay = await startRelay('read-replica', { RELAY_DATABASE_URL: primary.url(), RELAY_DATABASE_READ_URL: replica.url() }, { ingressNodes: 2 });
+    relay = await startRelay(
+      'read-replica',
+      { RELAY_DATABASE_URL: primary.url(), RELAY_DATABASE_READ_URL: replica.url() },
+      { ingressNodes: 2 },
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -42,14 +46,20 @@ describe('mailbox and peer reads on a streaming replica', () => {
 
   /** relay_db_reads_total as `target/reason` → count. */
   const readCounts = async (): Promise<Record<string, number>> =>
-    Object.fromEntries((await relay.ctx.metrics.dbReads.get()).values.map((v) => [`${v.labels.target}/${v.labels.reason}`, v.value]));
+    Object.fromEntries(
+      (await relay.ctx.metrics.dbReads.get()).values.map((v) => [`${v.labels.target}/${v.labels.reason}`, v.value]),
+    );
 
   /** Runs `read` and returns its result with where it ran, by the counts it added to relay_db_reads_total. */
   async function servedBy<T>(read: () => Promise<T>): Promise<{ result: T; by: Record<string, number> }> {
     const before = await readCounts();
     const result = await read();
     const after = await readCounts();
-    const by = Object.fromEntries(Object.entries(after).filter(([key, n]) => n !== (before[key] ?? 0)).map(([key, n]) => [key, n - (before[key] ?? 0)]));
+    const by = Object.fromEntries(
+      Object.entries(after)
+        .filter(([key, n]) => n !== (before[key] ?? 0))
+        .map(([key, n]) => [key, n - (before[key] ?? 0)]),
+    );
     return { result, by };
   }
 
@@ -61,21 +71,31 @@ describe('mailbox and peer reads on a streaming replica', () => {
   }
 
   const readMailbox = (token?: string) =>
-    call<Mailbox>(reader(), 'GET', `/api/v1/messages?address=${recipient.address}`, undefined, token ? { 'Consistency-Token': token } : {});
+    call<Mailbox>(
+      reader(),
+      'GET',
+      `/api/v1/messages?address=${recipient.address}`,
+      undefined,
+      token ? { 'Consistency-Token': token } : {},
+    );
 
   /** Resolves once the replica has replayed the projector's checkpoint past every position in `token`. */
   async function replayed(token: string): Promise<void> {
     const positions = token.split(',').map((entry) => entry.split(':'));
-    await eventually(async () => {
-      for (const [topic, partition, offset] of positions) {
-        const { rows } = await standby.query<{ next_offset: string }>(
-          `SELECT next_offset FROM "${relay.ctx.config.postgres.schema}".projection_checkpoints WHERE projection = $1 AND topic = $2 AND partition = $3`,
-          [PROJECTION_NAME, relay.ctx.topics[topic as 'mailbox' | 'peers'], Number(partition)],
-        );
-        if (BigInt(rows[0]?.next_offset ?? -1) <= BigInt(offset as string)) return undefined;
-      }
-      return true;
-    }, 30_000, 'the replica to replay the write');
+    await eventually(
+      async () => {
+        for (const [topic, partition, offset] of positions) {
+          const { rows } = await standby.query<{ next_offset: string }>(
+            `SELECT next_offset FROM "${relay.ctx.config.postgres.schema}".projection_checkpoints WHERE projection = $1 AND topic = $2 AND partition = $3`,
+            [PROJECTION_NAME, relay.ctx.topics[topic as 'mailbox' | 'peers'], Number(partition)],
+          );
+          if (BigInt(rows[0]?.next_offset ?? -1) <= BigInt(offset as string)) return undefined;
+        }
+        return true;
+      },
+      30_000,
+      'the replica to replay the write',
+    );
   }
 
   const lag = async (): Promise<number | undefined> => (await relay.ctx.metrics.replicaLag.get()).values[0]?.value;
@@ -94,12 +114,20 @@ describe('mailbox and peer reads on a streaming replica', () => {
     expect(mailbox.result.body.messages.map((m) => m.message_id)).toEqual([first.id]);
     expect(mailbox.by).toEqual({ 'replica/caught_up': 1 });
 
-    const peer = await servedBy(() => call(reader(), 'GET', `/api/v1/peers/${recipient.address}`, undefined, { 'Consistency-Token': peerToken }));
+    const peer = await servedBy(() =>
+      call(reader(), 'GET', `/api/v1/peers/${recipient.address}`, undefined, { 'Consistency-Token': peerToken }),
+    );
     expect(peer.result.status).toBe(200);
     expect(peer.result.body['address']).toBe(recipient.address);
     expect(peer.by).toEqual({ 'replica/caught_up': 1 });
 
-    expect(await eventually(async () => ((await lag()) === 0 ? 0 : undefined), 15_000, 'a lag of 0 on the caught-up replica')).toBe(0);
+    expect(
+      await eventually(
+        async () => ((await lag()) === 0 ? 0 : undefined),
+        15_000,
+        'a lag of 0 on the caught-up replica',
+      ),
+    ).toBe(0);
   }, 60_000);
 
   it('answers from the primary a read whose position the paused replica has not replayed', async () => {
@@ -107,7 +135,12 @@ describe('mailbox and peer reads on a streaming replica', () => {
     const held = before.body.messages.map((m) => m.message_id);
     await standby.query('SELECT pg_wal_replay_pause()');
     try {
-      await eventually(async () => ((await standby.query<{ state: string }>('SELECT pg_get_wal_replay_pause_state() AS state')).rows[0]?.state === 'paused' ? true : undefined));
+      await eventually(async () =>
+        (await standby.query<{ state: string }>('SELECT pg_get_wal_replay_pause_state() AS state')).rows[0]?.state ===
+        'paused'
+          ? true
+          : undefined,
+      );
       const second = await send();
 
       const withToken = await servedBy(() => readMailbox(second.token));
@@ -123,11 +156,15 @@ describe('mailbox and peer reads on a streaming replica', () => {
       expect(withoutToken.by).toEqual({ 'replica/caught_up': 1 });
 
       // The replica misses the new state for as long as replay stays paused.
-      await eventually(async () => ((await lag()) ?? 0) >= 1 ? true : undefined, 15_000, 'a lag of a second or more');
+      await eventually(async () => (((await lag()) ?? 0) >= 1 ? true : undefined), 15_000, 'a lag of a second or more');
     } finally {
       await standby.query('SELECT pg_wal_replay_resume()');
     }
-    await eventually(async () => ((await lag()) === 0 ? true : undefined), 15_000, 'the lag back to 0 once replay resumes');
+    await eventually(
+      async () => ((await lag()) === 0 ? true : undefined),
+      15_000,
+      'the lag back to 0 once replay resumes',
+    );
   }, 60_000);
 
   it('answers every read from the primary once the replica is stopped', async () => {

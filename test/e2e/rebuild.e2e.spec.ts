@@ -25,7 +25,11 @@ interface Control {
 }
 
 async function startControl(env: Readonly<Record<string, string>>): Promise<Control> {
-  const config = loadConfig({ ...env, RELAY_DATABASE_SCHEMA: `${env['RELAY_DATABASE_SCHEMA']}_control`, RELAY_CONSUMER_GROUP_PREFIX: `${env['RELAY_CONSUMER_GROUP_PREFIX']}-control` });
+  const config = loadConfig({
+    ...env,
+    RELAY_DATABASE_SCHEMA: `${env['RELAY_DATABASE_SCHEMA']}_control`,
+    RELAY_CONSUMER_GROUP_PREFIX: `${env['RELAY_CONSUMER_GROUP_PREFIX']}-control`,
+  });
   const log = createLogger('warn', { test: 'rebuild-control' });
   const resources = openResources(config, log);
   await migrate(resources.pool, config.postgres.schema, log);
@@ -47,16 +51,20 @@ async function startControl(env: Readonly<Record<string, string>>): Promise<Cont
   };
 }
 
-
 /** The read model's rows, in a stable order; checkpoints without their wall-clock updated_at. */
 async function readModel(pool: Pool, schema: string) {
   const rows = async (sql: string) => (await pool.query<Record<string, unknown>>(sql)).rows;
-  const peerColumns = (await rows(`SELECT column_name FROM information_schema.columns WHERE table_schema = '${schema}' AND table_name = 'peers' ORDER BY ordinal_position`))
-    .map((r) => String(r['column_name']));
+  const peerColumns = (
+    await rows(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = '${schema}' AND table_name = 'peers' ORDER BY ordinal_position`,
+    )
+  ).map((r) => String(r['column_name']));
   return {
     messages: await rows(`SELECT * FROM "${schema}".messages ORDER BY id`),
     peers: await rows(`SELECT ${peerColumns.map((c) => `"${c}"`).join(', ')} FROM "${schema}".peers ORDER BY address`),
-    checkpoints: await rows(`SELECT projection, topic, partition, next_offset FROM "${schema}".projection_checkpoints ORDER BY projection, topic, partition`),
+    checkpoints: await rows(
+      `SELECT projection, topic, partition, next_offset FROM "${schema}".projection_checkpoints ORDER BY projection, topic, partition`,
+    ),
   };
 }
 
@@ -67,7 +75,8 @@ async function carriedTables(pool: Pool, schema: string): Promise<Record<string,
     [schema, [...PROJECTED_TABLES, 'schema_migrations']],
   );
   const result: Record<string, unknown[]> = {};
-  for (const { relname } of rows) result[relname] = (await pool.query(`SELECT * FROM "${schema}"."${relname}" ORDER BY 1`)).rows;
+  for (const { relname } of rows)
+    result[relname] = (await pool.query(`SELECT * FROM "${schema}"."${relname}" ORDER BY 1`)).rows;
   return result;
 }
 
@@ -86,14 +95,21 @@ describe('relay rebuild read_model', () => {
     await admin.connect();
     const ends = new Map<string, string>();
     for (const topic of [relay.ctx.topics.mailbox, relay.ctx.topics.peers]) {
-      for (const p of await admin.fetchTopicOffsets(topic)) if (p.high !== '0') ends.set(`${topic}/${p.partition}`, p.high);
+      for (const p of await admin.fetchTopicOffsets(topic))
+        if (p.high !== '0') ends.set(`${topic}/${p.partition}`, p.high);
     }
     await admin.disconnect();
-    await eventually(async () => {
-      const { rows } = await pool.query<{ topic: string; partition: number; next_offset: string }>(`SELECT topic, partition, next_offset FROM "${schema}".projection_checkpoints`);
-      const at = new Map(rows.map((r) => [`${r.topic}/${r.partition}`, r.next_offset]));
-      return [...ends].every(([key, high]) => at.get(key) === high) ? true : undefined;
-    }, 120_000, `projection in ${schema} to reach the end of the log`);
+    await eventually(
+      async () => {
+        const { rows } = await pool.query<{ topic: string; partition: number; next_offset: string }>(
+          `SELECT topic, partition, next_offset FROM "${schema}".projection_checkpoints`,
+        );
+        const at = new Map(rows.map((r) => [`${r.topic}/${r.partition}`, r.next_offset]));
+        return [...ends].every(([key, high]) => at.get(key) === high) ? true : undefined;
+      },
+      120_000,
+      `projection in ${schema} to reach the end of the log`,
+    );
   };
 
   const bothSettled = async () => {
@@ -121,11 +137,17 @@ describe('relay rebuild read_model', () => {
         sent += messages.length;
         if (round % 3 === 2) {
           const older = pending.splice(0, 10);
-          for (const { to, id } of older) await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: to.address, message_ids: [id] });
+          for (const { to, id } of older)
+            await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: to.address, message_ids: [id] });
         }
         if (round % 7 === 0) {
           const peer = peers[round % peers.length] as TestPeer;
-          await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration({ connection_info: { round } }));
+          await call(
+            relay.baseUrl,
+            'POST',
+            '/api/v1/peer/register',
+            await peer.registration({ connection_info: { round } }),
+          );
         }
         await pause(20);
       }
@@ -137,10 +159,15 @@ describe('relay rebuild read_model', () => {
     relay = await startRelay('rebuild');
     live = relay.ctx.config.postgres.schema;
     control = await startControl(relay.ctx.env);
-    for (const peer of peers) expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+    for (const peer of peers)
+      expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
 
     // Bulk history, produced directly so the rebuild has enough to read to be caught in the act.
-    const producer = relay.ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = relay.ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     for (let start = 0; start < BULK_MESSAGES; start += 2500) {
       const events: RelayEvent[] = [];
@@ -150,19 +177,46 @@ describe('relay rebuild read_model', () => {
         const at = Date.now();
         events.push({
           type: 'MessageSent',
-          data: { event_id: randomUUID(), occurred_at: at, message_id: id, from_address: (peers[(i + 3) % peers.length] as TestPeer).address, to_address: to, message_type: 'text', encrypted_content: `bulk-${i}`, content_sha256: randomBytes(8).toString('hex'), signature: 's', node_id: 'bulk' },
+          data: {
+            event_id: randomUUID(),
+            occurred_at: at,
+            message_id: id,
+            from_address: (peers[(i + 3) % peers.length] as TestPeer).address,
+            to_address: to,
+            message_type: 'text',
+            encrypted_content: `bulk-${i}`,
+            content_sha256: randomBytes(8).toString('hex'),
+            signature: 's',
+            node_id: 'bulk',
+          },
         });
-        if (i % 4 === 0) events.push({ type: 'MessageDelivered', data: { event_id: randomUUID(), occurred_at: at + 1, message_id: id, to_address: to, via: 'stream' } });
+        if (i % 4 === 0)
+          events.push({
+            type: 'MessageDelivered',
+            data: { event_id: randomUUID(), occurred_at: at + 1, message_id: id, to_address: to, via: 'stream' },
+          });
       }
-      await producer.send({ topic: relay.ctx.topics.mailbox, acks: -1, messages: events.map((e) => ({ key: (e.data as { to_address: string }).to_address, value: relay.ctx.codec.encode(e) })) });
+      await producer.send({
+        topic: relay.ctx.topics.mailbox,
+        acks: -1,
+        messages: events.map((e) => ({
+          key: (e.data as { to_address: string }).to_address,
+          value: relay.ctx.codec.encode(e),
+        })),
+      });
     }
     await producer.disconnect();
     await bothSettled();
 
     // State that is not projected from the log and must survive the switch (once the security migration has made the table).
-    const { rows } = await relay.ctx.pool.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`"${live}".api_keys`]);
+    const { rows } = await relay.ctx.pool.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [
+      `"${live}".api_keys`,
+    ]);
     if (rows[0]?.t) {
-      await relay.ctx.pool.query(`INSERT INTO "${live}".api_keys (id, name, secret_sha256, scopes) VALUES ('rk_test', 'rebuild test', $1, '{send}')`, [randomBytes(32)]);
+      await relay.ctx.pool.query(
+        `INSERT INTO "${live}".api_keys (id, name, secret_sha256, scopes) VALUES ('rk_test', 'rebuild test', $1, '{send}')`,
+        [randomBytes(32)],
+      );
     }
   }, 240_000);
 
@@ -172,7 +226,12 @@ describe('relay rebuild read_model', () => {
   });
 
   const leftoverSchemas = async () =>
-    (await relay.ctx.pool.query<{ nspname: string }>("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1) AND nspname <> $1 AND nspname <> $2", [live, control.schema])).rows.map((r) => r.nspname);
+    (
+      await relay.ctx.pool.query<{ nspname: string }>(
+        'SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1) AND nspname <> $1 AND nspname <> $2',
+        [live, control.schema],
+      )
+    ).rows.map((r) => r.nspname);
 
   it('rebuilds while the live projector runs and the ingress writes, and ends equal to a projector never rebuilt', async () => {
     const carriedBefore = await carriedTables(relay.ctx.pool, live);
@@ -181,7 +240,9 @@ describe('relay rebuild read_model', () => {
     await pause(300);
     const sentBefore = load.sent();
     const phases: string[] = [];
-    const result = await rebuildReadModel(relay.ctx, { reporter: { phase: (text) => phases.push(text), progress: () => undefined } });
+    const result = await rebuildReadModel(relay.ctx, {
+      reporter: { phase: (text) => phases.push(text), progress: () => undefined },
+    });
     const sentDuring = load.sent() - sentBefore;
     await pause(500); // more traffic, now into the rebuilt schema
     stopTraffic.abort();
@@ -222,10 +283,16 @@ describe('relay rebuild read_model', () => {
     const rebuild = rebuildSchemaOf(live);
     const child = startCli(['rebuild', 'read_model'], relay.ctx.env);
     const exited = collect(child);
-    await eventually(async () => {
-      const { rows } = await relay.ctx.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${rebuild}".messages`).catch(() => ({ rows: [] as { n: number }[] }));
-      return (rows[0]?.n ?? 0) > 0 ? true : undefined;
-    }, 60_000, 'the rebuild to write its first rows');
+    await eventually(
+      async () => {
+        const { rows } = await relay.ctx.pool
+          .query<{ n: number }>(`SELECT count(*)::int AS n FROM "${rebuild}".messages`)
+          .catch(() => ({ rows: [] as { n: number }[] }));
+        return (rows[0]?.n ?? 0) > 0 ? true : undefined;
+      },
+      60_000,
+      'the rebuild to write its first rows',
+    );
     child.kill('SIGKILL');
     await exited;
     expect(await leftoverSchemas()).toEqual([rebuild]); // killed before the switch: the live schema is untouched

@@ -37,11 +37,22 @@ describe('registration order', () => {
     await relay.stop();
   });
 
-  const lookUp = async () => (await call<{ encryption_key: unknown; registration: string }>(relay.baseUrl, 'GET', `/api/v1/peers/${peer.address}`)).body;
+  const lookUp = async () =>
+    (
+      await call<{ encryption_key: unknown; registration: string }>(
+        relay.baseUrl,
+        'GET',
+        `/api/v1/peers/${peer.address}`,
+      )
+    ).body;
 
   /** The peer as discover shows it: from the Redis presence projection, once the peer is online there. */
   const discovered = async () => {
-    const answer = await call<{ peers: { address: string; encryption_key: unknown }[] }>(relay.baseUrl, 'GET', `/api/v1/peers/discover?address=${observer.address}&limit=200`);
+    const answer = await call<{ peers: { address: string; encryption_key: unknown }[] }>(
+      relay.baseUrl,
+      'GET',
+      `/api/v1/peers/discover?address=${observer.address}&limit=200`,
+    );
     return answer.body.peers.find((p) => p.address === peer.address);
   };
 
@@ -51,17 +62,35 @@ describe('registration order', () => {
     await admin.connect();
     const ends = (await admin.fetchTopicOffsets(relay.ctx.topics.peers)).filter((p) => p.high !== '0');
     await admin.disconnect();
-    await eventually(async () => {
-      const { rows } = await relay.ctx.pool.query<{ partition: number; next_offset: string }>('SELECT partition, next_offset FROM projection_checkpoints WHERE topic = $1', [relay.ctx.topics.peers]);
-      return ends.every((end) => rows.some((r) => r.partition === end.partition && r.next_offset === end.high)) ? true : undefined;
-    }, 30_000, 'the peers topic projected');
+    await eventually(
+      async () => {
+        const { rows } = await relay.ctx.pool.query<{ partition: number; next_offset: string }>(
+          'SELECT partition, next_offset FROM projection_checkpoints WHERE topic = $1',
+          [relay.ctx.topics.peers],
+        );
+        return ends.every((end) => rows.some((r) => r.partition === end.partition && r.next_offset === end.high))
+          ? true
+          : undefined;
+      },
+      30_000,
+      'the peers topic projected',
+    );
   };
 
   it('applies a registration, then refuses an older one at the ingress with 409', async () => {
     expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', { registration: newer })).status).toBe(202);
-    await eventually(async () => (isDeepStrictEqual((await lookUp()).encryption_key, newKey) ? true : undefined), 30_000, 'the registration projected');
+    await eventually(
+      async () => (isDeepStrictEqual((await lookUp()).encryption_key, newKey) ? true : undefined),
+      30_000,
+      'the registration projected',
+    );
 
-    const replay = await call<{ code: string; status: number; signed_at: string }>(relay.baseUrl, 'POST', '/api/v1/peer/register', { registration: older });
+    const replay = await call<{ code: string; status: number; signed_at: string }>(
+      relay.baseUrl,
+      'POST',
+      '/api/v1/peer/register',
+      { registration: older },
+    );
     expect(replay.status).toBe(409);
     expect(replay.contentType).toMatch(/^application\/problem\+json/);
     expect(replay.body.code).toBe('registration_superseded');
@@ -84,23 +113,44 @@ describe('registration order', () => {
       registration,
     });
     // One written by this version, with signed_at ...
-    const current: RelayEvent = { type: 'PeerRegistered', data: { ...fields(older, oldKey), signed_at: millis(now - 60) } };
+    const current: RelayEvent = {
+      type: 'PeerRegistered',
+      data: { ...fields(older, oldKey), signed_at: millis(now - 60) },
+    };
     // ... and one written by a version before signed_at existed, in that version's schema.
-    const schema = JSON.parse(readFileSync(join(SCHEMAS_DIR, 'PeerRegistered.avsc'), 'utf8')) as { fields: { name: string }[] };
+    const schema = JSON.parse(readFileSync(join(SCHEMAS_DIR, 'PeerRegistered.avsc'), 'utf8')) as {
+      fields: { name: string }[];
+    };
     const before = { ...schema, fields: schema.fields.filter((f) => f.name !== 'signed_at') };
-    const { id } = await relay.ctx.codec.registry.register({ type: confluent.SchemaType.AVRO, schema: JSON.stringify(before) }, { subject: subjectOf('PeerRegistered') });
+    const { id } = await relay.ctx.codec.registry.register(
+      { type: confluent.SchemaType.AVRO, schema: JSON.stringify(before) },
+      { subject: subjectOf('PeerRegistered') },
+    );
     const header = Buffer.alloc(5);
     header.writeInt32BE(id, 1);
-    const legacyBytes = Buffer.concat([header, avro.Type.forSchema(before as avro.Schema).toBuffer(fields(legacy, legacyKey))]);
+    const legacyBytes = Buffer.concat([
+      header,
+      avro.Type.forSchema(before as avro.Schema).toBuffer(fields(legacy, legacyKey)),
+    ]);
     // Then the peer comes online, so that discover (the Redis projection) shows it once it has passed the older registrations.
-    const online: RelayEvent = { type: 'PeerPresenceChanged', data: { event_id: randomUUID(), occurred_at: Date.now(), address: peer.address, online: true, node_id: 'test' } };
+    const online: RelayEvent = {
+      type: 'PeerPresenceChanged',
+      data: { event_id: randomUUID(), occurred_at: Date.now(), address: peer.address, online: true, node_id: 'test' },
+    };
 
-    const producer = relay.ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = relay.ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     await producer.send({
       topic: relay.ctx.topics.peers,
       acks: -1,
-      messages: [relay.ctx.codec.encode(current), legacyBytes, relay.ctx.codec.encode(online)].map((value) => ({ key: peer.address, value })),
+      messages: [relay.ctx.codec.encode(current), legacyBytes, relay.ctx.codec.encode(online)].map((value) => ({
+        key: peer.address,
+        value,
+      })),
     });
     await producer.disconnect();
 
@@ -114,7 +164,12 @@ describe('registration order', () => {
 
   it('rebuilds the read model to the same peer row', async () => {
     const rowOf = async () =>
-      (await relay.ctx.pool.query<Record<string, unknown>>('SELECT address, public_key, encryption_key, connection_info, registration, signed_at, registered_at, updated_at, kafka_partition, kafka_offset FROM peers WHERE address = $1', [peer.address])).rows[0];
+      (
+        await relay.ctx.pool.query<Record<string, unknown>>(
+          'SELECT address, public_key, encryption_key, connection_info, registration, signed_at, registered_at, updated_at, kafka_partition, kafka_offset FROM peers WHERE address = $1',
+          [peer.address],
+        )
+      ).rows[0];
     const live = await rowOf();
     expect(live?.['encryption_key']).toEqual(newKey);
     await rebuildReadModel(relay.ctx);
@@ -124,7 +179,15 @@ describe('registration order', () => {
   it('still takes a registration signed later', async () => {
     const { registration: latest } = await peer.registration({ encryption_key: latestKey, iat: now });
     expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', { registration: latest })).status).toBe(202);
-    await eventually(async () => (isDeepStrictEqual((await lookUp()).encryption_key, latestKey) ? true : undefined), 30_000, 'the latest registration projected');
-    await eventually(async () => (isDeepStrictEqual((await discovered())?.encryption_key, latestKey) ? true : undefined), 30_000, 'the latest registration in Redis');
+    await eventually(
+      async () => (isDeepStrictEqual((await lookUp()).encryption_key, latestKey) ? true : undefined),
+      30_000,
+      'the latest registration projected',
+    );
+    await eventually(
+      async () => (isDeepStrictEqual((await discovered())?.encryption_key, latestKey) ? true : undefined),
+      30_000,
+      'the latest registration in Redis',
+    );
   });
 });

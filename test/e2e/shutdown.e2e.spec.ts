@@ -21,18 +21,36 @@ describe('SIGTERM to `relay all` with streams open, under load', () => {
   it('closes the streams, publishes the peers offline, keeps every accepted message and exits 0', async () => {
     const port = await freePort();
     const baseUrl = `http://127.0.0.1:${port}`;
-    const child = spawnRelay('all', { ...ctx.env, RELAY_HTTP_PORT: String(port), RELAY_RATE_SENDER_PER_SECOND: '100000', RELAY_RATE_SENDER_BURST: '100000' });
-    await eventually(async () => ((await call(baseUrl, 'GET', '/readyz').catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 'the relay ready');
+    const child = spawnRelay('all', {
+      ...ctx.env,
+      RELAY_HTTP_PORT: String(port),
+      RELAY_RATE_SENDER_PER_SECOND: '100000',
+      RELAY_RATE_SENDER_BURST: '100000',
+    });
+    await eventually(
+      async () => ((await call(baseUrl, 'GET', '/readyz').catch(() => undefined))?.status === 200 ? true : undefined),
+      60_000,
+      'the relay ready',
+    );
 
     const peers = [TestPeer.create(), TestPeer.create()];
-    const streams = await Promise.all(peers.map((p) => StreamClient.open(`ws://127.0.0.1:${port}/api/v1/stream?address=${p.address}`)));
+    const streams = await Promise.all(
+      peers.map((p) => StreamClient.open(`ws://127.0.0.1:${port}/api/v1/stream?address=${p.address}`)),
+    );
     const sender = TestPeer.create();
     const accepted: string[] = [];
     let sending = true;
     const load = (async () => {
       for (let round = 0; sending && round < 2000; round++) {
-        const messages = await Promise.all(Array.from({ length: 20 }, (_, i) => sender.message((peers[i % 2] as TestPeer).address)));
-        const answer = await call<{ results: { message_id: string; status: unknown }[] }>(baseUrl, 'POST', '/api/v1/message/relay/batch', { messages }).catch(() => undefined);
+        const messages = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => sender.message((peers[i % 2] as TestPeer).address)),
+        );
+        const answer = await call<{ results: { message_id: string; status: unknown }[] }>(
+          baseUrl,
+          'POST',
+          '/api/v1/message/relay/batch',
+          { messages },
+        ).catch(() => undefined);
         if (!answer) return; // the listener is gone
         accepted.push(...answer.body.results.filter((r) => r.status === 'accepted').map((r) => r.message_id));
       }
@@ -40,7 +58,10 @@ describe('SIGTERM to `relay all` with streams open, under load', () => {
     await eventually(async () => (accepted.length >= 200 ? true : undefined), 60_000, 'load flowing');
 
     child.kill('SIGTERM');
-    const stopped = await Promise.race([exited(child).then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000))]);
+    const stopped = await Promise.race([
+      exited(child).then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 30_000)),
+    ]);
     sending = false;
     await load;
     if (!stopped) child.kill('SIGKILL');
@@ -50,10 +71,14 @@ describe('SIGTERM to `relay all` with streams open, under load', () => {
 
     const presence = (await readTopic(ctx, ctx.topics.peers)).filter((e) => e.event.type === 'PeerPresenceChanged');
     for (const peer of peers) {
-      const changes = presence.filter((e) => e.key === peer.address).map((e) => (e.event.data as { online: boolean }).online);
+      const changes = presence
+        .filter((e) => e.key === peer.address)
+        .map((e) => (e.event.data as { online: boolean }).online);
       expect(changes).toEqual([true, false]);
     }
-    const stored = new Set((await readTopic(ctx, ctx.topics.mailbox)).map((e) => (e.event.data as { message_id?: string }).message_id));
+    const stored = new Set(
+      (await readTopic(ctx, ctx.topics.mailbox)).map((e) => (e.event.data as { message_id?: string }).message_id),
+    );
     expect(accepted.filter((id) => !stored.has(id))).toEqual([]);
   }, 180_000);
 });

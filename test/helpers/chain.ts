@@ -30,12 +30,19 @@ export async function startLocalChain(): Promise<LocalChain> {
   mkdirSync(join(PROJECT_ROOT, '.relay', 'test-chains'), { recursive: true });
   const dir = mkdtempSync(join(PROJECT_ROOT, '.relay', 'test-chains', 'chain-'));
   const config = join(dir, 'hardhat.config.cjs');
-  writeFileSync(config, 'module.exports = { networks: { hardhat: { chainId: 31337, mining: { auto: true, interval: 1000 } } } };\n');
-  const child: ChildProcess = spawn(`${PROJECT_ROOT}node_modules/.bin/hardhat`, ['--config', config, 'node', '--hostname', '127.0.0.1', '--port', String(port)], {
-    cwd: dir,
-    env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  writeFileSync(
+    config,
+    'module.exports = { networks: { hardhat: { chainId: 31337, mining: { auto: true, interval: 1000 } } } };\n',
+  );
+  const child: ChildProcess = spawn(
+    `${PROJECT_ROOT}node_modules/.bin/hardhat`,
+    ['--config', config, 'node', '--hostname', '127.0.0.1', '--port', String(port)],
+    {
+      cwd: dir,
+      env: { ...process.env, HARDHAT_DISABLE_TELEMETRY_PROMPT: 'true' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let tail = '';
   child.stderr?.on('data', (chunk: Buffer) => (tail = (tail + chunk.toString()).slice(-2000)));
   child.once('exit', (code) => {
@@ -44,12 +51,20 @@ export async function startLocalChain(): Promise<LocalChain> {
   const rpcUrl = `http://127.0.0.1:${port}`;
   let id = 0;
   const rpc = async <T>(method: string, params: unknown[] = []): Promise<T> => {
-    const response = await fetch(rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }) });
+    const response = await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: ++id, method, params }),
+    });
     const body = (await response.json()) as { result?: T; error?: { message: string } };
     if (body.error) throw new Error(body.error.message);
     return body.result as T;
   };
-  await eventually(async () => ((await rpc<string>('eth_chainId')) === '0x7a69' ? true : undefined), 90_000, 'the Hardhat node');
+  await eventually(
+    async () => ((await rpc<string>('eth_chainId')) === '0x7a69' ? true : undefined),
+    90_000,
+    'the Hardhat node',
+  );
   return {
     rpcUrl,
     env: { RELAY_ANCHOR_RPC_URL: rpcUrl, RELAY_ANCHOR_CHAIN_ID: '31337', RELAY_ANCHOR_PRIVATE_KEY: DEV_SIGNER_KEY },

@@ -13,7 +13,12 @@ export function publicJwk(key: KeyObject, curve: 'Ed25519' | 'X25519' | 'P-256')
   const der = key.export({ format: 'der', type: 'spki' });
   if (curve === 'P-256') {
     const point = der.subarray(der.length - 65); // 0x04 || x || y
-    return { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') };
+    return {
+      kty: 'EC',
+      crv: 'P-256',
+      x: point.subarray(1, 33).toString('base64url'),
+      y: point.subarray(33).toString('base64url'),
+    };
   }
   return { kty: 'OKP', crv: curve, x: der.subarray(der.length - 32).toString('base64url') };
 }
@@ -29,7 +34,8 @@ export class TestPeer {
   ) {}
 
   static create(alg: Alg = 'EdDSA'): TestPeer {
-    const { privateKey, publicKey } = alg === 'EdDSA' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey, publicKey } =
+      alg === 'EdDSA' ? generateKeyPairSync('ed25519') : generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jwk = publicJwk(publicKey, alg === 'EdDSA' ? 'Ed25519' : 'P-256');
     const encryption = publicJwk(generateKeyPairSync('x25519').publicKey, 'X25519');
     return new TestPeer(alg, privateKey, jwk, deriveAddress(jwk), encryption);
@@ -71,6 +77,13 @@ export class TestPeer {
       iat: Math.floor(Date.now() / 1000),
       ...options.signed,
     });
-    return { message_id: messageId, from_address: this.address, to_address: to, message_type: type, encrypted_content: content, signature };
+    return {
+      message_id: messageId,
+      from_address: this.address,
+      to_address: to,
+      message_type: type,
+      encrypted_content: content,
+      signature,
+    };
   }
 }

@@ -11,12 +11,21 @@ type Program = 'initdb' | 'pg_ctl' | 'pg_basebackup';
 
 /** A PostgreSQL program: from PATH, or from Debian's /usr/lib/postgresql/<version>/bin (newest first). */
 async function postgresProgram(name: Program): Promise<string> {
-  const onPath = await run('sh', ['-c', `command -v ${name}`]).then(({ stdout }) => stdout.trim(), () => '');
+  const onPath = await run('sh', ['-c', `command -v ${name}`]).then(
+    ({ stdout }) => stdout.trim(),
+    () => '',
+  );
   if (onPath) return onPath;
   const versions = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
   for (const version of versions.sort((a, b) => Number(b) - Number(a))) {
     const candidate = `/usr/lib/postgresql/${version}/bin/${name}`;
-    if (await access(candidate).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   throw new Error(`${name} not found on PATH or under /usr/lib/postgresql`);
 }
@@ -57,7 +66,21 @@ export class PrivatePostgres {
   /** A hot standby of this server, copied by `pg_basebackup -R` and streaming from it. */
   async streamingReplica(label: string): Promise<PrivatePostgres> {
     const replica = new PrivatePostgres(await PrivatePostgres.ownDirectory(label), await freePort());
-    await asOwner('pg_basebackup', ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-D', replica.data, '-R', '-X', 'stream', '-c', 'fast']);
+    await asOwner('pg_basebackup', [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(this.port),
+      '-U',
+      'postgres',
+      '-D',
+      replica.data,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+    ]);
     await replica.startServer();
     return replica;
   }

@@ -6,7 +6,11 @@ import { PROJECT_ROOT } from '../../src/config/paths.js';
 const exec = promisify(execFile);
 
 /** Runs infra/bin/stack with arguments; resolves with its stdout. */
-export async function stack(args: readonly string[], env: Record<string, string> = {}, timeoutMs = 240_000): Promise<string> {
+export async function stack(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  timeoutMs = 240_000,
+): Promise<string> {
   const { stdout } = await exec(`${PROJECT_ROOT}infra/bin/stack`, [...args], {
     env: { ...process.env, ...env },
     timeout: timeoutMs,
@@ -17,7 +21,10 @@ export async function stack(args: readonly string[], env: Record<string, string>
 
 /** Starts `relay <role>` from the compiled CLI as a child process with the given environment. */
 export function spawnRelay(role: string, env: Readonly<Record<string, string>>): ChildProcess {
-  const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/main.js`, role], { env: { ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [`${PROJECT_ROOT}dist/cli/main.js`, role], {
+    env: { ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let tail = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     tail = (tail + chunk.toString()).slice(-4000);
@@ -30,7 +37,9 @@ export function spawnRelay(role: string, env: Readonly<Record<string, string>>):
 
 /** Resolves when the child has exited. */
 export const exited = (child: ChildProcess): Promise<void> =>
-  child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((resolve) => child.once('exit', () => resolve()));
+  child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once('exit', () => resolve()));
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it). */
 export const freePort = (): Promise<number> =>

@@ -19,7 +19,11 @@ export interface RunningRelay extends IngressNode {
  * Every role of the relay in this process, on its own topics, schema and keys, against the real
  * stack; `ingressNodes` runs that many ingress nodes side by side, as behind a load balancer.
  */
-export async function startRelay(label: string, overrides: Record<string, string> = {}, options: { ingressNodes?: number } = {}): Promise<RunningRelay> {
+export async function startRelay(
+  label: string,
+  overrides: Record<string, string> = {},
+  options: { ingressNodes?: number } = {},
+): Promise<RunningRelay> {
   const ctx = await openTestContext(label, overrides);
   const ingressNodes = Array.from({ length: options.ingressNodes ?? 1 }, (_, i) =>
     ingressServices(i === 0 ? ctx : { ...ctx, config: { ...ctx.config, nodeId: `${ctx.config.nodeId}-${i}` } }),
@@ -31,7 +35,10 @@ export async function startRelay(label: string, overrides: Record<string, string
   const nodes = await Promise.all(
     ingressNodes.map(async ({ ingress }) => {
       const { port } = await ingress.address();
-      return { baseUrl: `${ctx.config.tls ? 'https' : 'http'}://127.0.0.1:${port}`, wsUrl: `${ctx.config.tls ? 'wss' : 'ws'}://127.0.0.1:${port}` };
+      return {
+        baseUrl: `${ctx.config.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+        wsUrl: `${ctx.config.tls ? 'wss' : 'ws'}://127.0.0.1:${port}`,
+      };
     }),
   );
   await Promise.all(consumers.map((c) => c.joined()));

@@ -34,7 +34,8 @@ export function readUnit(name: string): SystemdUnit {
     return values[0] as string;
   };
   const execStart = one('ExecStart');
-  if (/["'\\$%]/.test(execStart)) throw new Error(`${name}: ExecStart uses quoting or specifiers this reader does not expand`);
+  if (/["'\\$%]/.test(execStart))
+    throw new Error(`${name}: ExecStart uses quoting or specifiers this reader does not expand`);
   const environment: Record<string, string> = {};
   for (const assignment of all('Environment')) {
     for (const pair of assignment.split(/\s+/)) {
@@ -42,7 +43,14 @@ export function readUnit(name: string): SystemdUnit {
       environment[pair.slice(0, at)] = pair.slice(at + 1);
     }
   }
-  return { name, workingDirectory: one('WorkingDirectory'), environmentFile: one('EnvironmentFile'), environment, execStart: execStart.split(/\s+/), raw };
+  return {
+    name,
+    workingDirectory: one('WorkingDirectory'),
+    environmentFile: one('EnvironmentFile'),
+    environment,
+    execStart: execStart.split(/\s+/),
+    raw,
+  };
 }
 
 /** An environment file as systemd reads one: KEY=VALUE lines, comments and blank lines ignored. */

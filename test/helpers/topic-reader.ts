@@ -30,7 +30,10 @@ export async function readTopic(ctx: TestContext, topic: string): Promise<Logged
   const remaining = new Set([...ends].filter(([, high]) => high > 0).map(([p]) => p));
   const events: LoggedEvent[] = [];
   if (remaining.size === 0) return events;
-  const consumer = ctx.kafka.consumer({ groupId: `${ctx.config.kafka.groupPrefix}.reader-${randomUUID()}`, maxWaitTimeInMs: 100 });
+  const consumer = ctx.kafka.consumer({
+    groupId: `${ctx.config.kafka.groupPrefix}.reader-${randomUUID()}`,
+    maxWaitTimeInMs: 100,
+  });
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   await new Promise<void>((resolve, reject) => {
@@ -38,7 +41,12 @@ export async function readTopic(ctx: TestContext, topic: string): Promise<Logged
       .run({
         eachMessage: async ({ partition, message }) => {
           if (!remaining.has(partition)) return;
-          events.push({ partition, offset: message.offset, key: message.key?.toString() ?? null, event: await ctx.codec.decode(message.value as Buffer) });
+          events.push({
+            partition,
+            offset: message.offset,
+            key: message.key?.toString() ?? null,
+            event: await ctx.codec.decode(message.value as Buffer),
+          });
           if (Number(message.offset) + 1 >= (ends.get(partition) ?? 0)) remaining.delete(partition);
           if (remaining.size === 0) resolve();
         },

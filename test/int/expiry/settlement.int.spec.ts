@@ -35,16 +35,40 @@ describe('settling and purging messages in PostgreSQL', () => {
   const project = () => postgresProjector(pool);
   const apply = (events: RelayEvent[]) =>
     project()(
-      events.map((event): ConsumedRecord => ({ topic: TOPIC, partition: 0, offset: String(offset++), key: BOB, event })),
+      events.map((event): ConsumedRecord => ({
+        topic: TOPIC,
+        partition: 0,
+        offset: String(offset++),
+        key: BOB,
+        event,
+      })),
       TOPIC,
       0,
     );
   const sent = (id: string, at: number, expiresAt?: number): RelayEvent => ({
     type: 'MessageSent',
-    data: { event_id: randomUUID(), occurred_at: at, message_id: id, from_address: 'A'.repeat(43), to_address: BOB, message_type: 'text', encrypted_content: 'c', content_sha256: 'h', signature: 's', node_id: 'n', ...(expiresAt === undefined ? {} : { expires_at: expiresAt }) },
+    data: {
+      event_id: randomUUID(),
+      occurred_at: at,
+      message_id: id,
+      from_address: 'A'.repeat(43),
+      to_address: BOB,
+      message_type: 'text',
+      encrypted_content: 'c',
+      content_sha256: 'h',
+      signature: 's',
+      node_id: 'n',
+      ...(expiresAt === undefined ? {} : { expires_at: expiresAt }),
+    },
   });
-  const delivered = (id: string, at: number): RelayEvent => ({ type: 'MessageDelivered', data: { event_id: randomUUID(), occurred_at: at, message_id: id, to_address: BOB, via: 'http' } });
-  const expired = (id: string, at: number): RelayEvent => ({ type: 'MessageExpired', data: { event_id: randomUUID(), occurred_at: at, message_id: id, to_address: BOB } });
+  const delivered = (id: string, at: number): RelayEvent => ({
+    type: 'MessageDelivered',
+    data: { event_id: randomUUID(), occurred_at: at, message_id: id, to_address: BOB, via: 'http' },
+  });
+  const expired = (id: string, at: number): RelayEvent => ({
+    type: 'MessageExpired',
+    data: { event_id: randomUUID(), occurred_at: at, message_id: id, to_address: BOB },
+  });
   const rowOf = async (id: string) => (await pool.query<Row>('SELECT * FROM messages WHERE id = $1', [id])).rows[0];
 
   beforeAll(async () => {
@@ -70,20 +94,36 @@ describe('settling and purging messages in PostgreSQL', () => {
     await apply([sent(id, 1000, 2000), expired(id, 3000)]);
     await apply([delivered(id, 4000)]);
     await apply([expired(id, 5000)]);
-    expect(await rowOf(id)).toMatchObject({ expired: true, delivered: false, delivered_at: null, expired_at: new Date(3000), expires_at: new Date(2000) });
+    expect(await rowOf(id)).toMatchObject({
+      expired: true,
+      delivered: false,
+      delivered_at: null,
+      expired_at: new Date(3000),
+      expires_at: new Date(2000),
+    });
   });
 
   it('keeps a delivered message delivered when an expiry follows in a later batch', async () => {
     const id = randomUUID();
     await apply([sent(id, 1000, 2000), delivered(id, 1500)]);
     await apply([expired(id, 3000)]);
-    expect(await rowOf(id)).toMatchObject({ delivered: true, expired: false, delivered_at: new Date(1500), expired_at: null });
+    expect(await rowOf(id)).toMatchObject({
+      delivered: true,
+      expired: false,
+      delivered_at: new Date(1500),
+      expired_at: null,
+    });
   });
 
   it('purges only settled rows past the delay, a batch at a time, and a late event brings nothing back', async () => {
     await pool.query('DELETE FROM messages');
     const now = Date.now();
-    const [oldDelivered, oldExpired, recentDelivered, pending] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const [oldDelivered, oldExpired, recentDelivered, pending] = [
+      randomUUID(),
+      randomUUID(),
+      randomUUID(),
+      randomUUID(),
+    ];
     await apply([
       sent(oldDelivered, now - 60_000),
       sent(oldExpired, now - 60_000, now - 50_000),
@@ -93,7 +133,8 @@ describe('settling and purging messages in PostgreSQL', () => {
       expired(oldExpired, now - 40_000),
       delivered(recentDelivered, now - 1000),
     ]);
-    const ids = async () => (await pool.query<{ id: string }>('SELECT id FROM messages ORDER BY id')).rows.map((r) => r.id);
+    const ids = async () =>
+      (await pool.query<{ id: string }>('SELECT id FROM messages ORDER BY id')).rows.map((r) => r.id);
 
     expect(await purgeSettled(pool, 30, { batch: 1, pauseMs: 0, maxBatches: 1 })).toBe(1);
     expect(await ids()).toHaveLength(3);
@@ -123,8 +164,18 @@ describe('settling and purging messages in PostgreSQL', () => {
       await migrate(pool, oldSchema, log);
       const { rows } = await pool.query<Row>(`SELECT * FROM "${oldSchema}".messages ORDER BY kafka_offset`);
       expect(rows).toEqual([
-        expect.objectContaining({ id: waiting, expires_at: new Date('2026-01-31T00:00:00Z'), expired: false, expired_at: null }),
-        expect.objectContaining({ id: gone, expires_at: new Date('2026-01-31T00:00:00Z'), expired: true, expired_at: new Date('2026-01-05T00:00:00Z') }),
+        expect.objectContaining({
+          id: waiting,
+          expires_at: new Date('2026-01-31T00:00:00Z'),
+          expired: false,
+          expired_at: null,
+        }),
+        expect.objectContaining({
+          id: gone,
+          expires_at: new Date('2026-01-31T00:00:00Z'),
+          expired: true,
+          expired_at: new Date('2026-01-05T00:00:00Z'),
+        }),
       ]);
     } finally {
       await pool.query(`DROP SCHEMA IF EXISTS "${oldSchema}" CASCADE`);

@@ -25,15 +25,36 @@ describe('Admission (real Redis)', () => {
     redis.disconnect();
   });
 
-  const message = (from: string, to: string): Candidate => ({ messageId: randomUUID(), fingerprint: randomUUID().slice(0, 22), from, to });
-  const admission = (sender: number, recipient: number, overrides = new Map<string, { perSecond: number; burst: number }>()) =>
-    new Admission(redis, idempotency, { limiter, rate: { perSecond: 1, burst: sender } }, { limiter, rate: { perSecond: 1, burst: recipient }, overrides });
+  const message = (from: string, to: string): Candidate => ({
+    messageId: randomUUID(),
+    fingerprint: randomUUID().slice(0, 22),
+    from,
+    to,
+  });
+  const admission = (
+    sender: number,
+    recipient: number,
+    overrides = new Map<string, { perSecond: number; burst: number }>(),
+  ) =>
+    new Admission(
+      redis,
+      idempotency,
+      { limiter, rate: { perSecond: 1, burst: sender } },
+      { limiter, rate: { perSecond: 1, burst: recipient }, overrides },
+    );
 
   it('admits a batch in order until the sender is out of budget, and frees the refused ids', async () => {
     const sender = `s-${randomUUID()}`;
     const batch = Array.from({ length: 6 }, (_, i) => message(sender, `r-${i}-${randomUUID()}`));
     const decided = await admission(4, 100).decide(batch);
-    expect(decided.map((d) => (d.limited ? 'refused' : d.claim.kind))).toEqual(['new', 'new', 'new', 'new', 'refused', 'refused']);
+    expect(decided.map((d) => (d.limited ? 'refused' : d.claim.kind))).toEqual([
+      'new',
+      'new',
+      'new',
+      'new',
+      'refused',
+      'refused',
+    ]);
     expect(decided[4]?.limited?.code).toBe('rate_limited');
     expect(decided[4]?.limited?.message).toContain(`Sender ${sender}`);
     const claims = await idempotency.lookupMany(batch.map((m) => m.messageId));
@@ -48,7 +69,11 @@ describe('Admission (real Redis)', () => {
     expect(first?.limited).toBeUndefined();
     expect(second?.limited?.message).toContain(`Recipient ${recipient}`);
     // The sender spent 1 of 3: two more to other recipients pass, the third is refused.
-    const more = await gate.decide([message(sender, `r-${randomUUID()}`), message(sender, `r-${randomUUID()}`), message(sender, `r-${randomUUID()}`)]);
+    const more = await gate.decide([
+      message(sender, `r-${randomUUID()}`),
+      message(sender, `r-${randomUUID()}`),
+      message(sender, `r-${randomUUID()}`),
+    ]);
     expect(more.map((d) => d.limited === undefined)).toEqual([true, true, false]);
   });
 
@@ -57,10 +82,22 @@ describe('Admission (real Redis)', () => {
     const gate = admission(1, 100);
     const original = message(sender, `r-${randomUUID()}`);
     expect((await gate.decide([original]))[0]?.claim.kind).toBe('new');
-    await idempotency.accepted([{ id: original.messageId, fingerprint: original.fingerprint, position: { partition: 3, offset: '42' }, to: original.to }]);
+    await idempotency.accepted([
+      {
+        id: original.messageId,
+        fingerprint: original.fingerprint,
+        position: { partition: 3, offset: '42' },
+        to: original.to,
+      },
+    ]);
     const [again] = await gate.decide([original]);
     expect(again?.limited).toBeUndefined();
-    expect(again?.claim).toEqual({ kind: 'accepted', fingerprint: original.fingerprint, position: { partition: 3, offset: '42' }, to: original.to });
+    expect(again?.claim).toEqual({
+      kind: 'accepted',
+      fingerprint: original.fingerprint,
+      position: { partition: 3, offset: '42' },
+      to: original.to,
+    });
   });
 
   it('uses an operator override for a busy recipient', async () => {

@@ -6,7 +6,6 @@ import { eventually, openTestContext, type TestContext } from '../../helpers/con
 import { TestPeer } from '../../helpers/peer.js';
 import { recordingLogger } from '../../helpers/recording-logger.js';
 
-
 // Everything to one recipient lands in one partition: the producer must keep each partition's
 // share of a request under the broker's record-batch limit, and split a batch the broker refuses.
 describe('the batching producer with one hot recipient', () => {
@@ -20,7 +19,12 @@ describe('the batching producer with one hot recipient', () => {
 
   beforeAll(async () => {
     ctx = await openTestContext('hot');
-    producer = new BatchingProducer(ctx.kafka, [ctx.topics.mailbox], { maxBatch: 2000, lingerMs: 5, maxQueue: 50_000, compression: 'gzip' }, recorded.log);
+    producer = new BatchingProducer(
+      ctx.kafka,
+      [ctx.topics.mailbox],
+      { maxBatch: 2000, lingerMs: 5, maxQueue: 50_000, compression: 'gzip' },
+      recorded.log,
+    );
     running = runServices([producer], stop.signal, ctx.log);
     await producer.whenReady();
   }, 60_000);
@@ -33,7 +37,11 @@ describe('the batching producer with one hot recipient', () => {
 
   /** Random bytes as base64url: ciphertext does not compress, so the batch is as large as it looks. */
   const records = (key: string, count: number, bytes: number) =>
-    Array.from({ length: count }, () => ({ topic: ctx.topics.mailbox, key, value: Buffer.from(randomBytes(bytes).toString('base64url')) }));
+    Array.from({ length: count }, () => ({
+      topic: ctx.topics.mailbox,
+      key,
+      value: Buffer.from(randomBytes(bytes).toString('base64url')),
+    }));
 
   const expectConsecutive = (positions: { partition: number; offset: string }[]) => {
     expect(new Set(positions.map((p) => p.partition)).size).toBe(1);
@@ -47,7 +55,12 @@ describe('the batching producer with one hot recipient', () => {
     expect(positions).toHaveLength(300);
     expectConsecutive(positions);
     expect(warnings()).toEqual([]);
-    expect(producer.lastStoredFor(ctx.topics.mailbox, key)?.offset).toBe(positions.map((p) => BigInt(p.offset)).reduce((a, b) => (a > b ? a : b)).toString());
+    expect(producer.lastStoredFor(ctx.topics.mailbox, key)?.offset).toBe(
+      positions
+        .map((p) => BigInt(p.offset))
+        .reduce((a, b) => (a > b ? a : b))
+        .toString(),
+    );
   }, 120_000);
 
   it('splits and sends again a batch the broker refuses as too large', async () => {
@@ -55,11 +68,21 @@ describe('the batching producer with one hot recipient', () => {
     const admin = ctx.kafka.admin();
     await admin.connect();
     const resource = { type: kafkajs.ConfigResourceTypes.TOPIC, name: ctx.topics.mailbox };
-    await admin.alterConfigs({ validateOnly: false, resources: [{ ...resource, configEntries: [{ name: 'max.message.bytes', value: '200000' }] }] });
-    await eventually(async () => {
-      const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ ...resource, configNames: ['max.message.bytes'] }] });
-      return described.resources[0]?.configEntries[0]?.configValue === '200000' ? true : undefined;
-    }, 15_000, 'the lower limit in force');
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ ...resource, configEntries: [{ name: 'max.message.bytes', value: '200000' }] }],
+    });
+    await eventually(
+      async () => {
+        const described = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [{ ...resource, configNames: ['max.message.bytes'] }],
+        });
+        return described.resources[0]?.configEntries[0]?.configValue === '200000' ? true : undefined;
+      },
+      15_000,
+      'the lower limit in force',
+    );
     await admin.disconnect();
 
     const key = TestPeer.create().address;

@@ -20,14 +20,29 @@ describe('dead-lettering in the projector', () => {
 
   const sent = (messageId: string, to: string): RelayEvent => ({
     type: 'MessageSent',
-    data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: messageId, from_address: to, to_address: to, message_type: 't', encrypted_content: 'c', content_sha256: 'h', signature: 's', node_id: 'n' },
+    data: {
+      event_id: randomUUID(),
+      occurred_at: Date.now(),
+      message_id: messageId,
+      from_address: to,
+      to_address: to,
+      message_type: 't',
+      encrypted_content: 'c',
+      content_sha256: 'h',
+      signature: 's',
+      node_id: 'n',
+    },
   });
 
   it('sends undecodable and unapplicable events to the dead-letter topic and projects the rest', async () => {
     const to = TestPeer.create().address;
     const before = randomUUID();
     const after = randomUUID();
-    const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     await producer.send({
       topic: ctx.topics.mailbox,
@@ -46,11 +61,20 @@ describe('dead-lettering in the projector', () => {
     const stop = new AbortController();
     const running = runServices([projector], stop.signal, ctx.log);
     try {
-      await eventually(async () => {
-        const { rows } = await ctx.pool.query('SELECT id FROM messages WHERE id = ANY($1::uuid[])', [[before, after]]);
-        return rows.length === 2 ? rows : undefined;
-      }, 60_000, 'the good events projected');
-      const checkpoint = await ctx.pool.query<{ next_offset: string }>('SELECT next_offset FROM projection_checkpoints WHERE topic = $1', [ctx.topics.mailbox]);
+      await eventually(
+        async () => {
+          const { rows } = await ctx.pool.query('SELECT id FROM messages WHERE id = ANY($1::uuid[])', [
+            [before, after],
+          ]);
+          return rows.length === 2 ? rows : undefined;
+        },
+        60_000,
+        'the good events projected',
+      );
+      const checkpoint = await ctx.pool.query<{ next_offset: string }>(
+        'SELECT next_offset FROM projection_checkpoints WHERE topic = $1',
+        [ctx.topics.mailbox],
+      );
       expect(checkpoint.rows[0]?.next_offset).toBe('4');
     } finally {
       stop.abort();

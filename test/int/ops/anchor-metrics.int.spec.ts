@@ -25,8 +25,13 @@ describe('the anchoring metrics', () => {
 
   beforeAll(async () => {
     chain = await startLocalChain();
-    relay = await startRelay('ops_anchor_metrics', { ...chain.env, RELAY_ANCHOR_INTERVAL_SECONDS: '1', RELAY_ANCHOR_CONFIRMATIONS: '1' });
-    for (const peer of [alice, bob]) expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
+    relay = await startRelay('ops_anchor_metrics', {
+      ...chain.env,
+      RELAY_ANCHOR_INTERVAL_SECONDS: '1',
+      RELAY_ANCHOR_CONFIRMATIONS: '1',
+    });
+    for (const peer of [alice, bob])
+      expect((await call(relay.baseUrl, 'POST', '/api/v1/peer/register', await peer.registration())).status).toBe(202);
   }, 180_000);
 
   afterAll(async () => {
@@ -39,16 +44,28 @@ describe('the anchoring metrics', () => {
   it('counts anchored messages, observes their delay and reports the anchor group lag', async () => {
     const groups = watchedGroups('all', relay.ctx);
     expect(groups.map((g) => g.consumer)).toEqual(['projector', 'presence', 'router', 'anchor']);
-    const monitor = new ConsumerLagMonitor(() => relay.ctx.kafkaAdmin(), groups, relay.ctx.metrics, relay.ctx.log, 1000);
+    const monitor = new ConsumerLagMonitor(
+      () => relay.ctx.kafkaAdmin(),
+      groups,
+      relay.ctx.metrics,
+      relay.ctx.log,
+      1000,
+    );
     const startedAt = Math.floor(Date.now() / 1000);
     running = runServices([...anchorServices(relay.ctx, true), monitor], stop.signal, relay.ctx.log);
-    for (let i = 0; i < 3; i++) expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', await alice.message(bob.address))).status).toBe(202);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await call(relay.baseUrl, 'POST', '/api/v1/message/relay', await alice.message(bob.address))).status,
+      ).toBe(202);
 
     const scrape = async () => (await fetch(`${relay.baseUrl}/metrics`)).text();
     const text = await eventually(
       async () => {
         const text = await scrape();
-        return (sample(text, 'relay_anchored_messages_total') ?? 0) >= 3 && /relay_consumer_lag_records\{consumer="anchor"/.test(text) ? text : undefined;
+        return (sample(text, 'relay_anchored_messages_total') ?? 0) >= 3 &&
+          /relay_consumer_lag_records\{consumer="anchor"/.test(text)
+          ? text
+          : undefined;
       },
       60_000,
       'three messages anchored and the anchor group measured',

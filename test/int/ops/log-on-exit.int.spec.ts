@@ -16,13 +16,20 @@ describe('the stderr log of a process that exits at once', () => {
       log.error({ err: new Error('the last words') }, 'exiting');
       process.exit(1);
     `;
-    const result = await exec(process.execPath, ['--input-type=module', '-e', script], { maxBuffer: 64 * 1024 * 1024 }).then(
+    const result = await exec(process.execPath, ['--input-type=module', '-e', script], {
+      maxBuffer: 64 * 1024 * 1024,
+    }).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code?: number; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? '' }),
     );
     expect(result.code).toBe(1);
     const written = result.stderr.trimEnd().split('\n');
     expect(written).toHaveLength(lines + 1);
-    expect(JSON.parse(written[written.length - 1] as string)).toMatchObject({ level: 'error', message: 'exiting', role: 'exit-test', err: { message: 'the last words' } });
+    expect(JSON.parse(written[written.length - 1] as string)).toMatchObject({
+      level: 'error',
+      message: 'exiting',
+      role: 'exit-test',
+      err: { message: 'the last words' },
+    });
   });
 });

@@ -10,7 +10,13 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { startLocalChain, type LocalChain } from '../../helpers/chain.js';
 import { eventually } from '../../helpers/context.js';
 import { exited, freePort } from '../../helpers/processes.js';
-import { INSTALLED, readEnvironmentFile, readUnit, REPOSITORY_ENV_FILE, type SystemdUnit } from '../../helpers/systemd-unit.js';
+import {
+  INSTALLED,
+  readEnvironmentFile,
+  readUnit,
+  REPOSITORY_ENV_FILE,
+  type SystemdUnit,
+} from '../../helpers/systemd-unit.js';
 
 // Each role started the way its systemd unit starts it: the unit's ExecStart, run from its
 // WorkingDirectory (this checkout stands for /opt/relay), with the repository's relay.env and the
@@ -62,7 +68,8 @@ describe('the systemd units', () => {
   };
 
   beforeAll(async () => {
-    if (!existsSync(`${PROJECT_ROOT}dist/cli/main.js`)) throw new Error('run npm run build first: the units run dist/cli/main.js');
+    if (!existsSync(`${PROJECT_ROOT}dist/cli/main.js`))
+      throw new Error('run npm run build first: the units run dist/cli/main.js');
     chain = await startLocalChain();
   }, 120_000);
 
@@ -93,29 +100,35 @@ describe('the systemd units', () => {
     expect(await exitCode(start(unit, environmentOf(unit, {})))).toBe(0);
   }, 120_000);
 
-  it.each(ROLES)('relay-%s.service answers /readyz, then stops in order on SIGTERM', async (role) => {
-    const unit = readUnit(`relay-${role}.service`);
-    expect(unit.execStart.slice(-1)).toEqual([role]);
-    // The ingress answers on its HTTP port; every other role on its RELAY_METRICS_PORT.
-    const portVariable = role === 'ingress' ? 'RELAY_HTTP_PORT' : 'RELAY_METRICS_PORT';
-    const env = environmentOf(unit, {});
-    expect(env[portVariable]).toMatch(/^\d+$/);
-    const port = await freePort();
-    const child = start(unit, { ...env, [portVariable]: String(port) });
-    const ready = await eventually(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`${unit.name} exited with ${child.exitCode}`);
-        const response = await fetch(`http://127.0.0.1:${port}/readyz`);
-        return response.status === 200 ? ((await response.json()) as { status: string; checks: Record<string, unknown> }) : undefined;
-      },
-      60_000,
-      `${unit.name} ready`,
-    );
-    expect(ready.status).toBe('ready');
-    expect(Object.keys(ready.checks).sort()).toEqual(['kafka', 'postgres', 'redis', 'registry']);
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(metrics).toContain('relay_dependency_up{dependency="kafka"} 1');
-    child.kill('SIGTERM');
-    expect(await exitCode(child)).toBe(0);
-  }, 120_000);
+  it.each(ROLES)(
+    'relay-%s.service answers /readyz, then stops in order on SIGTERM',
+    async (role) => {
+      const unit = readUnit(`relay-${role}.service`);
+      expect(unit.execStart.slice(-1)).toEqual([role]);
+      // The ingress answers on its HTTP port; every other role on its RELAY_METRICS_PORT.
+      const portVariable = role === 'ingress' ? 'RELAY_HTTP_PORT' : 'RELAY_METRICS_PORT';
+      const env = environmentOf(unit, {});
+      expect(env[portVariable]).toMatch(/^\d+$/);
+      const port = await freePort();
+      const child = start(unit, { ...env, [portVariable]: String(port) });
+      const ready = await eventually(
+        async () => {
+          if (child.exitCode !== null) throw new Error(`${unit.name} exited with ${child.exitCode}`);
+          const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+          return response.status === 200
+            ? ((await response.json()) as { status: string; checks: Record<string, unknown> })
+            : undefined;
+        },
+        60_000,
+        `${unit.name} ready`,
+      );
+      expect(ready.status).toBe('ready');
+      expect(Object.keys(ready.checks).sort()).toEqual(['kafka', 'postgres', 'redis', 'registry']);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toContain('relay_dependency_up{dependency="kafka"} 1');
+      child.kill('SIGTERM');
+      expect(await exitCode(child)).toBe(0);
+    },
+    120_000,
+  );
 });

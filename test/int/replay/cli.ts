@@ -15,7 +15,11 @@ export function startCli(args: readonly string[], env: Readonly<Record<string, s
 }
 
 /** Runs the compiled `relay` CLI to its end; fails after `timeoutMs`. */
-export function runCli(args: readonly string[], env: Readonly<Record<string, string>>, timeoutMs = 120_000): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  env: Readonly<Record<string, string>>,
+  timeoutMs = 120_000,
+): Promise<CliResult> {
   return collect(startCli(args, env), timeoutMs);
 }
 
@@ -28,7 +32,9 @@ export function collect(child: ChildProcess, timeoutMs = 120_000): Promise<CliRe
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`relay ${child.spawnargs.slice(2).join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(
+        new Error(`relay ${child.spawnargs.slice(2).join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`),
+      );
     }, timeoutMs);
     child.once('error', reject);
     child.once('close', (code) => {

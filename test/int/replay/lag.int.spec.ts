@@ -17,11 +17,17 @@ describe('relay lag', () => {
   let stopConsumers: () => Promise<void>;
 
   const produce = async (events: readonly RelayEvent[]) => {
-    const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     for (const event of events) {
       const topic = event.type.startsWith('Peer') ? ctx.topics.peers : ctx.topics.mailbox;
-      const key = (event.data as { to_address?: string; address?: string }).to_address ?? (event.data as { address: string }).address;
+      const key =
+        (event.data as { to_address?: string; address?: string }).to_address ??
+        (event.data as { address: string }).address;
       await producer.send({ topic, acks: -1, messages: [{ key, value: ctx.codec.encode(event) }] });
     }
     await producer.disconnect();
@@ -29,14 +35,30 @@ describe('relay lag', () => {
   const messages = (count: number): RelayEvent[] =>
     Array.from({ length: count }, (_, i) => ({
       type: 'MessageSent',
-      data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: randomUUID(), from_address: peers[0] as string, to_address: peers[i % peers.length] as string, message_type: 'text', encrypted_content: `c${i}`, content_sha256: 'h', signature: 's', node_id: 'n' },
+      data: {
+        event_id: randomUUID(),
+        occurred_at: Date.now(),
+        message_id: randomUUID(),
+        from_address: peers[0] as string,
+        to_address: peers[i % peers.length] as string,
+        message_type: 'text',
+        encrypted_content: `c${i}`,
+        content_sha256: 'h',
+        signature: 's',
+        node_id: 'n',
+      },
     }));
   const presence = (): RelayEvent[] =>
-    peers.map((address) => ({ type: 'PeerPresenceChanged', data: { event_id: randomUUID(), occurred_at: Date.now(), address, online: true, node_id: 'n' } }));
+    peers.map((address) => ({
+      type: 'PeerPresenceChanged',
+      data: { event_id: randomUUID(), occurred_at: Date.now(), address, online: true, node_id: 'n' },
+    }));
 
   const lag = () => consumerLag(ctx.kafka, ctx.config.kafka.groupPrefix, [ctx.topics.mailbox, ctx.topics.peers]);
-  const group = (groups: readonly GroupLag[], role: string) => groups.find((g) => g.group === `${ctx.config.kafka.groupPrefix}.${role}`);
-  const sumEnds = (g: GroupLag | undefined, topic: string) => (g?.partitions ?? []).filter((p) => p.topic === topic).reduce((sum, p) => sum + p.end, 0);
+  const group = (groups: readonly GroupLag[], role: string) =>
+    groups.find((g) => g.group === `${ctx.config.kafka.groupPrefix}.${role}`);
+  const sumEnds = (g: GroupLag | undefined, topic: string) =>
+    (g?.partitions ?? []).filter((p) => p.topic === topic).reduce((sum, p) => sum + p.end, 0);
 
   beforeAll(async () => {
     ctx = await openTestContext('lag');
@@ -58,16 +80,26 @@ describe('relay lag', () => {
 
   it('shows every group caught up with what was produced', async () => {
     await produce([...messages(40), ...presence()]);
-    const groups = await eventually(async () => {
-      const found = await lag();
-      const caughtUp = ['projector', 'presence', 'router'].every((role) => {
-        const g = group(found, role);
-        return g !== undefined && g.partitions.some((p) => p.committed !== null) && g.partitions.every((p) => p.lag === 0 || (p.committed === null && p.end === 0));
-      });
-      return caughtUp ? found : undefined;
-    }, 60_000, 'every group to commit up to the end');
+    const groups = await eventually(
+      async () => {
+        const found = await lag();
+        const caughtUp = ['projector', 'presence', 'router'].every((role) => {
+          const g = group(found, role);
+          return (
+            g !== undefined &&
+            g.partitions.some((p) => p.committed !== null) &&
+            g.partitions.every((p) => p.lag === 0 || (p.committed === null && p.end === 0))
+          );
+        });
+        return caughtUp ? found : undefined;
+      },
+      60_000,
+      'every group to commit up to the end',
+    );
 
-    expect(groups.map((g) => g.group)).toEqual(['projector', 'presence', 'router'].map((r) => `${ctx.config.kafka.groupPrefix}.${r}`).sort());
+    expect(groups.map((g) => g.group)).toEqual(
+      ['projector', 'presence', 'router'].map((r) => `${ctx.config.kafka.groupPrefix}.${r}`).sort(),
+    );
     const projector = group(groups, 'projector');
     expect(projector).toMatchObject({ state: 'Stable', members: 1, lag: 0 });
     expect(sumEnds(projector, ctx.topics.mailbox)).toBe(40);
@@ -95,6 +127,10 @@ describe('relay lag', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toBe(renderLagTable([group(groups, 'projector') as GroupLag]));
     expect(table.stdout.split('\n')[0]).toMatch(/^GROUP\s+TOPIC\s+PARTITION\s+COMMITTED\s+END\s+LAG$/);
-    expect(table.stdout).toMatch(new RegExp(`${ctx.config.kafka.groupPrefix.replace(/\./g, '\\.')}\\.projector\\s+\\(total: Empty, 0 members\\)\\s+10\\n$`));
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `${ctx.config.kafka.groupPrefix.replace(/\./g, '\\.')}\\.projector\\s+\\(total: Empty, 0 members\\)\\s+10\\n$`,
+      ),
+    );
   }, 90_000);
 });

@@ -24,7 +24,13 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 // middle one; replays by window and by address must return exactly the expected events, decoded.
 describe('relay replay', () => {
   let relay: RunningRelay;
-  const [alice, bob, carol, dave, erin] = [TestPeer.create(), TestPeer.create('ES256'), TestPeer.create(), TestPeer.create(), TestPeer.create()] as const;
+  const [alice, bob, carol, dave, erin] = [
+    TestPeer.create(),
+    TestPeer.create('ES256'),
+    TestPeer.create(),
+    TestPeer.create(),
+    TestPeer.create(),
+  ] as const;
   let windowStart = 0;
   let windowEnd = 0;
   const ids = { a: [] as string[], b: [] as string[], c: [] as string[] };
@@ -53,23 +59,32 @@ describe('relay replay', () => {
     for (const peer of [alice, bob, carol, dave]) await register(peer);
     ids.a.push(...(await send(alice, bob, 3)), ...(await send(carol, dave, 2)));
     acked = ids.a[0] as string;
-    await eventually(async () => {
-      const { rows } = await relay.ctx.pool.query('SELECT 1 FROM messages WHERE id = $1', [acked]);
-      return rows.length > 0 ? true : undefined;
-    }, 15_000, 'the first message projected');
+    await eventually(
+      async () => {
+        const { rows } = await relay.ctx.pool.query('SELECT 1 FROM messages WHERE id = $1', [acked]);
+        return rows.length > 0 ? true : undefined;
+      },
+      15_000,
+      'the first message projected',
+    );
     await pause(20);
     windowStart = Date.now();
     await pause(5);
     // Phase B: inside the window.
     ids.b.push(...(await send(alice, carol, 2)), ...(await send(dave, bob, 2)));
-    expect((await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [acked] })).body).toMatchObject({ acknowledged: 1 });
+    expect(
+      (await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [acked] })).body,
+    ).toMatchObject({ acknowledged: 1 });
     await register(erin);
     await pause(5);
     windowEnd = Date.now();
     await pause(20);
     // Phase C: after the window.
     ids.c.push(...(await send(bob, alice, 2)), ...(await send(carol, dave, 1)));
-    logged = [...(await readTopic(relay.ctx, relay.ctx.topics.mailbox)), ...(await readTopic(relay.ctx, relay.ctx.topics.peers))];
+    logged = [
+      ...(await readTopic(relay.ctx, relay.ctx.topics.mailbox)),
+      ...(await readTopic(relay.ctx, relay.ctx.topics.peers)),
+    ];
     expect(logged).toHaveLength(4 + 5 + 4 + 1 + 1 + 3); // registrations, A, B sends, ack, erin, C
   }, 120_000);
 
@@ -79,7 +94,11 @@ describe('relay replay', () => {
   });
 
   /** Runs replay() in this process into a string. */
-  const replayHere = async (filter: ReplayFilter, start: StartAt = { kind: 'beginning' }, stop: StopAt = { kind: 'now' }) => {
+  const replayHere = async (
+    filter: ReplayFilter,
+    start: StartAt = { kind: 'beginning' },
+    stop: StopAt = { kind: 'now' },
+  ) => {
     let text = '';
     const sink = new TextSink(
       new Writable({
@@ -105,13 +124,17 @@ describe('relay replay', () => {
   /** What identifies an event in these tests: its type and its message id or peer address. */
   const identities = (rows: readonly Record<string, unknown>[]) =>
     rows.map((r) => `${String(r['type'])}:${String(r['message_id'] ?? r['address'])}`).sort();
-  const expected = (...entries: [string, string[]][]) => entries.flatMap(([type, keys]) => keys.map((k) => `${type}:${k}`)).sort();
+  const expected = (...entries: [string, string[]][]) =>
+    entries.flatMap(([type, keys]) => keys.map((k) => `${type}:${k}`)).sort();
 
   /** Every row is the logged event at its topic, partition and offset, with its fields decoded. */
   const expectDecodedAsLogged = (rows: readonly Record<string, unknown>[]) => {
     for (const row of rows) {
       const original = logged.find(
-        (e) => String(row['offset']) === e.offset && row['partition'] === e.partition && (row['topic'] as string).endsWith(e.event.type.startsWith('Peer') ? 'peers.v1' : 'mailbox.v1'),
+        (e) =>
+          String(row['offset']) === e.offset &&
+          row['partition'] === e.partition &&
+          (row['topic'] as string).endsWith(e.event.type.startsWith('Peer') ? 'peers.v1' : 'mailbox.v1'),
       );
       expect(original).toBeDefined();
       expect(row['key']).toBe(original?.key);
@@ -122,8 +145,14 @@ describe('relay replay', () => {
   };
 
   it('returns exactly the events of a time window, decoded', async () => {
-    const { rows } = await replayHere({ since: windowStart, until: windowEnd }, { kind: 'time', at: windowStart }, { kind: 'time', at: windowEnd });
-    expect(identities(rows)).toEqual(expected(['MessageSent', ids.b], ['MessageDelivered', [acked]], ['PeerRegistered', [erin.address]]));
+    const { rows } = await replayHere(
+      { since: windowStart, until: windowEnd },
+      { kind: 'time', at: windowStart },
+      { kind: 'time', at: windowEnd },
+    );
+    expect(identities(rows)).toEqual(
+      expected(['MessageSent', ids.b], ['MessageDelivered', [acked]], ['PeerRegistered', [erin.address]]),
+    );
     expectDecodedAsLogged(rows);
   }, 60_000);
 
@@ -132,12 +161,19 @@ describe('relay replay', () => {
     const toBob = ids.a.slice(0, 3);
     const fromDave = ids.b.slice(2);
     expect(identities(all.rows)).toEqual(
-      expected(['PeerRegistered', [bob.address]], ['MessageSent', [...toBob, ...fromDave, ...ids.c.slice(0, 2)]], ['MessageDelivered', [acked]]),
+      expected(
+        ['PeerRegistered', [bob.address]],
+        ['MessageSent', [...toBob, ...fromDave, ...ids.c.slice(0, 2)]],
+        ['MessageDelivered', [acked]],
+      ),
     );
     expectDecodedAsLogged(all.rows);
     expect(all.summary.read).toBe(logged.length);
 
-    const windowed = await replayHere({ addresses: new Set([bob.address]), since: windowStart, until: windowEnd }, { kind: 'time', at: windowStart });
+    const windowed = await replayHere(
+      { addresses: new Set([bob.address]), since: windowStart, until: windowEnd },
+      { kind: 'time', at: windowStart },
+    );
     expect(identities(windowed.rows)).toEqual(expected(['MessageSent', fromDave], ['MessageDelivered', [acked]]));
     // Starting by time skips the records before the window instead of reading and dropping them.
     expect(windowed.summary.read).toBeLessThan(logged.length);
@@ -145,9 +181,16 @@ describe('relay replay', () => {
 
   it('starts at given offsets and filters by type', async () => {
     const { rows } = await replayHere({ types: new Set(['MessageDelivered', 'PeerRegistered'] as const) });
-    expect(identities(rows)).toEqual(expected(['MessageDelivered', [acked]], ['PeerRegistered', [alice, bob, carol, dave, erin].map((p) => p.address)]));
+    expect(identities(rows)).toEqual(
+      expected(
+        ['MessageDelivered', [acked]],
+        ['PeerRegistered', [alice, bob, carol, dave, erin].map((p) => p.address)],
+      ),
+    );
     const fromOne = await replayHere({}, { kind: 'offset', all: 1n });
-    const partitionsWithRecords = new Set(logged.map((e) => `${e.event.type.startsWith('Peer') ? 'p' : 'm'}${e.partition}`));
+    const partitionsWithRecords = new Set(
+      logged.map((e) => `${e.event.type.startsWith('Peer') ? 'p' : 'm'}${e.partition}`),
+    );
     expect(fromOne.rows).toHaveLength(logged.length - partitionsWithRecords.size);
     expect(fromOne.rows.every((r) => Number(r['offset']) >= 1)).toBe(true);
   }, 60_000);
@@ -159,7 +202,9 @@ describe('relay replay', () => {
     expect(piped.stderr).toBe('');
     expect(piped.code).toBe(0);
     const rows = jsonLinesOf(piped.stdout);
-    expect(identities(rows)).toEqual(expected(['MessageSent', ids.b], ['MessageDelivered', [acked]], ['PeerRegistered', [erin.address]]));
+    expect(identities(rows)).toEqual(
+      expected(['MessageSent', ids.b], ['MessageDelivered', [acked]], ['PeerRegistered', [erin.address]]),
+    );
     expectDecodedAsLogged(rows);
 
     const out = join(dir, 'bob.csv');
@@ -175,9 +220,20 @@ describe('relay replay', () => {
     for (const line of lines.slice(1)) {
       const offset = Number(line.split(',')[header.indexOf('offset')]);
       const partition = Number(line.split(',')[header.indexOf('partition')]);
-      const original = logged.find((e) => e.event.type === 'MessageSent' && Number(e.offset) === offset && e.partition === partition);
+      const original = logged.find(
+        (e) => e.event.type === 'MessageSent' && Number(e.offset) === offset && e.partition === partition,
+      );
       expect(original).toBeDefined();
-      if (original) expect(`${line}\r\n`).toBe(format.line({ topic: relay.ctx.topics.mailbox, partition, offset: original.offset, key: original.key, event: original.event }));
+      if (original)
+        expect(`${line}\r\n`).toBe(
+          format.line({
+            topic: relay.ctx.topics.mailbox,
+            partition,
+            offset: original.offset,
+            key: original.key,
+            event: original.event,
+          }),
+        );
     }
     expect(EVENT_TYPES).toContain('MessageSent');
   }, 120_000);
@@ -186,7 +242,11 @@ describe('relay replay', () => {
     const out = join(dir, 'all.jsonl');
     // `script` runs the command on a pseudo-terminal, as a person at a terminal would.
     const command = [process.execPath, RELAY_CLI, 'replay', '--out', out].map((a) => `'${a}'`).join(' ');
-    const { stdout: screen } = await exec('script', ['-qec', command, '/dev/null'], { env: { ...relay.ctx.env }, cwd: PROJECT_ROOT, timeout: 60_000 });
+    const { stdout: screen } = await exec('script', ['-qec', command, '/dev/null'], {
+      env: { ...relay.ctx.env },
+      cwd: PROJECT_ROOT,
+      timeout: 60_000,
+    });
     expect(screen).toMatch(/replay \[#+\] 100%/);
     expect(screen).toContain(`${logged.length}/${logged.length}`);
     expect(screen).toMatch(/ev\/s {2}ETA \d+:\d\d/);

@@ -28,7 +28,10 @@ import { jsonLinesOf } from './cli.js';
 const exec = promisify(execFile);
 
 /** MessageSent with one field added: with a default (a compatible change) or without (incompatible). */
-function withExtraField(schemas: ReadonlyMap<EventType, string>, field: Record<string, unknown>): Map<EventType, string> {
+function withExtraField(
+  schemas: ReadonlyMap<EventType, string>,
+  field: Record<string, unknown>,
+): Map<EventType, string> {
   const schema = JSON.parse(schemas.get('MessageSent') as string) as { fields: unknown[] };
   return new Map([...schemas, ['MessageSent', JSON.stringify({ ...schema, fields: [...schema.fields, field] })]]);
 }
@@ -46,23 +49,52 @@ describe('schema evolution', () => {
   const recipient = 'R'.repeat(43);
   const sender = 'S'.repeat(43);
 
-  const sent = (i: number, extra: Record<string, unknown> = {}): RelayEvent =>
-    ({
-      type: 'MessageSent',
-      data: { event_id: randomUUID(), occurred_at: Date.now(), message_id: randomUUID(), from_address: sender, to_address: recipient, message_type: 'text', encrypted_content: `c${i}`, content_sha256: 'h', signature: 's', node_id: 'n', ...extra },
-    });
+  const sent = (i: number, extra: Record<string, unknown> = {}): RelayEvent => ({
+    type: 'MessageSent',
+    data: {
+      event_id: randomUUID(),
+      occurred_at: Date.now(),
+      message_id: randomUUID(),
+      from_address: sender,
+      to_address: recipient,
+      message_type: 'text',
+      encrypted_content: `c${i}`,
+      content_sha256: 'h',
+      signature: 's',
+      node_id: 'n',
+      ...extra,
+    },
+  });
 
   const produce = async (codec: EventCodec, events: readonly RelayEvent[]) => {
-    const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+    const producer = ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
-    await producer.send({ topic: ctx.topics.mailbox, acks: -1, messages: events.map((e) => ({ key: recipient, value: codec.encode(e) })) });
+    await producer.send({
+      topic: ctx.topics.mailbox,
+      acks: -1,
+      messages: events.map((e) => ({ key: recipient, value: codec.encode(e) })),
+    });
     await producer.disconnect();
   };
 
   const replayWith = async (codec: EventCodec, formatter: Formatter = jsonLines()): Promise<string> => {
     let text = '';
-    const sink = new TextSink(new Writable({ write: (chunk: Buffer, _e, callback) => ((text += chunk.toString()), callback()) }));
-    await replay(ctx.kafka, codec, { topics: [ctx.topics.mailbox], start: { kind: 'beginning' }, stop: { kind: 'now' }, filter: {}, formatter, sink, groupPrefix: ctx.config.kafka.groupPrefix });
+    const sink = new TextSink(
+      new Writable({ write: (chunk: Buffer, _e, callback) => ((text += chunk.toString()), callback()) }),
+    );
+    await replay(ctx.kafka, codec, {
+      topics: [ctx.topics.mailbox],
+      start: { kind: 'beginning' },
+      stop: { kind: 'now' },
+      filter: {},
+      formatter,
+      sink,
+      groupPrefix: ctx.config.kafka.groupPrefix,
+    });
     return text;
   };
 
@@ -112,22 +144,44 @@ describe('schema evolution', () => {
     const byOld = jsonLinesOf(await replayWith(oldCodec));
     expect(byOld.map((r) => r['encrypted_content'])).toEqual(['c1', 'c2', 'c3', 'c4', 'c5']);
     expect(byOld.every((r) => !('priority' in r))).toBe(true);
-    const withoutPriority = [...oldEvents, ...newEvents].map(({ data }) => Object.fromEntries(Object.entries(data).filter(([field]) => field !== 'priority')));
+    const withoutPriority = [...oldEvents, ...newEvents].map(({ data }) =>
+      Object.fromEntries(Object.entries(data).filter(([field]) => field !== 'priority')),
+    );
     for (const [i, row] of byOld.entries()) expect(row).toMatchObject(withoutPriority[i] ?? {});
 
     // Both projectors apply all five, none goes to the dead-letter topic.
-    for (const [name, codec] of [['new', newCodec], ['old', oldCodec]] as const) {
+    for (const [name, codec] of [
+      ['new', newCodec],
+      ['old', oldCodec],
+    ] as const) {
       const schema = `${ctx.config.postgres.schema}_${name}`.slice(0, 63);
       await migrate(ctx.pool, schema, ctx.log);
       const pool = createPool(ctx.config, { options: `-c search_path=${schema}`, max: 2 });
-      const consumer = new ConsumerService(ctx.kafka, codec, { name: `projector-${name}`, groupId: `${ctx.config.kafka.groupPrefix}.projector-${name}`, topics: [ctx.topics.mailbox], dlqTopic: ctx.topics.dlq }, postgresProjector(pool), ctx.log);
+      const consumer = new ConsumerService(
+        ctx.kafka,
+        codec,
+        {
+          name: `projector-${name}`,
+          groupId: `${ctx.config.kafka.groupPrefix}.projector-${name}`,
+          topics: [ctx.topics.mailbox],
+          dlqTopic: ctx.topics.dlq,
+        },
+        postgresProjector(pool),
+        ctx.log,
+      );
       const stop = new AbortController();
       const running = runServices([consumer], stop.signal, ctx.log);
       try {
-        const rows = await eventually(async () => {
-          const { rows: found } = await pool.query<{ encrypted_content: string }>('SELECT encrypted_content FROM messages ORDER BY encrypted_content');
-          return found.length === 5 ? found : undefined;
-        }, 60_000, `the ${name} projector to apply every event`);
+        const rows = await eventually(
+          async () => {
+            const { rows: found } = await pool.query<{ encrypted_content: string }>(
+              'SELECT encrypted_content FROM messages ORDER BY encrypted_content',
+            );
+            return found.length === 5 ? found : undefined;
+          },
+          60_000,
+          `the ${name} projector to apply every event`,
+        );
         expect(rows.map((r) => r.encrypted_content)).toEqual(['c1', 'c2', 'c3', 'c4', 'c5']);
       } finally {
         stop.abort();
@@ -141,7 +195,9 @@ describe('schema evolution', () => {
 
   it('refuses an incompatible change, and `relay setup` names the schema and the reason', async () => {
     const incompatible = withExtraField(base, { name: 'region', type: 'string' });
-    const refusal = await EventCodec.create(registryUrl).registerAll(incompatible).catch((error: unknown) => error);
+    const refusal = await EventCodec.create(registryUrl)
+      .registerAll(incompatible)
+      .catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(AppError);
     expect(refusal).toMatchObject({ code: 'schema_rejected' });
     expect((refusal as Error).message).toMatch(/relay\.events\.MessageSent/);
@@ -155,13 +211,18 @@ describe('schema evolution', () => {
     await cp(join(PROJECT_ROOT, 'package.json'), join(install, 'package.json'));
     await symlink(join(PROJECT_ROOT, 'node_modules'), join(install, 'node_modules'));
     await writeFile(join(install, 'schemas', 'MessageSent.avsc'), incompatible.get('MessageSent') as string);
-    const setup = await exec(process.execPath, [join(install, 'dist', 'cli', 'main.js'), 'setup'], { env: { ...ctx.env }, timeout: 60_000 }).then(
+    const setup = await exec(process.execPath, [join(install, 'dist', 'cli', 'main.js'), 'setup'], {
+      env: { ...ctx.env },
+      timeout: 60_000,
+    }).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code?: number; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? '' }),
     );
     expect(setup.code).toBe(1);
     const lastLine = setup.stderr.trimEnd().split('\n').pop() ?? '';
-    expect(lastLine).toMatch(/^relay: Schema relay\.events\.MessageSent \(schemas\/MessageSent\.avsc\): it is not BACKWARD-compatible .*region/);
+    expect(lastLine).toMatch(
+      /^relay: Schema relay\.events\.MessageSent \(schemas\/MessageSent\.avsc\): it is not BACKWARD-compatible .*region/,
+    );
     expect(setup.stderr).not.toMatch(/\n\s+at /); // a sentence, not a stack trace
   }, 120_000);
 });

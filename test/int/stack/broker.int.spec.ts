@@ -34,17 +34,29 @@ describe('the local Kafka broker and schema registry', () => {
   it('produces (idempotent, acks all) and consumes a record encoded with a registered schema', async () => {
     const event: RelayEvent = {
       type: 'PeerPresenceChanged',
-      data: { event_id: randomUUID(), occurred_at: Date.now(), address: `addr-${randomUUID()}`, online: true, node_id: 'n1' },
+      data: {
+        event_id: randomUUID(),
+        occurred_at: Date.now(),
+        address: `addr-${randomUUID()}`,
+        online: true,
+        node_id: 'n1',
+      },
     };
     const value = ctx.codec.encode(event);
     // The id in the record is the one the registry holds for the subject (Confluent wire format).
-    const latest = (await (await fetch(`${ctx.config.registry.url}/subjects/${subjectOf('PeerPresenceChanged')}/versions/latest`)).json()) as { id: number };
+    const latest = (await (
+      await fetch(`${ctx.config.registry.url}/subjects/${subjectOf('PeerPresenceChanged')}/versions/latest`)
+    ).json()) as { id: number };
     expect(value.readUInt8(0)).toBe(0);
     expect(value.readInt32BE(1)).toBe(latest.id);
 
     const producer = ctx.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    const [ack] = await producer.send({ topic: ctx.topics.peers, acks: -1, messages: [{ key: event.data.address, value }] });
+    const [ack] = await producer.send({
+      topic: ctx.topics.peers,
+      acks: -1,
+      messages: [{ key: event.data.address, value }],
+    });
     await producer.disconnect();
     expect(ack?.errorCode).toBe(0);
 
@@ -59,15 +71,22 @@ describe('the local Kafka broker and schema registry', () => {
         },
       });
     });
-    await consumer.commitOffsets([{ topic: ctx.topics.peers, partition: received.partition, offset: String(Number(received.offset) + 1) }]);
+    await consumer.commitOffsets([
+      { topic: ctx.topics.peers, partition: received.partition, offset: String(Number(received.offset) + 1) },
+    ]);
     await consumer.disconnect();
 
     expect(received.partition).toBe(ack?.partition);
     expect(await ctx.codec.decode(received.bytes)).toEqual(event);
     const admin = ctx.kafka.admin();
     await admin.connect();
-    const [committed] = await admin.fetchOffsets({ groupId: `${ctx.config.kafka.groupPrefix}.broker-test`, topics: [ctx.topics.peers] });
+    const [committed] = await admin.fetchOffsets({
+      groupId: `${ctx.config.kafka.groupPrefix}.broker-test`,
+      topics: [ctx.topics.peers],
+    });
     await admin.disconnect();
-    expect(committed?.partitions.find((p) => p.partition === received.partition)?.offset).toBe(String(Number(received.offset) + 1));
+    expect(committed?.partitions.find((p) => p.partition === received.partition)?.offset).toBe(
+      String(Number(received.offset) + 1),
+    );
   }, 60_000);
 });

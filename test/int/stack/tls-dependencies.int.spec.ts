@@ -17,12 +17,21 @@ const run = promisify(execFile);
 
 /** A PostgreSQL server program: from PATH, or from Debian's /usr/lib/postgresql/<version>/bin (newest first). */
 async function postgresProgram(name: 'initdb' | 'pg_ctl'): Promise<string> {
-  const onPath = await run('sh', ['-c', `command -v ${name}`]).then(({ stdout }) => stdout.trim(), () => '');
+  const onPath = await run('sh', ['-c', `command -v ${name}`]).then(
+    ({ stdout }) => stdout.trim(),
+    () => '',
+  );
   if (onPath) return onPath;
   const versions = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
   for (const version of versions.sort((a, b) => Number(b) - Number(a))) {
     const candidate = `/usr/lib/postgresql/${version}/bin/${name}`;
-    if (await access(candidate).then(() => true, () => false)) return candidate;
+    if (
+      await access(candidate).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   throw new Error(`${name} not found on PATH or under /usr/lib/postgresql`);
 }
@@ -149,7 +158,10 @@ describe('TLS to Kafka, PostgreSQL and Redis', () => {
       const owner = process.getuid?.() === 0 ? (await run('id', ['-u', 'postgres'])).stdout.trim() : undefined;
       if (owner) await chown(home, Number(owner), Number(owner));
       await asOwner('initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-N']);
-      for (const [from, to] of [[certs.cert, 'server.crt'], [certs.key, 'server.key']] as const) {
+      for (const [from, to] of [
+        [certs.cert, 'server.crt'],
+        [certs.key, 'server.key'],
+      ] as const) {
         await copyFile(from, join(data, to));
         if (owner) await chown(join(data, to), Number(owner), Number(owner));
         await run('chmod', ['600', join(data, to)]);
@@ -166,7 +178,9 @@ describe('TLS to Kafka, PostgreSQL and Redis', () => {
     it('connects over TLS 1.3 with RELAY_DATABASE_SSL_CA, and refuses a CA that did not sign the server', async () => {
       const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
       const pool = createPool(testConfig('tls-pg', { RELAY_DATABASE_URL: url, RELAY_DATABASE_SSL_CA: certs.ca }));
-      const { rows } = await pool.query<{ ssl: boolean; version: string }>('SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+      const { rows } = await pool.query<{ ssl: boolean; version: string }>(
+        'SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+      );
       expect(rows).toEqual([{ ssl: true, version: 'TLSv1.3' }]);
       await pool.end();
 
@@ -184,8 +198,26 @@ describe('TLS to Kafka, PostgreSQL and Redis', () => {
       port = await freePort();
       server = spawn(
         'redis-server',
-        ['--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca,
-          '--tls-auth-clients', 'no', '--tls-protocols', 'TLSv1.3', '--save', '', '--appendonly', 'no'],
+        [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          certs.cert,
+          '--tls-key-file',
+          certs.key,
+          '--tls-ca-cert-file',
+          certs.ca,
+          '--tls-auth-clients',
+          'no',
+          '--tls-protocols',
+          'TLSv1.3',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+        ],
         { stdio: 'ignore' },
       );
     });

@@ -59,7 +59,9 @@ describe('leaf encoding', () => {
 describe('Merkle tree (RFC 6962)', () => {
   it('hashes one leaf as itself and two as SHA-256(0x01 || left || right)', () => {
     expect(new MerkleTree([leafOf(0)]).root.equals(leafOf(0))).toBe(true);
-    expect(new MerkleTree([leafOf(0), leafOf(1)]).root.equals(sha256(Buffer.from([0x01]), leafOf(0), leafOf(1)))).toBe(true);
+    expect(new MerkleTree([leafOf(0), leafOf(1)]).root.equals(sha256(Buffer.from([0x01]), leafOf(0), leafOf(1)))).toBe(
+      true,
+    );
   });
 
   it('splits an odd tree at the largest power of two, without duplicating a leaf', () => {

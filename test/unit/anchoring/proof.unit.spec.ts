@@ -45,13 +45,23 @@ describe('checking a proof offline', () => {
     const proof = proofOf();
     const changed = { ...proof, leaf: { ...proof.leaf, to_address: 'C'.repeat(43) } };
     expect(() => checkProofMath(changed)).toThrow(ProofError);
-    expect(() => checkProofMath({ ...changed, leaf_hash: hex(leafHash(changed.leaf)) })).toThrow('do not lead to the root');
+    expect(() => checkProofMath({ ...changed, leaf_hash: hex(leafHash(changed.leaf)) })).toThrow(
+      'do not lead to the root',
+    );
   });
 
   it('refuses a changed path step, a reordered path and a wrong index', () => {
     const proof = proofOf();
     const [first, ...rest] = proof.path as [string, ...string[]];
-    expect(() => checkProofMath({ ...proof, path: [`${first.slice(0, -1)}${first.endsWith('0') ? '1' : '0'}` as `0x${string}`, ...(rest as `0x${string}`[])] })).toThrow(ProofError);
+    expect(() =>
+      checkProofMath({
+        ...proof,
+        path: [
+          `${first.slice(0, -1)}${first.endsWith('0') ? '1' : '0'}` as `0x${string}`,
+          ...(rest as `0x${string}`[]),
+        ],
+      }),
+    ).toThrow(ProofError);
     expect(() => checkProofMath({ ...proof, path: [...proof.path].reverse() })).toThrow(ProofError);
     expect(() => checkProofMath({ ...proof, leaf_index: 4 })).toThrow(ProofError);
     expect(() => checkProofMath({ ...proof, path: [...proof.path, proof.root] })).toThrow(ProofError);
@@ -71,7 +81,9 @@ describe('relay verify-proof arguments', () => {
     await expect(runVerifyProof(['proof.json'], print, {})).rejects.toThrow(UsageError);
     await expect(runVerifyProof(['--rpc', 'http://127.0.0.1:8545'], print, {})).rejects.toThrow('name the proof file');
     await expect(runVerifyProof(['--rpc', 'ftp://x', 'p.json'], print, {})).rejects.toThrow('http:// or https://');
-    await expect(runVerifyProof(['--rpc', 'http://x', '--min-confirmations', '0', 'p.json'], print, {})).rejects.toThrow('at least 1');
+    await expect(
+      runVerifyProof(['--rpc', 'http://x', '--min-confirmations', '0', 'p.json'], print, {}),
+    ).rejects.toThrow('at least 1');
   });
 
   it('prints its usage for --help', async () => {

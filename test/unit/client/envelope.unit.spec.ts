@@ -1,5 +1,13 @@
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { CompactEncrypt, CompactSign, calculateJwkThumbprint, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose';
+import {
+  CompactEncrypt,
+  CompactSign,
+  calculateJwkThumbprint,
+  decodeProtectedHeader,
+  generateKeyPair,
+  importJWK,
+  type JWK,
+} from 'jose';
 import {
   EnvelopeError,
   PeerIdentity,
@@ -73,30 +81,44 @@ describe('PeerIdentity', () => {
     expect(identity.encryptionKey).not.toHaveProperty('d');
   });
 
-  it.each(['EdDSA', 'ES256'] as const)('derives the address as the RFC 7638 thumbprint of the %s signing key', async (signing) => {
-    const identity = await PeerIdentity.generate({ signing, encryption: 'ECDH-ES+A256KW' });
-    expect(identity.address).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(identity.address).toBe(await calculateJwkThumbprint(identity.signingKey as JWK, 'sha256'));
-    const members = signing === 'EdDSA' ? ['crv', 'kty', 'x'] : ['crv', 'kty', 'x', 'y'];
-    expect(Object.keys(identity.signingKey).sort()).toEqual(members);
-  });
+  it.each(['EdDSA', 'ES256'] as const)(
+    'derives the address as the RFC 7638 thumbprint of the %s signing key',
+    async (signing) => {
+      const identity = await PeerIdentity.generate({ signing, encryption: 'ECDH-ES+A256KW' });
+      expect(identity.address).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(identity.address).toBe(await calculateJwkThumbprint(identity.signingKey as JWK, 'sha256'));
+      const members = signing === 'EdDSA' ? ['crv', 'kty', 'x'] : ['crv', 'kty', 'x', 'y'];
+      expect(Object.keys(identity.signingKey).sort()).toEqual(members);
+    },
+  );
 
-  it.each(combinations)('exports and re-imports a %s / %s identity as JWKs that still decrypt and sign', async (signing, encryption) => {
-    const original = await PeerIdentity.generate({ signing, encryption });
-    const exported = await original.toJwk();
-    expect(exported.signing).toMatchObject({ alg: signing, d: expect.any(String) });
-    expect(exported.encryption).toMatchObject({ alg: encryption, d: expect.any(String) });
-    // Persisting means JSON: the round trip goes through it.
-    const restored = await PeerIdentity.fromJwk(JSON.parse(JSON.stringify(exported)) as typeof exported);
-    expect(restored.address).toBe(original.address);
-    expect(restored.encryptionKey).toEqual(original.encryptionKey);
+  it.each(combinations)(
+    'exports and re-imports a %s / %s identity as JWKs that still decrypt and sign',
+    async (signing, encryption) => {
+      const original = await PeerIdentity.generate({ signing, encryption });
+      const exported = await original.toJwk();
+      expect(exported.signing).toMatchObject({ alg: signing, d: expect.any(String) });
+      expect(exported.encryption).toMatchObject({ alg: encryption, d: expect.any(String) });
+      // Persisting means JSON: the round trip goes through it.
+      const restored = await PeerIdentity.fromJwk(JSON.parse(JSON.stringify(exported)) as typeof exported);
+      expect(restored.address).toBe(original.address);
+      expect(restored.encryptionKey).toEqual(original.encryptionKey);
 
-    const sender = await PeerIdentity.generate();
-    const sealed = await sealMessage(sender, { address: original.address, encryption_key: original.encryptionKey }, PLAINTEXT);
-    expect((await openMessage(restored, relayed(sealed))).text).toBe(PLAINTEXT);
-    const fromRestored = await sealMessage(restored, { address: sender.address, encryption_key: sender.encryptionKey }, 'back');
-    expect((await verifyMessageSignature(fromRestored)).address).toBe(original.address);
-  });
+      const sender = await PeerIdentity.generate();
+      const sealed = await sealMessage(
+        sender,
+        { address: original.address, encryption_key: original.encryptionKey },
+        PLAINTEXT,
+      );
+      expect((await openMessage(restored, relayed(sealed))).text).toBe(PLAINTEXT);
+      const fromRestored = await sealMessage(
+        restored,
+        { address: sender.address, encryption_key: sender.encryptionKey },
+        'back',
+      );
+      expect((await verifyMessageSignature(fromRestored)).address).toBe(original.address);
+    },
+  );
 
   it('restores a JWK without "alg" from its key type', async () => {
     const exported = await (await PeerIdentity.generate({ signing: 'ES256', encryption: 'ECDH-ES+A256KW' })).toJwk();
@@ -110,8 +132,14 @@ describe('PeerIdentity', () => {
   it('refuses public keys, mismatched algs and foreign key types on import', async () => {
     const identity = await PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' });
     const exported = await identity.toJwk();
-    await expectRefusal(PeerIdentity.fromJwk({ signing: identity.signingKey, encryption: exported.encryption }), 'invalid_key');
-    await expectRefusal(PeerIdentity.fromJwk({ signing: { ...exported.signing, alg: 'ES256' }, encryption: exported.encryption }), 'invalid_key');
+    await expectRefusal(
+      PeerIdentity.fromJwk({ signing: identity.signingKey, encryption: exported.encryption }),
+      'invalid_key',
+    );
+    await expectRefusal(
+      PeerIdentity.fromJwk({ signing: { ...exported.signing, alg: 'ES256' }, encryption: exported.encryption }),
+      'invalid_key',
+    );
     const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' }) as JWK;
     await expectRefusal(PeerIdentity.fromJwk({ signing: p384, encryption: exported.encryption }), 'invalid_key');
   });
@@ -138,7 +166,9 @@ describe.each(combinations)('a message signed with %s and encrypted with %s', (s
       PeerIdentity.generate({ signing: 'EdDSA', encryption }),
       PeerIdentity.generate({ signing, encryption }),
     ]);
-    sealed = await sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, PLAINTEXT, { type: 'chat.text' });
+    sealed = await sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, PLAINTEXT, {
+      type: 'chat.text',
+    });
   });
 
   it('is a compact JWE with A256GCM and the key wrapping that fits the recipient key, not holding the plaintext', () => {
@@ -195,7 +225,9 @@ describe.each(combinations)('a message signed with %s and encrypted with %s', (s
 
   it('round-trips binary content and the empty message', async () => {
     const bytes = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) % 256);
-    const binary = await sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, bytes, { type: 'file' });
+    const binary = await sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, bytes, {
+      type: 'file',
+    });
     expect(Buffer.from((await openMessage(bob, relayed(binary))).plaintext)).toEqual(Buffer.from(bytes));
     const empty = await sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, '');
     expect(isCompactJwe(empty.encrypted_content)).toBe(true);
@@ -214,9 +246,16 @@ describe.each(combinations)('a message signed with %s and encrypted with %s', (s
       await expectRefusal(openMessage(bob, relayed(resigned)), 'decryption_failed');
     }
     // The protected header is the GCM additional data: changing it breaks the tag too.
-    const header = JSON.parse(Buffer.from(sealed.encrypted_content.split('.')[0] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
-    const headerChanged = withPart(sealed.encrypted_content, 0, () => Buffer.from(JSON.stringify({ ...header, kid: 'x' })).toString('base64url'));
-    await expectRefusal(openMessage(bob, relayed(await resignMessage(alice, { ...sealed, encrypted_content: headerChanged }))), 'decryption_failed');
+    const header = JSON.parse(
+      Buffer.from(sealed.encrypted_content.split('.')[0] as string, 'base64url').toString('utf8'),
+    ) as Record<string, unknown>;
+    const headerChanged = withPart(sealed.encrypted_content, 0, () =>
+      Buffer.from(JSON.stringify({ ...header, kid: 'x' })).toString('base64url'),
+    );
+    await expectRefusal(
+      openMessage(bob, relayed(await resignMessage(alice, { ...sealed, encrypted_content: headerChanged }))),
+      'decryption_failed',
+    );
   });
 
   it('refuses a changed type, recipient or id: the signed claims differ', async () => {
@@ -224,16 +263,27 @@ describe.each(combinations)('a message signed with %s and encrypted with %s', (s
     await expectRefusal(openMessage(bob, relayed(sealed, { to_address: mallory.address })), 'claims_mismatch');
     await expectRefusal(openMessage(bob, relayed(sealed, { message_id: randomUUID() })), 'claims_mismatch');
     // The relay lower-cases ids; that is the same id.
-    expect((await openMessage(bob, relayed(sealed, { message_id: sealed.message_id.toUpperCase() }))).text).toBe(PLAINTEXT);
+    expect((await openMessage(bob, relayed(sealed, { message_id: sealed.message_id.toUpperCase() }))).text).toBe(
+      PLAINTEXT,
+    );
   });
 
   it('refuses a message claiming another sender', async () => {
     await expectRefusal(openMessage(bob, relayed(sealed, { from_address: mallory.address })), 'sender_mismatch');
     // Mallory signs a message from "alice" with her own key: the key is not alice's.
-    const forged = await sealMessage(mallory, { address: bob.address, encryption_key: bob.encryptionKey }, 'send money');
-    const claims = JSON.parse(Buffer.from(forged.signature.split('.')[1] as string, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const forged = await sealMessage(
+      mallory,
+      { address: bob.address, encryption_key: bob.encryptionKey },
+      'send money',
+    );
+    const claims = JSON.parse(
+      Buffer.from(forged.signature.split('.')[1] as string, 'base64url').toString('utf8'),
+    ) as Record<string, unknown>;
     const signature = await mallory.sign({ ...claims, from: alice.address });
-    await expectRefusal(openMessage(bob, relayed({ ...forged, from_address: alice.address, signature })), 'sender_mismatch');
+    await expectRefusal(
+      openMessage(bob, relayed({ ...forged, from_address: alice.address, signature })),
+      'sender_mismatch',
+    );
   });
 
   it("refuses a signature made with another key under alice's jwk", async () => {
@@ -243,7 +293,10 @@ describe.each(combinations)('a message signed with %s and encrypted with %s', (s
       .setProtectedHeader({ alg: signing, jwk: { ...alice.signingKey } })
       .sign(malloryKey.privateKey);
     await expectRefusal(openMessage(bob, relayed(sealed, { signature: forged })), 'bad_signature');
-    await expectRefusal(openMessage(bob, relayed(sealed, { signature: withPart(sealed.signature, 2, flipBit) })), 'bad_signature');
+    await expectRefusal(
+      openMessage(bob, relayed(sealed, { signature: withPart(sealed.signature, 2, flipBit) })),
+      'bad_signature',
+    );
   });
 
   it('refuses malformed signatures: alg none, a private jwk, a jwk that does not fit alg, crit, not three parts', async () => {
@@ -257,11 +310,16 @@ describe.each(combinations)('a message signed with %s and encrypted with %s', (s
       `${header({ alg: signing })}.${payload}.${sig}`,
       `${payload}.${sig}`,
     ];
-    for (const signature of cases) await expectRefusal(openMessage(bob, relayed(sealed, { signature })), 'malformed_signature');
+    for (const signature of cases)
+      await expectRefusal(openMessage(bob, relayed(sealed, { signature })), 'malformed_signature');
   });
 
   it('refuses a message addressed to someone else, and one it cannot decrypt', async () => {
-    const forMallory = await sealMessage(alice, { address: mallory.address, encryption_key: mallory.encryptionKey }, PLAINTEXT);
+    const forMallory = await sealMessage(
+      alice,
+      { address: mallory.address, encryption_key: mallory.encryptionKey },
+      PLAINTEXT,
+    );
     await expectRefusal(openMessage(bob, relayed(forMallory)), 'wrong_recipient');
     // Signed for bob but encrypted to mallory's key: bob's key does not unwrap it.
     const misencrypted = { ...forMallory, to_address: bob.address };
@@ -286,49 +344,74 @@ describe('key wrapping policy', () => {
     ]);
     const x25519Key = await importJWK(x25519.encryptionKey as JWK, 'ECDH-ES');
     const plaintext = new TextEncoder().encode('hi');
-    const direct = await new CompactEncrypt(plaintext).setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' }).encrypt(x25519Key);
+    const direct = await new CompactEncrypt(plaintext)
+      .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' })
+      .encrypt(x25519Key);
     expect(direct.split('.')[1]).toBe('');
     expect(isCompactJwe(direct)).toBe(true);
     expect(new TextDecoder().decode(await x25519.decrypt(direct))).toBe('hi');
 
-    const a128kw = await new CompactEncrypt(plaintext).setProtectedHeader({ alg: 'ECDH-ES+A128KW', enc: 'A256GCM' }).encrypt(x25519Key);
+    const a128kw = await new CompactEncrypt(plaintext)
+      .setProtectedHeader({ alg: 'ECDH-ES+A128KW', enc: 'A256GCM' })
+      .encrypt(x25519Key);
     await expectRefusal(x25519.decrypt(a128kw), 'decryption_failed');
-    const a128gcm = await new CompactEncrypt(plaintext).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A128GCM' }).encrypt(x25519Key);
+    const a128gcm = await new CompactEncrypt(plaintext)
+      .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A128GCM' })
+      .encrypt(x25519Key);
     await expectRefusal(x25519.decrypt(a128gcm), 'decryption_failed');
     const rsaKey = await importJWK(rsa.encryptionKey as JWK, 'RSA-OAEP');
-    const sha1Oaep = await new CompactEncrypt(plaintext).setProtectedHeader({ alg: 'RSA-OAEP', enc: 'A256GCM' }).encrypt(rsaKey);
+    const sha1Oaep = await new CompactEncrypt(plaintext)
+      .setProtectedHeader({ alg: 'RSA-OAEP', enc: 'A256GCM' })
+      .encrypt(rsaKey);
     await expectRefusal(rsa.decrypt(sha1Oaep), 'decryption_failed');
   });
 
   it('refuses content over the relay limit before sending', async () => {
-    const [alice, bob] = await Promise.all([PeerIdentity.generate(), PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' })]);
-    await expectRefusal(sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, 'x'.repeat(50_000)), 'content_too_large');
-    const fits = await sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, 'x'.repeat(48_000));
+    const [alice, bob] = await Promise.all([
+      PeerIdentity.generate(),
+      PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' }),
+    ]);
+    await expectRefusal(
+      sealMessage(alice, { address: bob.address, encryption_key: bob.encryptionKey }, 'x'.repeat(50_000)),
+      'content_too_large',
+    );
+    const fits = await sealMessage(
+      alice,
+      { address: bob.address, encryption_key: bob.encryptionKey },
+      'x'.repeat(48_000),
+    );
     expect(Buffer.byteLength(fits.encrypted_content)).toBeLessThanOrEqual(65_536);
   });
 });
 
 describe('registration', () => {
-  it.each(combinations)('signs a %s / %s registration the relay accepts and a peer can verify', async (signing, encryption) => {
-    const identity = await PeerIdentity.generate({ signing, encryption });
-    const jws = await signRegistration(identity, { platform: 'node' });
-    const verified = new SignatureVerifier().verify(jws);
-    expect(verified.address).toBe(identity.address);
-    expect(verified.payload).toEqual({
-      address: identity.address,
-      encryption_key: identity.encryptionKey,
-      connection_info: { platform: 'node' },
-      iat: expect.any(Number),
-    });
-    expect(checkEncryptionKey(verified.payload['encryption_key'])).toEqual(identity.encryptionKey);
-    const registration = await verifyRegistration(jws);
-    expect(registration.encryption_key).toEqual(identity.encryptionKey);
-    expect(registration.signing_key).toEqual(identity.signingKey);
-  });
+  it.each(combinations)(
+    'signs a %s / %s registration the relay accepts and a peer can verify',
+    async (signing, encryption) => {
+      const identity = await PeerIdentity.generate({ signing, encryption });
+      const jws = await signRegistration(identity, { platform: 'node' });
+      const verified = new SignatureVerifier().verify(jws);
+      expect(verified.address).toBe(identity.address);
+      expect(verified.payload).toEqual({
+        address: identity.address,
+        encryption_key: identity.encryptionKey,
+        connection_info: { platform: 'node' },
+        iat: expect.any(Number),
+      });
+      expect(checkEncryptionKey(verified.payload['encryption_key'])).toEqual(identity.encryptionKey);
+      const registration = await verifyRegistration(jws);
+      expect(registration.encryption_key).toEqual(identity.encryptionKey);
+      expect(registration.signing_key).toEqual(identity.signingKey);
+    },
+  );
 
   it('refuses a registration whose address is not its key', async () => {
     const [alice, mallory] = await Promise.all([PeerIdentity.generate(), PeerIdentity.generate()]);
-    const jws = await mallory.sign({ address: alice.address, encryption_key: mallory.encryptionKey, iat: Math.floor(Date.now() / 1000) });
+    const jws = await mallory.sign({
+      address: alice.address,
+      encryption_key: mallory.encryptionKey,
+      iat: Math.floor(Date.now() / 1000),
+    });
     await expectRefusal(verifyRegistration(jws), 'untrusted_peer_key');
   });
 });

@@ -18,7 +18,13 @@ import {
 } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { PeerIdentity, openMessage, sealMessage, verifyMessageSignature, type RelayedMessage } from '../../../src/client/index.js';
+import {
+  PeerIdentity,
+  openMessage,
+  sealMessage,
+  verifyMessageSignature,
+  type RelayedMessage,
+} from '../../../src/client/index.js';
 import { SignatureVerifier } from '../../../src/crypto/signatures.js';
 
 // docs/guides/ios.md tells iOS developers how to build every byte the relay and the reference
@@ -38,7 +44,9 @@ const u32 = (value: number): Buffer => {
 function concatKdf(z: Buffer, algorithm: string, keyBits = 256): Buffer {
   const alg = Buffer.from(algorithm, 'ascii');
   const otherInfo = Buffer.concat([u32(alg.length), alg, u32(0), u32(0), u32(keyBits)]);
-  return createHash('sha256').update(Buffer.concat([u32(1), z, otherInfo])).digest();
+  return createHash('sha256')
+    .update(Buffer.concat([u32(1), z, otherInfo]))
+    .digest();
 }
 
 const aesKeyWrap = (kek: Buffer, key: Buffer): Buffer => {
@@ -80,7 +88,10 @@ function es256Signer(privateKey: KeyObject) {
   const jws = (payload: object): string => {
     const header = `{"alg":"ES256","jwk":{"crv":"P-256","kty":"EC","x":"${x}","y":"${y}"}}`;
     const signingInput = `${b64u(header)}.${b64u(JSON.stringify(payload))}`;
-    const signature = sign('sha256', Buffer.from(signingInput, 'ascii'), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    const signature = sign('sha256', Buffer.from(signingInput, 'ascii'), {
+      key: privateKey,
+      dsaEncoding: 'ieee-p1363',
+    });
     expect(signature).toHaveLength(64);
     return `${signingInput}.${b64u(signature)}`;
   };
@@ -102,7 +113,11 @@ describe('the test vectors in docs/guides/ios.md', () => {
 
   it('X25519 (RFC 7748 6.1), Concat KDF for ECDH-ES+A256KW, and AES key wrap (RFC 3394 4.6)', () => {
     const pkcs8 = (raw: string) =>
-      createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.from(raw, 'hex')]), format: 'der', type: 'pkcs8' });
+      createPrivateKey({
+        key: Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), Buffer.from(raw, 'hex')]),
+        format: 'der',
+        type: 'pkcs8',
+      });
     const ephemeral = pkcs8('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
     const recipient = pkcs8('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb');
     const z = diffieHellman({ privateKey: ephemeral, publicKey: createPublicKey(recipient) });
@@ -129,7 +144,10 @@ describe("the guide's recipes interoperate with the reference client", () => {
   const iosAgreementX = iosAgreement.publicKey.export({ format: 'jwk' }).x as string;
 
   beforeAll(async () => {
-    [node, nodeX25519] = await Promise.all([PeerIdentity.generate(), PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' })]);
+    [node, nodeX25519] = await Promise.all([
+      PeerIdentity.generate(),
+      PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' }),
+    ]);
   });
 
   /** A message from the iOS peer, signed the guide's way over the guide's claims. */
@@ -143,7 +161,15 @@ describe("the guide's recipes interoperate with the reference client", () => {
       sha256: createHash('sha256').update(encryptedContent, 'utf8').digest('base64url'),
       iat: Math.floor(Date.now() / 1000),
     });
-    return { message_id: messageId, from_address: ios.address, to_address: to.address, message_type: 'text', encrypted_content: encryptedContent, signature, accepted_at: new Date().toISOString() };
+    return {
+      message_id: messageId,
+      from_address: ios.address,
+      to_address: to.address,
+      message_type: 'text',
+      encrypted_content: encryptedContent,
+      signature,
+      accepted_at: new Date().toISOString(),
+    };
   }
 
   it('an ES256 registration built by hand passes the relay verifier', () => {
@@ -158,10 +184,16 @@ describe("the guide's recipes interoperate with the reference client", () => {
   });
 
   it('RSA-OAEP-256 + A256GCM built by hand (the path to a Node peer) opens in the reference client', async () => {
-    const rsa = createPublicKey({ key: { kty: 'RSA', n: node.encryptionKey.n as string, e: node.encryptionKey.e as string }, format: 'jwk' });
+    const rsa = createPublicKey({
+      key: { kty: 'RSA', n: node.encryptionKey.n as string, e: node.encryptionKey.e as string },
+      format: 'jwk',
+    });
     const cek = randomBytes(32);
     // SecKeyCreateEncryptedData(.rsaEncryptionOAEPSHA256): OAEP with SHA-256 and MGF1-SHA-256, no label.
-    const encryptedKey = publicEncrypt({ key: rsa, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, cek);
+    const encryptedKey = publicEncrypt(
+      { key: rsa, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      cek,
+    );
     expect(encryptedKey).toHaveLength(256);
     const jwe = assembleJwe({ alg: 'RSA-OAEP-256', enc: 'A256GCM' }, cek, encryptedKey, Buffer.from('from the phone'));
     const opened = await openMessage(node, iosMessage(node, jwe));
@@ -171,12 +203,19 @@ describe("the guide's recipes interoperate with the reference client", () => {
 
   it('ECDH-ES+A256KW over X25519 built by hand opens in the reference client', async () => {
     const ephemeral = generateKeyPairSync('x25519');
-    const recipient = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: nodeX25519.encryptionKey.x as string }, format: 'jwk' });
+    const recipient = createPublicKey({
+      key: { kty: 'OKP', crv: 'X25519', x: nodeX25519.encryptionKey.x as string },
+      format: 'jwk',
+    });
     const z = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: recipient });
     const cek = randomBytes(32);
     const encryptedKey = aesKeyWrap(concatKdf(z, 'ECDH-ES+A256KW'), cek);
     expect(encryptedKey).toHaveLength(40);
-    const header = { alg: 'ECDH-ES+A256KW', enc: 'A256GCM', epk: { crv: 'X25519', kty: 'OKP', x: ephemeral.publicKey.export({ format: 'jwk' }).x } };
+    const header = {
+      alg: 'ECDH-ES+A256KW',
+      enc: 'A256GCM',
+      epk: { crv: 'X25519', kty: 'OKP', x: ephemeral.publicKey.export({ format: 'jwk' }).x },
+    };
     const jwe = assembleJwe(header, cek, encryptedKey, Buffer.from('via X25519'));
     expect((await openMessage(nodeX25519, iosMessage(nodeX25519, jwe))).text).toBe('via X25519');
   });
@@ -188,7 +227,10 @@ describe("the guide's recipes interoperate with the reference client", () => {
 
       // Signature: the header's jwk verifies the signing input; its thumbprint is from_address.
       const [h, p, s] = sealed.signature.split('.') as [string, string, string];
-      const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as { alg: string; jwk: Record<string, string> };
+      const header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as {
+        alg: string;
+        jwk: Record<string, string>;
+      };
       const jwk = header.jwk;
       const canonical =
         header.alg === 'EdDSA'
@@ -198,14 +240,25 @@ describe("the guide's recipes interoperate with the reference client", () => {
       const key = createPublicKey({ key: jwk, format: 'jwk' });
       const input = Buffer.from(`${h}.${p}`, 'ascii');
       const signature = Buffer.from(s, 'base64url');
-      expect(header.alg === 'EdDSA' ? verify(null, input, key, signature) : verify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, signature)).toBe(true);
+      expect(
+        header.alg === 'EdDSA'
+          ? verify(null, input, key, signature)
+          : verify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, signature),
+      ).toBe(true);
       await expect(verifyMessageSignature(sealed)).resolves.toMatchObject({ address: sealed.from_address });
 
       // Decryption: epk -> Z -> Concat KDF -> AES key unwrap -> AES-GCM with the encoded header as AAD.
       const parts = sealed.encrypted_content.split('.');
-      const jweHeader = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString('utf8')) as { alg: string; enc: string; epk: { x: string } };
+      const jweHeader = JSON.parse(Buffer.from(parts[0] as string, 'base64url').toString('utf8')) as {
+        alg: string;
+        enc: string;
+        epk: { x: string };
+      };
       expect(jweHeader).toMatchObject({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', epk: { kty: 'OKP', crv: 'X25519' } });
-      const z = diffieHellman({ privateKey: iosAgreement.privateKey, publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: jweHeader.epk.x }, format: 'jwk' }) });
+      const z = diffieHellman({
+        privateKey: iosAgreement.privateKey,
+        publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: jweHeader.epk.x }, format: 'jwk' }),
+      });
       const cek = aesKeyUnwrap(concatKdf(z, 'ECDH-ES+A256KW'), Buffer.from(parts[1] as string, 'base64url'));
       expect(openGcm(parts, cek).toString('utf8')).toBe('to the phone');
     }
@@ -214,9 +267,16 @@ describe("the guide's recipes interoperate with the reference client", () => {
   it('an RSA-OAEP-256 JWE from the client unwraps with OAEP-SHA-256 (the iOS RSA receiving path)', async () => {
     const iosRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const jwk = iosRsa.publicKey.export({ format: 'jwk' });
-    const sealed = await sealMessage(node, { address: ios.address, encryption_key: { kty: 'RSA', n: jwk.n, e: jwk.e, alg: 'RSA-OAEP-256' } }, 'rsa to phone');
+    const sealed = await sealMessage(
+      node,
+      { address: ios.address, encryption_key: { kty: 'RSA', n: jwk.n, e: jwk.e, alg: 'RSA-OAEP-256' } },
+      'rsa to phone',
+    );
     const parts = sealed.encrypted_content.split('.');
-    const cek = privateDecrypt({ key: iosRsa.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(parts[1] as string, 'base64url'));
+    const cek = privateDecrypt(
+      { key: iosRsa.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      Buffer.from(parts[1] as string, 'base64url'),
+    );
     expect(openGcm(parts, cek).toString('utf8')).toBe('rsa to phone');
   });
 });

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import {
@@ -38,7 +44,14 @@ interface StandIn {
   close(): Promise<void>;
 }
 
-const problem = (res: ServerResponse, status: number, code: string, detail: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) => {
+const problem = (
+  res: ServerResponse,
+  status: number,
+  code: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+) => {
   res.writeHead(status, { 'content-type': 'application/problem+json', ...headers });
   res.end(JSON.stringify({ type: `urn:relay:error:${code}`, title: code, status, detail, code, ...extra }));
 };
@@ -92,7 +105,8 @@ async function startStandIn(): Promise<StandIn> {
           const proof = verifier.verify(fields['proof']);
           verifier.checkFreshness(proof.payload);
           const nonce = proof.payload['nonce'] as string;
-          if (nonces.get(nonce) !== proof.address || proof.payload['address'] !== proof.address) throw new Error('nonce or address');
+          if (nonces.get(nonce) !== proof.address || proof.payload['address'] !== proof.address)
+            throw new Error('nonce or address');
           nonces.delete(nonce);
           state.proofs.push(proof.payload);
           const token = `tok-${state.tokens.size + 1}`;
@@ -104,13 +118,16 @@ async function startStandIn(): Promise<StandIn> {
       }
       if (url.pathname === '/api/v1/messages' || url.pathname === '/api/v1/messages/ack') {
         const address = url.searchParams.get('address') ?? (fields['address'] as string);
-        if (state.requireTokens && bearerOf(req.headers) !== address) return problem(res, 401, 'unauthorized', 'A bearer token for this address is required.');
+        if (state.requireTokens && bearerOf(req.headers) !== address)
+          return problem(res, 401, 'unauthorized', 'A bearer token for this address is required.');
         if (req.method === 'GET') return json(res, 200, { messages: [], next_cursor: null });
         return json(res, 200, { acknowledged: (fields['message_ids'] as unknown[]).length });
       }
-      if (route === 'POST /api/v1/peer/register') return json(res, 202, { address: verifier.verify(fields['registration']).address, status: 'registered' });
+      if (route === 'POST /api/v1/peer/register')
+        return json(res, 202, { address: verifier.verify(fields['registration']).address, status: 'registered' });
       if (route === 'POST /api/v1/message/relay') {
-        if (fields['message_type'] === 'overload-me') return problem(res, 503, 'overloaded', 'Busy.', { retry_after: 2 }, { 'retry-after': '2' });
+        if (fields['message_type'] === 'overload-me')
+          return problem(res, 503, 'overloaded', 'Busy.', { retry_after: 2 }, { 'retry-after': '2' });
         if (fields['message_type'] === 'html-me') {
           res.writeHead(502, { 'content-type': 'text/html' });
           return res.end('<html>bad gateway</html>');
@@ -129,8 +146,16 @@ async function startStandIn(): Promise<StandIn> {
     state.seen.push({ method: 'UPGRADE', path: url.pathname, headers: req.headers, body: undefined });
     const address = url.searchParams.get('address');
     if (state.requireTokens && bearerOf(req.headers) !== address) {
-      const body = JSON.stringify({ type: 'urn:relay:error:unauthorized', title: 'unauthorized', status: 401, detail: 'Bearer token required.', code: 'unauthorized' });
-      socket.end(`HTTP/1.1 401 unauthorized\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const body = JSON.stringify({
+        type: 'urn:relay:error:unauthorized',
+        title: 'unauthorized',
+        status: 401,
+        detail: 'Bearer token required.',
+        code: 'unauthorized',
+      });
+      socket.end(
+        `HTTP/1.1 401 unauthorized\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -188,7 +213,9 @@ describe('RelayClient against a stand-in for the security layer', () => {
   it('sends X-API-Key on every request and on the stream upgrade, and no Authorization without tokens', async () => {
     const client = new RelayClient({ baseUrl: `${standIn.baseUrl}/`, identity, apiKey: 'k-123' });
     await client.register();
-    await client.relay(await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi'));
+    await client.relay(
+      await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi'),
+    );
     await client.fetchMessages();
     await client.ack(['6f1c2a9e-4b1d-4c55-9a0e-2d7f3b8c1e42']);
     const stream = await client.openStream();
@@ -210,7 +237,9 @@ describe('RelayClient against a stand-in for the security layer', () => {
     standIn.requireTokens = true;
     const client = new RelayClient({ baseUrl: standIn.baseUrl, identity, apiKey: 'k-123', useTokens: true });
     await client.register();
-    await client.relay(await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi'));
+    await client.relay(
+      await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi'),
+    );
     expect(standIn.seen.some((s) => s.path.startsWith('/api/v1/auth/'))).toBe(false); // lazily: nothing needed one yet
 
     await Promise.all([client.fetchMessages(), client.fetchMessages()]); // concurrent callers share one token
@@ -226,7 +255,8 @@ describe('RelayClient against a stand-in for the security layer', () => {
     expect(proof).toEqual({ address: identity.address, nonce: expect.any(String), iat: expect.any(Number) });
     for (const seen of standIn.seen) {
       expect(seen.headers['x-api-key']).toBe('k-123');
-      const wantsBearer = seen.path === '/api/v1/messages' || seen.path === '/api/v1/messages/ack' || seen.path === '/api/v1/stream';
+      const wantsBearer =
+        seen.path === '/api/v1/messages' || seen.path === '/api/v1/messages/ack' || seen.path === '/api/v1/stream';
       if (wantsBearer) expect(seen.headers.authorization).toMatch(/^Bearer tok-\d+$/);
       else expect(seen.headers.authorization).toBeUndefined();
     }
@@ -246,7 +276,10 @@ describe('RelayClient against a stand-in for the security layer', () => {
   it('refreshes a token before it expires', async () => {
     let now = Date.now();
     standIn.tokenLifetimeSeconds = 120;
-    const tokens = new AccessTokens(new HttpTransport({ baseUrl: standIn.baseUrl }), identity, { refreshMarginSeconds: 30, now: () => now });
+    const tokens = new AccessTokens(new HttpTransport({ baseUrl: standIn.baseUrl }), identity, {
+      refreshMarginSeconds: 30,
+      now: () => now,
+    });
     const first = await tokens.bearer();
     now += 60_000;
     expect(await tokens.bearer()).toBe(first);
@@ -261,19 +294,38 @@ describe('RelayClient against a stand-in for the security layer', () => {
     const client = new RelayClient({ baseUrl: standIn.baseUrl, identity });
     const error = await rejection(client.openStream());
     expect(error).toBeInstanceOf(RelayClientError);
-    expect(error).toMatchObject({ status: 401, code: 'unauthorized', detail: 'Bearer token required.', canRetry: false });
+    expect(error).toMatchObject({
+      status: 401,
+      code: 'unauthorized',
+      detail: 'Bearer token required.',
+      canRetry: false,
+    });
   });
 
   it('surfaces problem documents, non-JSON errors and lost connections as RelayClientError', async () => {
     const client = new RelayClient({ baseUrl: standIn.baseUrl, identity });
-    const sealed = await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi', { type: 'overload-me' });
+    const sealed = await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi', {
+      type: 'overload-me',
+    });
     const overloaded = await rejection(client.relay(sealed));
     expect(overloaded).toBeInstanceOf(RelayClientError);
-    expect(overloaded).toMatchObject({ status: 503, code: 'overloaded', detail: 'Busy.', retryAfter: 2, canRetry: true });
+    expect(overloaded).toMatchObject({
+      status: 503,
+      code: 'overloaded',
+      detail: 'Busy.',
+      retryAfter: 2,
+      canRetry: true,
+    });
     expect((overloaded as RelayClientError).problem).toMatchObject({ retry_after: 2 });
 
-    const html = await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi', { type: 'html-me' });
-    expect(await rejection(client.relay(html))).toMatchObject({ status: 502, code: 'unexpected_response', canRetry: true });
+    const html = await sealMessage(identity, { address: other.address, encryption_key: other.encryptionKey }, 'hi', {
+      type: 'html-me',
+    });
+    expect(await rejection(client.relay(html))).toMatchObject({
+      status: 502,
+      code: 'unexpected_response',
+      canRetry: true,
+    });
 
     const notFound = await rejection(client.getPeer(other.address));
     expect(notFound).toMatchObject({ status: 404, code: 'peer_not_found', canRetry: false });
@@ -294,13 +346,20 @@ describe('RelayClient against a stand-in for the security layer', () => {
       registered_at: new Date().toISOString(),
     };
     standIn.peers.set(other.address, record);
-    expect(await client.getPeer(other.address)).toMatchObject({ address: other.address, encryption_key_attested: false });
+    expect(await client.getPeer(other.address)).toMatchObject({
+      address: other.address,
+      encryption_key_attested: false,
+    });
 
     standIn.peers.set(other.address, { ...record, registration: await signRegistration(other) });
     expect(await client.getPeer(other.address)).toMatchObject({ encryption_key_attested: true });
 
     const mallory = await PeerIdentity.generate({ encryption: 'ECDH-ES+A256KW' });
-    standIn.peers.set(other.address, { ...record, encryption_key: mallory.encryptionKey, registration: await signRegistration(other) });
+    standIn.peers.set(other.address, {
+      ...record,
+      encryption_key: mallory.encryptionKey,
+      registration: await signRegistration(other),
+    });
     expect(await rejection(client.getPeer(other.address))).toMatchObject({ code: 'untrusted_peer_key' });
 
     standIn.peers.set(other.address, { ...record, signing_key: mallory.signingKey });

@@ -1,5 +1,11 @@
 import { generateKeyPair, exportJWK, calculateJwkThumbprint } from 'jose';
-import { ADDRESS_PATTERN, deriveAddress, isAddress, jwkThumbprint, type PublicJwk } from '../../../src/crypto/address.js';
+import {
+  ADDRESS_PATTERN,
+  deriveAddress,
+  isAddress,
+  jwkThumbprint,
+  type PublicJwk,
+} from '../../../src/crypto/address.js';
 
 /** RFC 7638 section 3.1: the example RSA key and its SHA-256 thumbprint. */
 const RFC7638_N =
@@ -42,7 +48,10 @@ describe('jwkThumbprint', () => {
     ['OKP without x', { kty: 'OKP', crv: 'Ed25519' }],
     ['OKP without crv', { kty: 'OKP', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' }],
     ['EC without y', { kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU' }],
-    ['EC without crv', { kty: 'EC', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }],
+    [
+      'EC without crv',
+      { kty: 'EC', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' },
+    ],
   ])('throws for %s', (_label, jwk) => {
     expect(() => jwkThumbprint(jwk)).toThrow(/lacks/);
   });

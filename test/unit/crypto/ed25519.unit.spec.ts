@@ -87,7 +87,10 @@ describe('ed25519KeyProblem', () => {
 
   it('agrees with decoding and multiplying by 8 on real keys and on random encodings', () => {
     for (let i = 0; i < 200; i++) {
-      const encoded = i % 2 === 0 ? Buffer.from(publicJwk(generateKeyPairSync('ed25519').publicKey, 'Ed25519').x as string, 'base64url') : randomBytes(32);
+      const encoded =
+        i % 2 === 0
+          ? Buffer.from(publicJwk(generateKeyPairSync('ed25519').publicKey, 'Ed25519').x as string, 'base64url')
+          : randomBytes(32);
       const point = referenceDecode(encoded);
       if (point) expect(ed25519KeyProblem(encoded)).toBe(referenceSmallOrder(point) ? 'small_order' : undefined);
       else expect(ed25519KeyProblem(encoded)).not.toBe('small_order');

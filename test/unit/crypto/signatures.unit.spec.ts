@@ -100,7 +100,9 @@ describe('SignatureVerifier.verify', () => {
   it('refuses a tampered payload', async () => {
     const jws = await joseSign('EdDSA', edKeys.jwk, edKeys.privateKey);
     const [h, , s] = jws.split('.');
-    const error = expectBadSignature(() => new SignatureVerifier().verify(`${h}.${json64({ ...payload, to: 'mallory' })}.${s}`));
+    const error = expectBadSignature(() =>
+      new SignatureVerifier().verify(`${h}.${json64({ ...payload, to: 'mallory' })}.${s}`),
+    );
     expect(error.message).toMatch(/does not verify/);
   });
 
@@ -159,15 +161,22 @@ describe('SignatureVerifier.verify', () => {
 
   it('refuses a header without alg or without jwk', () => {
     const signer = ed25519();
-    expectBadSignature(() => new SignatureVerifier().verify(rawJws({ jwk: signer.jwk }, '{}', edSign(signer.privateKey))));
-    const error = expectBadSignature(() => new SignatureVerifier().verify(rawJws({ alg: 'EdDSA' }, '{}', edSign(signer.privateKey))));
+    expectBadSignature(() =>
+      new SignatureVerifier().verify(rawJws({ jwk: signer.jwk }, '{}', edSign(signer.privateKey))),
+    );
+    const error = expectBadSignature(() =>
+      new SignatureVerifier().verify(rawJws({ alg: 'EdDSA' }, '{}', edSign(signer.privateKey))),
+    );
     expect(error.message).toMatch(/"jwk"/);
   });
 
   it('refuses a jwk that holds the private part "d", even with a valid signature', () => {
     const signer = ed25519();
     // An Ed25519 PKCS #8 key ends with its 32-byte seed: the JWK's "d".
-    const privateJwk = { ...signer.jwk, d: signer.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32).toString('base64url') };
+    const privateJwk = {
+      ...signer.jwk,
+      d: signer.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32).toString('base64url'),
+    };
     const jws = rawJws({ alg: 'EdDSA', jwk: privateJwk }, JSON.stringify(payload), edSign(signer.privateKey));
     const error = expectBadSignature(() => new SignatureVerifier().verify(jws));
     expect(error.message).toMatch(/private part/);
@@ -175,7 +184,11 @@ describe('SignatureVerifier.verify', () => {
 
   it('refuses a "crit" header, even with a valid signature', () => {
     const signer = ed25519();
-    const jws = rawJws({ alg: 'EdDSA', jwk: signer.jwk, crit: ['exp'], exp: 1 }, JSON.stringify(payload), edSign(signer.privateKey));
+    const jws = rawJws(
+      { alg: 'EdDSA', jwk: signer.jwk, crit: ['exp'], exp: 1 },
+      JSON.stringify(payload),
+      edSign(signer.privateKey),
+    );
     const error = expectBadSignature(() => new SignatureVerifier().verify(jws));
     expect(error.message).toMatch(/crit/);
   });
@@ -219,7 +232,9 @@ describe('SignatureVerifier.verify', () => {
     const signer = ed25519();
     const signingInput = `${b64url('not json')}.${json64(payload)}`;
     const jws = `${signingInput}.${b64url(sign(null, Buffer.from(signingInput), signer.privateKey))}`;
-    expect(expectBadSignature(() => new SignatureVerifier().verify(jws)).message).toMatch(/header is not base64url-encoded JSON/);
+    expect(expectBadSignature(() => new SignatureVerifier().verify(jws)).message).toMatch(
+      /header is not base64url-encoded JSON/,
+    );
   });
 
   it('refuses an ES256 signature in DER rather than the JWS (r || s) form', () => {
@@ -234,7 +249,11 @@ describe('SignatureVerifier.verify', () => {
     const signer = p256();
     const y = Buffer.from(signer.jwk.y as string, 'base64url');
     y[31] = (y[31] ?? 0) ^ 0x01;
-    const jws = rawJws({ alg: 'ES256', jwk: { ...signer.jwk, y: b64url(y) } }, JSON.stringify(payload), esSign(signer.privateKey));
+    const jws = rawJws(
+      { alg: 'ES256', jwk: { ...signer.jwk, y: b64url(y) } },
+      JSON.stringify(payload),
+      esSign(signer.privateKey),
+    );
     expectBadSignature(() => new SignatureVerifier().verify(jws));
   });
 
@@ -254,7 +273,9 @@ describe('SignatureVerifier.verify', () => {
   it('refuses a small-order Ed25519 key whose forged signature node:crypto would accept', () => {
     // x = 01 00..00 is the identity: with R = identity and S = 0, [S]B = R + [k]A holds for any message.
     const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(Buffer.concat([Buffer.from([1]), Buffer.alloc(31)])) };
-    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () => Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]));
+    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () =>
+      Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]),
+    );
     const error = expectBadSignature(() => new SignatureVerifier().verify(forged));
     expect(error.message).toMatch(/small order/);
   });
@@ -265,7 +286,9 @@ describe('SignatureVerifier.verify', () => {
     y[0] = 0xee;
     y[31] = 0x7f;
     const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(y) };
-    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () => Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]));
+    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () =>
+      Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]),
+    );
     expect(expectBadSignature(() => new SignatureVerifier().verify(forged)).message).toMatch(/canonical/);
   });
 
@@ -284,7 +307,9 @@ describe('SignatureVerifier.verify', () => {
 
   it('refuses an Ed25519 key that is no point on the curve', () => {
     const jwk = { kty: 'OKP', crv: 'Ed25519', x: b64url(Buffer.concat([Buffer.from([2]), Buffer.alloc(31)])) };
-    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () => Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]));
+    const forged = rawJws({ alg: 'EdDSA', jwk }, JSON.stringify(payload), () =>
+      Buffer.concat([Buffer.from([1]), Buffer.alloc(63)]),
+    );
     expectBadSignature(() => new SignatureVerifier().verify(forged));
   });
 
@@ -294,18 +319,30 @@ describe('SignatureVerifier.verify', () => {
     const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.indexOf(x.slice(-1));
     const alias = `${x.slice(0, -1)}${'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'[last ^ 1]}`;
     expect(Buffer.from(alias, 'base64url').equals(Buffer.from(x, 'base64url'))).toBe(true);
-    const jws = rawJws({ alg: 'EdDSA', jwk: { ...signer.jwk, x: alias } }, JSON.stringify(payload), edSign(signer.privateKey));
+    const jws = rawJws(
+      { alg: 'EdDSA', jwk: { ...signer.jwk, x: alias } },
+      JSON.stringify(payload),
+      edSign(signer.privateKey),
+    );
     expect(expectBadSignature(() => new SignatureVerifier().verify(jws)).message).toMatch(/43 characters/);
   });
 
-  it('says what is wrong with an EC key in its own words, not the parser\'s', () => {
+  it("says what is wrong with an EC key in its own words, not the parser's", () => {
     const signer = p256();
     const y = Buffer.from(signer.jwk.y as string, 'base64url');
     y[31] = (y[31] ?? 0) ^ 0x01;
-    const offCurve = rawJws({ alg: 'ES256', jwk: { ...signer.jwk, y: b64url(y) } }, JSON.stringify(payload), esSign(signer.privateKey));
+    const offCurve = rawJws(
+      { alg: 'ES256', jwk: { ...signer.jwk, y: b64url(y) } },
+      JSON.stringify(payload),
+      esSign(signer.privateKey),
+    );
     const error = expectBadSignature(() => new SignatureVerifier().verify(offCurve));
     expect(error.message).toBe('The "jwk" is not a point on P-256.');
-    const short = rawJws({ alg: 'ES256', jwk: { ...signer.jwk, x: 'AAAA' } }, JSON.stringify(payload), esSign(signer.privateKey));
+    const short = rawJws(
+      { alg: 'ES256', jwk: { ...signer.jwk, x: 'AAAA' } },
+      JSON.stringify(payload),
+      esSign(signer.privateKey),
+    );
     expect(expectBadSignature(() => new SignatureVerifier().verify(short)).message).toBe(
       'The "jwk" member "x" must be 32 bytes in unpadded base64url (43 characters).',
     );
@@ -313,7 +350,11 @@ describe('SignatureVerifier.verify', () => {
 
   it('refuses a protected header over 1024 characters with a clear error', () => {
     const signer = ed25519();
-    const jws = rawJws({ alg: 'EdDSA', jwk: signer.jwk, pad: 'x'.repeat(1000) }, JSON.stringify(payload), edSign(signer.privateKey));
+    const jws = rawJws(
+      { alg: 'EdDSA', jwk: signer.jwk, pad: 'x'.repeat(1000) },
+      JSON.stringify(payload),
+      edSign(signer.privateKey),
+    );
     const error = expectBadSignature(() => new SignatureVerifier().verify(jws));
     expect(error.message).toMatch(/protected header is \d+ characters; at most 1024 are accepted/);
   });
@@ -359,7 +400,9 @@ describe('SignatureVerifier.checkFreshness', () => {
 
   it('says whether the iat is too old or ahead of the clock', () => {
     expect(appErrorOf(() => verifier.checkFreshness({ iat: nowS - 400 })).message).toMatch(/400 s old; at most 300 s/);
-    expect(appErrorOf(() => verifier.checkFreshness({ iat: nowS + 90 })).message).toMatch(/90 s ahead of the server's clock; at most 60 s/);
+    expect(appErrorOf(() => verifier.checkFreshness({ iat: nowS + 90 })).message).toMatch(
+      /90 s ahead of the server's clock; at most 60 s/,
+    );
   });
 
   it('takes the future window from its options, leaving the past window as it is', () => {

@@ -1,4 +1,10 @@
-import { DependencyUnavailableError, failureKind, isDependencyFailure, OverloadedError, PoisonError } from '../../../src/errors/failure.js';
+import {
+  DependencyUnavailableError,
+  failureKind,
+  isDependencyFailure,
+  OverloadedError,
+  PoisonError,
+} from '../../../src/errors/failure.js';
 import { UndecodableEventError } from '../../../src/events/codec.js';
 import { UnapplicableEventError } from '../../../src/kafka/consumer-service.js';
 import { toAppError } from '../../../src/ingress/problem.js';
@@ -34,7 +40,9 @@ describe('the failure policy', () => {
     const overloaded = toAppError(new OverloadedError('queue full', { retryAfterSeconds: 2 }));
     expect(overloaded).toMatchObject({ code: 'overloaded', status: 503, extensions: { retry_after: 2 } });
     expect(overloaded.message).not.toMatch(/queue/);
-    const away = toAppError(new DependencyUnavailableError('Kafka did not acknowledge the event; retry with the same message id.'));
+    const away = toAppError(
+      new DependencyUnavailableError('Kafka did not acknowledge the event; retry with the same message id.'),
+    );
     expect(away).toMatchObject({ code: 'dependency_unavailable', status: 503, extensions: { retry_after: 1 } });
   });
 });

@@ -15,7 +15,9 @@ describe('problemOf', () => {
   });
 
   it('spreads the extensions as top-level members', () => {
-    const problem = problemOf(new AppError('invalid_request', 'to must be an address.', { extensions: { field: 'to', limit: 3 } }));
+    const problem = problemOf(
+      new AppError('invalid_request', 'to must be an address.', { extensions: { field: 'to', limit: 3 } }),
+    );
     expect(problem.type).toBe('urn:relay:error:invalid_request');
     expect(problem.status).toBe(400);
     expect(problem['field']).toBe('to');
@@ -50,7 +52,10 @@ describe('toAppError', () => {
   });
 
   it('maps a body-parser parse failure onto malformed_json (400)', () => {
-    const parseError = Object.assign(new SyntaxError('Unexpected token } in JSON at position 7'), { type: 'entity.parse.failed', status: 400 });
+    const parseError = Object.assign(new SyntaxError('Unexpected token } in JSON at position 7'), {
+      type: 'entity.parse.failed',
+      status: 400,
+    });
     const error = toAppError(parseError);
     expect(error).toBeInstanceOf(AppError);
     expect(error.code).toBe('malformed_json');
@@ -92,9 +97,15 @@ describe('toAppError', () => {
 describe('toAppError for a dependency that does not answer', () => {
   it.each([
     ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
-    ['Postgres shutting down (57P01)', Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })],
+    [
+      'Postgres shutting down (57P01)',
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+    ],
     ['a Postgres connection exception (08006)', Object.assign(new Error('connection failure'), { code: '08006' })],
-    ['ioredis giving up', Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' })],
+    [
+      'ioredis giving up',
+      Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }),
+    ],
   ])('maps %s to 503 dependency_unavailable', (_name, error) => {
     const mapped = toAppError(error);
     expect(mapped.code).toBe('dependency_unavailable');
@@ -103,6 +114,8 @@ describe('toAppError for a dependency that does not answer', () => {
   });
 
   it('keeps a data error (22P02) internal rather than blaming a dependency', () => {
-    expect(toAppError(Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' })).code).toBe('internal_error');
+    expect(toAppError(Object.assign(new Error('invalid input syntax for type uuid'), { code: '22P02' })).code).toBe(
+      'internal_error',
+    );
   });
 });

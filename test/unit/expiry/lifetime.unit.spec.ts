@@ -51,12 +51,15 @@ describe('requestedExpiry', () => {
     expect(requestedExpiry({ expires_at: '2026-12-01T13:00:00.5+01:00' }, NOW)).toBe(NOW + 500);
   });
 
-  it.each([['2026-12-02'], ['2026-12-02T00:00:00'], ['tomorrow'], [1_900_000_000_000], ['2026-13-45T00:00:00Z']])('refuses %p as not an RFC 3339 time', (value) => {
-    const error = refusal(value);
-    expect(error).toBeInstanceOf(AppError);
-    expect(error.code).toBe('invalid_request');
-    expect(error.message).toContain('RFC 3339');
-  });
+  it.each([['2026-12-02'], ['2026-12-02T00:00:00'], ['tomorrow'], [1_900_000_000_000], ['2026-13-45T00:00:00Z']])(
+    'refuses %p as not an RFC 3339 time',
+    (value) => {
+      const error = refusal(value);
+      expect(error).toBeInstanceOf(AppError);
+      expect(error.code).toBe('invalid_request');
+      expect(error.message).toContain('RFC 3339');
+    },
+  );
 
   it('refuses a time that is not in the future', () => {
     for (const value of ['2026-12-01T12:00:00Z', '2026-11-30T12:00:00Z']) {
@@ -75,8 +78,22 @@ describe('expiry configuration', () => {
   });
 
   it('refuses a mailbox retention shorter than a message lifetime plus the purge delay', () => {
-    expect(() => loadConfig({ RELAY_MESSAGE_TTL_SECONDS: '100', RELAY_PURGE_AFTER_SECONDS: '20', RELAY_MAILBOX_RETENTION_MS: '119999' })).toThrow(ConfigError);
-    expect(loadConfig({ RELAY_MESSAGE_TTL_SECONDS: '100', RELAY_PURGE_AFTER_SECONDS: '20', RELAY_MAILBOX_RETENTION_MS: '120000' }).retention.mailboxMs).toBe(120_000);
-    expect(loadConfig({ RELAY_MESSAGE_TTL_SECONDS: '100', RELAY_MAILBOX_RETENTION_MS: '-1' }).retention.mailboxMs).toBe(-1);
+    expect(() =>
+      loadConfig({
+        RELAY_MESSAGE_TTL_SECONDS: '100',
+        RELAY_PURGE_AFTER_SECONDS: '20',
+        RELAY_MAILBOX_RETENTION_MS: '119999',
+      }),
+    ).toThrow(ConfigError);
+    expect(
+      loadConfig({
+        RELAY_MESSAGE_TTL_SECONDS: '100',
+        RELAY_PURGE_AFTER_SECONDS: '20',
+        RELAY_MAILBOX_RETENTION_MS: '120000',
+      }).retention.mailboxMs,
+    ).toBe(120_000);
+    expect(loadConfig({ RELAY_MESSAGE_TTL_SECONDS: '100', RELAY_MAILBOX_RETENTION_MS: '-1' }).retention.mailboxMs).toBe(
+      -1,
+    );
   });
 });

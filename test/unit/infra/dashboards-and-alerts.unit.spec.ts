@@ -17,7 +17,9 @@ interface Rule {
   expr: string;
   annotations?: Record<string, string>;
 }
-const rules = (parse(read('infra/prometheus/alerts.yml')) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
+const rules = (parse(read('infra/prometheus/alerts.yml')) as { groups: { rules: Rule[] }[] }).groups.flatMap(
+  (g) => g.rules,
+);
 const recorded = new Set(rules.flatMap((r) => (r.record ? [r.record] : [])));
 
 /** Every series name the relay exports: its metrics, with a histogram's _bucket, _sum and _count. */
@@ -28,7 +30,8 @@ function exportedNames(): Set<string> {
   const names = new Set<string>();
   for (const metric of metrics.registry.getMetricsAsArray()) {
     names.add(metric.name);
-    if (metric.constructor.name === 'Histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
+    if (metric.constructor.name === 'Histogram')
+      for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${metric.name}${suffix}`);
   }
   return names;
 }
@@ -48,7 +51,9 @@ interface Panel {
 }
 const dashboard = JSON.parse(read('infra/grafana/relay-operations.json')) as { uid: string; panels: Panel[] };
 const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== 'row');
-const expressions = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ where: `panel "${p.title}"`, expr: t.expr })));
+const expressions = panels.flatMap((p) =>
+  (p.targets ?? []).map((t) => ({ where: `panel "${p.title}"`, expr: t.expr })),
+);
 
 describe('the Grafana dashboard', () => {
   it('has panels, each with at least one query', () => {
@@ -83,7 +88,9 @@ describe('the Grafana dashboard', () => {
   });
 
   it('is provisioned from the directory it is mounted at', () => {
-    const provider = (parse(read('infra/grafana/dashboards.yml')) as { providers: { type: string; options: { path: string } }[] }).providers[0];
+    const provider = (
+      parse(read('infra/grafana/dashboards.yml')) as { providers: { type: string; options: { path: string } }[] }
+    ).providers[0];
     expect(provider).toMatchObject({ type: 'file', options: { path: '/etc/grafana/provisioning/dashboards/relay' } });
     const sources = (parse(read('infra/grafana/datasources.yml')) as { datasources: { type: string }[] }).datasources;
     expect(sources.map((s) => s.type)).toEqual(['prometheus']);
@@ -95,7 +102,9 @@ describe('the alert rules', () => {
     const unknown = rules.flatMap((rule) => {
       const names = namesIn(rule.expr);
       if (names.length === 0) return [`${rule.alert ?? rule.record}: names no metric`];
-      return names.filter((n) => !exported.has(n) && !recorded.has(n) && n !== 'up').map((n) => `${rule.alert ?? rule.record}: ${n}`);
+      return names
+        .filter((n) => !exported.has(n) && !recorded.has(n) && n !== 'up')
+        .map((n) => `${rule.alert ?? rule.record}: ${n}`);
     });
     expect(unknown).toEqual([]);
   });
@@ -108,7 +117,10 @@ describe('the alert rules', () => {
     expect(alerts.length).toBeGreaterThanOrEqual(9);
     for (const alert of alerts) {
       const rule = rules.find((r) => r.alert === alert);
-      expect({ alert, runbook: rule?.annotations?.['runbook_url'] }).toEqual({ alert, runbook: `docs/guides/operations.md#${alert.toLowerCase()}` });
+      expect({ alert, runbook: rule?.annotations?.['runbook_url'] }).toEqual({
+        alert,
+        runbook: `docs/guides/operations.md#${alert.toLowerCase()}`,
+      });
       expect({ alert, documented: headings.has(alert.toLowerCase()) }).toEqual({ alert, documented: true });
       expect({ alert, tested: tests.includes(`alertname: ${alert}\n`) }).toEqual({ alert, tested: true });
     }

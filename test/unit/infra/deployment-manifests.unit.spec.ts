@@ -54,7 +54,10 @@ interface Manifest {
 }
 
 const k8sFiles = readdirSync(join(PROJECT_ROOT, 'infra/k8s')).filter((f) => f.endsWith('.yaml'));
-const kustomization = parse(read('infra/k8s/kustomization.yaml')) as { resources: string[]; images: { name: string; newName: string; newTag: string }[] };
+const kustomization = parse(read('infra/k8s/kustomization.yaml')) as {
+  resources: string[];
+  images: { name: string; newName: string; newTag: string }[];
+};
 const manifests: Manifest[] = kustomization.resources.flatMap((file) =>
   parseAllDocuments(read(`infra/k8s/${file}`)).map((doc) => {
     if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
@@ -71,8 +74,10 @@ const containerOf = (m: Manifest): Container => m.spec?.template?.spec.container
 const environmentOf = (container: Container): Record<string, string> => {
   const env: Record<string, string> = {};
   for (const source of container.envFrom ?? []) {
-    if (source.configMapRef) Object.assign(env, ofKind('ConfigMap').find((m) => m.metadata.name === source.configMapRef?.name)?.data);
-    if (source.secretRef) Object.assign(env, ofKind('Secret').find((m) => m.metadata.name === source.secretRef?.name)?.stringData);
+    if (source.configMapRef)
+      Object.assign(env, ofKind('ConfigMap').find((m) => m.metadata.name === source.configMapRef?.name)?.data);
+    if (source.secretRef)
+      Object.assign(env, ofKind('Secret').find((m) => m.metadata.name === source.secretRef?.name)?.stringData);
   }
   for (const variable of container.env ?? []) env[variable.name] = variable.value ?? 'from-the-pod';
   return env;
@@ -88,10 +93,16 @@ describe('the Kubernetes manifests (infra/k8s)', () => {
   it('run only the image the Dockerfile builds, at the package version', () => {
     expect(kustomization.images).toEqual([{ name: 'relay', newName: 'relay', newTag: VERSION }]);
     // docker-compose.yml builds the same image from the Dockerfile, as relay:local.
-    const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, { image?: string; build?: unknown }> };
-    const built = Object.values(compose.services).filter((s) => s.build !== undefined).map((s) => s.image?.split(':')[0]);
+    const compose = parse(read('docker-compose.yml'), { merge: true }) as {
+      services: Record<string, { image?: string; build?: unknown }>;
+    };
+    const built = Object.values(compose.services)
+      .filter((s) => s.build !== undefined)
+      .map((s) => s.image?.split(':')[0]);
     expect(new Set(built)).toEqual(new Set(['relay']));
-    for (const m of workloads) for (const c of m.spec?.template?.spec.containers ?? []) expect({ workload: m.metadata.name, image: c.image }).toEqual({ workload: m.metadata.name, image: 'relay' });
+    for (const m of workloads)
+      for (const c of m.spec?.template?.spec.containers ?? [])
+        expect({ workload: m.metadata.name, image: c.image }).toEqual({ workload: m.metadata.name, image: 'relay' });
   });
 
   it('configure the relay only with RELAY_* variables it knows, which pass its validation', () => {
@@ -100,7 +111,11 @@ describe('the Kubernetes manifests (infra/k8s)', () => {
     for (const m of workloads) {
       const container = containerOf(m);
       const env = environmentOf(container);
-      const names = [...Object.keys(configMap?.data ?? {}), ...Object.keys(secret?.stringData ?? {}), ...(container.env ?? []).map((e) => e.name)];
+      const names = [
+        ...Object.keys(configMap?.data ?? {}),
+        ...Object.keys(secret?.stringData ?? {}),
+        ...(container.env ?? []).map((e) => e.name),
+      ];
       expect(names.filter((n) => !KNOWN.has(n))).toEqual([]);
       expect(() => loadConfig(env)).not.toThrow();
     }
@@ -125,7 +140,8 @@ describe('the Kubernetes manifests (infra/k8s)', () => {
       else expect(ports['http']).toBeUndefined();
       expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
       expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
-      for (const probe of [container.readinessProbe, container.livenessProbe]) expect(Object.keys(ports)).toContain(probe?.httpGet?.port);
+      for (const probe of [container.readinessProbe, container.livenessProbe])
+        expect(Object.keys(ports)).toContain(probe?.httpGet?.port);
       const annotations = m.spec?.template?.metadata.annotations ?? {};
       expect(annotations['prometheus.io/scrape']).toBe('true');
       expect(Number(annotations['prometheus.io/port'])).toBe(config.metricsPort);
@@ -141,7 +157,9 @@ describe('the Kubernetes manifests (infra/k8s)', () => {
       const preStop = container.lifecycle?.preStop?.exec?.command ?? [];
       const pause = preStop[0] === 'sleep' ? Number(preStop[1]) : 0;
       if (container.args?.[0] === 'ingress') expect(pause).toBeGreaterThan(0);
-      expect((m.spec?.template?.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(pause * 1000 + config.shutdownGraceMs);
+      expect((m.spec?.template?.spec.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(
+        pause * 1000 + config.shutdownGraceMs,
+      );
     }
   });
 
@@ -155,11 +173,16 @@ describe('the Kubernetes manifests (infra/k8s)', () => {
     expect(service?.spec?.ports?.map((p) => p.targetPort)).toEqual(['http']);
     const budgets = ofKind('PodDisruptionBudget');
     const covered = budgets.map((pdb) =>
-      ofKind('Deployment').find((d) => Object.entries(pdb.spec?.selector?.matchLabels ?? {}).every(([k, v]) => d.spec?.template?.metadata.labels[k] === v)),
+      ofKind('Deployment').find((d) =>
+        Object.entries(pdb.spec?.selector?.matchLabels ?? {}).every(
+          ([k, v]) => d.spec?.template?.metadata.labels[k] === v,
+        ),
+      ),
     );
     expect(covered.every((d) => d !== undefined)).toBe(true);
     expect(covered.map((d) => d?.metadata.name)).toContain('relay-ingress');
-    for (const m of ofKind('Deployment')) expect(m.spec?.selector?.matchLabels).toEqual(m.spec?.template?.metadata.labels);
+    for (const m of ofKind('Deployment'))
+      expect(m.spec?.selector?.matchLabels).toEqual(m.spec?.template?.metadata.labels);
   });
 });
 
@@ -168,7 +191,9 @@ describe('the systemd units (infra/systemd)', () => {
   const fileEnv = readEnvironmentFile(REPOSITORY_ENV_FILE);
 
   it('have one unit per role, and setup', () => {
-    expect(units.map((u) => readUnit(u).execStart.at(-1)).sort()).toEqual([...ROLES.filter((r) => r !== 'all'), 'setup'].sort());
+    expect(units.map((u) => readUnit(u).execStart.at(-1)).sort()).toEqual(
+      [...ROLES.filter((r) => r !== 'all'), 'setup'].sort(),
+    );
   });
 
   it('set only RELAY_* variables the relay knows, which pass its validation', () => {
@@ -183,8 +208,12 @@ describe('the systemd units (infra/systemd)', () => {
   });
 
   it('are scraped by infra/prometheus/prometheus.yml at the ports they serve /metrics on', () => {
-    const prometheus = parse(read('infra/prometheus/prometheus.yml')) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
-    const targets = Object.fromEntries(prometheus.scrape_configs.map((job) => [job.job_name, job.static_configs.flatMap((s) => s.targets)]));
+    const prometheus = parse(read('infra/prometheus/prometheus.yml')) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    const targets = Object.fromEntries(
+      prometheus.scrape_configs.map((job) => [job.job_name, job.static_configs.flatMap((s) => s.targets)]),
+    );
     for (const name of units.filter((u) => u !== 'relay-setup.service')) {
       const unit = readUnit(name);
       const role = unit.execStart.at(-1) as string;

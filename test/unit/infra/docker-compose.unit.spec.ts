@@ -92,7 +92,9 @@ const containerPorts = (name: string): number[] =>
 const publishedPorts = (name: string): number[] =>
   (service(name).ports ?? []).map((port) => {
     if (typeof port === 'object') return Number(port.published);
-    const parts = String(port).replace(/\/(tcp|udp)$/, '').split(':');
+    const parts = String(port)
+      .replace(/\/(tcp|udp)$/, '')
+      .split(':');
     return Number(parts.length >= 2 ? parts.at(-2) : parts[0]);
   });
 
@@ -252,7 +254,9 @@ describe('docker-compose.yml', () => {
       const controller = kafkaEnv.KAFKA_CONTROLLER_LISTENER_NAMES ?? '';
       const controllerListener = listeners(kafkaEnv.KAFKA_LISTENERS).find((l) => l.name === controller);
       expect(controllerListener?.port).toBe(9093);
-      expect(kafkaEnv.KAFKA_CONTROLLER_QUORUM_VOTERS).toBe(`${kafkaEnv.KAFKA_NODE_ID}@kafka:${controllerListener?.port}`);
+      expect(kafkaEnv.KAFKA_CONTROLLER_QUORUM_VOTERS).toBe(
+        `${kafkaEnv.KAFKA_NODE_ID}@kafka:${controllerListener?.port}`,
+      );
     });
 
     it('serves containers over PLAINTEXT on a port it listens on', () => {
@@ -347,11 +351,14 @@ describe('Dockerfile', () => {
     expect(DOCKERFILE_ENTRYPOINT).toEqual(['node', 'dist/cli/main.js']);
     expect(dockerfile).toMatch(/^USER\s+node\s*$/m);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
-    for (const dir of ['dist', 'schemas', 'migrations']) expect(dockerfile).toMatch(new RegExp(`^COPY\\s.*\\s\\./${dir}\\s*$`, 'm'));
+    for (const dir of ['dist', 'schemas', 'migrations'])
+      expect(dockerfile).toMatch(new RegExp(`^COPY\\s.*\\s\\./${dir}\\s*$`, 'm'));
   });
 
   it('keeps local build output and state out of the build context', () => {
-    const ignored = read('.dockerignore').split('\n').map((line) => line.trim());
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((line) => line.trim());
     expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'dist', '.relay', '.git']));
   });
 });

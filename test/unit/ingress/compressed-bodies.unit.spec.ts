@@ -43,12 +43,33 @@ describe('compressed request bodies', () => {
   });
 
   const post = async (path: string, body: Buffer | string, headers: Record<string, string>) => {
-    const response = await fetch(`${baseUrl}/api/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-    return { status: response.status, type: response.headers.get('content-type') ?? '', body: (await response.json()) as { code?: string; detail?: string } };
+    const response = await fetch(`${baseUrl}/api/v1${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
+    return {
+      status: response.status,
+      type: response.headers.get('content-type') ?? '',
+      body: (await response.json()) as { code?: string; detail?: string },
+    };
   };
 
-  const paths = ['/peer/register', '/message/relay', '/message/relay/batch', '/messages/ack', '/auth/challenge', '/auth/token'];
-  const valid = JSON.stringify({ registration: 'a.b.c', address: 'x', message_ids: ['x'], messages: [{}], proof: 'a.b.c' });
+  const paths = [
+    '/peer/register',
+    '/message/relay',
+    '/message/relay/batch',
+    '/messages/ack',
+    '/auth/challenge',
+    '/auth/token',
+  ];
+  const valid = JSON.stringify({
+    registration: 'a.b.c',
+    address: 'x',
+    message_ids: ['x'],
+    messages: [{}],
+    proof: 'a.b.c',
+  });
 
   it.each(paths)('refuses a gzip body at %s with 415, and nothing is handled', async (path) => {
     const answer = await post(path, gzipSync(valid), { 'content-encoding': 'gzip' });

@@ -13,9 +13,16 @@ const cursorOf = (text: string) => Buffer.from(text).toString('base64url');
 
 let reached: string[] = [];
 const pool = { query: async () => (reached.push('postgres'), { rows: [] }) } as unknown as Pool;
-const presence = { discover: async () => (reached.push('redis'), { peers: [], next: undefined }) } as unknown as PresenceStore;
+const presence = {
+  discover: async () => (reached.push('redis'), { peers: [], next: undefined }),
+} as unknown as PresenceStore;
 const mailbox = new MailboxReader(pool);
-const directory = new PeerDirectory({ verifier: {} as SignatureVerifier, events: {} as EventPublisher, pool, presence });
+const directory = new PeerDirectory({
+  verifier: {} as SignatureVerifier,
+  events: {} as EventPublisher,
+  pool,
+  presence,
+});
 
 async function expectInvalidCursor(run: Promise<unknown>, field: string): Promise<void> {
   const error = await run.then(

@@ -7,7 +7,12 @@ import { createLogger } from '../../../src/observability/logger.js';
 
 // The ingress's HTTP server on a loopback port, with limits small enough to reach in a test. Each
 // check waits for the server to act (a 408, a closed socket) rather than timing it.
-const LIMITS: ServerLimits = { headersTimeoutMs: 2_000, requestTimeoutMs: 3_000, keepAliveTimeoutMs: 1_000, maxConnections: 3 };
+const LIMITS: ServerLimits = {
+  headersTimeoutMs: 2_000,
+  requestTimeoutMs: 3_000,
+  keepAliveTimeoutMs: 1_000,
+  maxConnections: 3,
+};
 
 interface Running {
   readonly port: number;
@@ -21,7 +26,13 @@ async function startIngress(limits: ServerLimits): Promise<Running> {
     res.json({ count: Object.keys(req.headers).length });
   });
   let server: Server | undefined;
-  const ingress = new IngressService(app, { host: '127.0.0.1', port: 0, log: createLogger('error'), limits, onServer: (s) => (server = s) });
+  const ingress = new IngressService(app, {
+    host: '127.0.0.1',
+    port: 0,
+    log: createLogger('error'),
+    limits,
+    onServer: (s) => (server = s),
+  });
   const controller = new AbortController();
   const running = ingress.run(controller.signal);
   const { port } = await ingress.address();
@@ -83,7 +94,9 @@ describe('the ingress server limits', () => {
   it('answers 408 and closes a connection whose body does not finish', async () => {
     const socket = await open(ingress.port);
     const closed = untilClosed(socket);
-    socket.write('POST /headers HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":');
+    socket.write(
+      'POST /headers HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":',
+    );
     expect(await closed).toMatch(/^HTTP\/1\.1 408 /);
   }, 20_000);
 
@@ -131,24 +144,31 @@ describe('the ingress connection cap', () => {
 });
 
 describe('the server limits in the configuration', () => {
-  it('has defaults tighter than Node\'s, with keep-alive below the headers timeout', () => {
+  it("has defaults tighter than Node's, with keep-alive below the headers timeout", () => {
     const { http } = loadConfig({});
-    expect(http).toMatchObject({ headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 10_000, maxConnections: 10_000 });
+    expect(http).toMatchObject({
+      headersTimeoutMs: 20_000,
+      requestTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 10_000,
+      maxConnections: 10_000,
+    });
   });
 
   it('refuses a keep-alive timeout not below the headers timeout', () => {
-    expect(() => loadConfig({ RELAY_HTTP_HEADERS_TIMEOUT_MS: '5000', RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS: '5000' })).toThrow(
-      /RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS must be less than RELAY_HTTP_HEADERS_TIMEOUT_MS/,
-    );
+    expect(() =>
+      loadConfig({ RELAY_HTTP_HEADERS_TIMEOUT_MS: '5000', RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS: '5000' }),
+    ).toThrow(/RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS must be less than RELAY_HTTP_HEADERS_TIMEOUT_MS/);
   });
 
   it('refuses a request timeout below the headers timeout', () => {
-    expect(() => loadConfig({ RELAY_HTTP_HEADERS_TIMEOUT_MS: '30000', RELAY_HTTP_REQUEST_TIMEOUT_MS: '20000' })).toThrow(
-      /RELAY_HTTP_REQUEST_TIMEOUT_MS must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS/,
-    );
+    expect(() =>
+      loadConfig({ RELAY_HTTP_HEADERS_TIMEOUT_MS: '30000', RELAY_HTTP_REQUEST_TIMEOUT_MS: '20000' }),
+    ).toThrow(/RELAY_HTTP_REQUEST_TIMEOUT_MS must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS/);
   });
 
   it('refuses a connection cap of 0', () => {
-    expect(() => loadConfig({ RELAY_HTTP_MAX_CONNECTIONS: '0' })).toThrow(/RELAY_HTTP_MAX_CONNECTIONS must be a whole number from 1/);
+    expect(() => loadConfig({ RELAY_HTTP_MAX_CONNECTIONS: '0' })).toThrow(
+      /RELAY_HTTP_MAX_CONNECTIONS must be a whole number from 1/,
+    );
   });
 });

@@ -3,9 +3,11 @@ import { AppError } from '../../../src/errors/app-error.js';
 import { checkEncryptionKey } from '../../../src/ingress/peer-directory.js';
 import { expectAppError } from '../../helpers/errors.js';
 
-const rsaPublicJwk = (modulusLength: number): JsonWebKey => generateKeyPairSync('rsa', { modulusLength }).publicKey.export({ format: 'jwk' });
+const rsaPublicJwk = (modulusLength: number): JsonWebKey =>
+  generateKeyPairSync('rsa', { modulusLength }).publicKey.export({ format: 'jwk' });
 
-const expectRefused = (value: unknown): AppError => expectAppError(() => checkEncryptionKey(value), 'invalid_request', 400);
+const expectRefused = (value: unknown): AppError =>
+  expectAppError(() => checkEncryptionKey(value), 'invalid_request', 400);
 
 describe('checkEncryptionKey', () => {
   const rsa2048 = rsaPublicJwk(2048);
@@ -62,7 +64,9 @@ describe('checkEncryptionKey', () => {
   });
 
   it('refuses X25519 with a 31-byte x', () => {
-    const x = Buffer.from(x25519.x as string, 'base64url').subarray(0, 31).toString('base64url');
+    const x = Buffer.from(x25519.x as string, 'base64url')
+      .subarray(0, 31)
+      .toString('base64url');
     const error = expectRefused({ ...x25519, x });
     expect(error.extensions['field']).toBe('encryption_key');
     expect(error.message).toMatch(/32-byte/);

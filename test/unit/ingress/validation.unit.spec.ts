@@ -46,7 +46,9 @@ describe('integerParam', () => {
     ['repeated (an array)', ['5', '6']],
     ['a number rather than a string', 5],
   ])('refuses a value %s', (_label, limit) => {
-    expect(expectInvalid(() => integerParam({ limit }, 'limit', 1, 100, 20), 'limit')).toBe('limit must be a whole number from 1 to 100.');
+    expect(expectInvalid(() => integerParam({ limit }, 'limit', 1, 100, 20), 'limit')).toBe(
+      'limit must be a whole number from 1 to 100.',
+    );
   });
 });
 
@@ -79,10 +81,21 @@ describe('decimalWithin', () => {
     expect(decimalWithin('9223372036854775807', MAX_INT64)).toBe(MAX_INT64);
   });
 
-  it.each(['11', '9223372036854775808', '9'.repeat(21), '', '1e3', '-1', '+1', '1.0', '0x1', ' 1', '1 ', 'Infinity', '١'])(
-    'refuses %j for a bound of 10 or the largest bigint',
-    (text) => {
-      expect(decimalWithin(text, text.length > 2 ? MAX_INT64 : 10n)).toBeUndefined();
-    },
-  );
+  it.each([
+    '11',
+    '9223372036854775808',
+    '9'.repeat(21),
+    '',
+    '1e3',
+    '-1',
+    '+1',
+    '1.0',
+    '0x1',
+    ' 1',
+    '1 ',
+    'Infinity',
+    '١',
+  ])('refuses %j for a bound of 10 or the largest bigint', (text) => {
+    expect(decimalWithin(text, text.length > 2 ? MAX_INT64 : 10n)).toBeUndefined();
+  });
 });

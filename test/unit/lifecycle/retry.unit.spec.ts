@@ -16,7 +16,9 @@ describe('withRetry', () => {
   it('tries again after passing failures and returns the first success', async () => {
     const { work, calls } = failing([new Error('away'), new Error('away')]);
     const retries: number[] = [];
-    await expect(withRetry(work, { attempts: 5, backoff: () => 0, onRetry: (_e, n) => retries.push(n) })).resolves.toBe(3);
+    await expect(withRetry(work, { attempts: 5, backoff: () => 0, onRetry: (_e, n) => retries.push(n) })).resolves.toBe(
+      3,
+    );
     expect(calls()).toBe(3);
     expect(retries).toEqual([1, 2]);
   });
@@ -38,7 +40,9 @@ describe('withRetry', () => {
   it('lets the caller decide what is retriable', async () => {
     const fatal = new Error('fatal');
     const { work, calls } = failing([new Error('lock timeout'), fatal]);
-    await expect(withRetry(work, { attempts: 5, backoff: () => 0, isRetriable: (e) => e !== fatal })).rejects.toBe(fatal);
+    await expect(withRetry(work, { attempts: 5, backoff: () => 0, isRetriable: (e) => e !== fatal })).rejects.toBe(
+      fatal,
+    );
     expect(calls()).toBe(2);
   });
 
@@ -46,7 +50,12 @@ describe('withRetry', () => {
     const stop = new AbortController();
     const first = new Error('away');
     const { work, calls } = failing([first, new Error('away again')]);
-    const run = withRetry(work, { attempts: Number.POSITIVE_INFINITY, backoff: () => 60_000, signal: stop.signal, onRetry: () => stop.abort() });
+    const run = withRetry(work, {
+      attempts: Number.POSITIVE_INFINITY,
+      backoff: () => 60_000,
+      signal: stop.signal,
+      onRetry: () => stop.abort(),
+    });
     await expect(run).rejects.toBe(first);
     expect(calls()).toBe(1);
   });

@@ -38,7 +38,7 @@ describe('runServices', () => {
     expect(entries.filter((e) => e.level === 'error' || e.level === 'warn')).toEqual([]);
   });
 
-  it('gives the services their own signal, not the caller\'s', async () => {
+  it("gives the services their own signal, not the caller's", async () => {
     const a = waitingService('a');
     const controller = new AbortController();
     const running = runServices([a.service], controller.signal, recordingLogger().log);
@@ -84,7 +84,11 @@ describe('runServices', () => {
     const errors = entries.filter((e) => e.level === 'error');
     expect(errors).toHaveLength(1);
     expect(errors[0]?.['service']).toBe('failing');
-    expect(errors[0]?.['err']).toMatchObject({ type: 'Error', message: 'broker gone', stack: expect.stringContaining('broker gone') as unknown });
+    expect(errors[0]?.['err']).toMatchObject({
+      type: 'Error',
+      message: 'broker gone',
+      stack: expect.stringContaining('broker gone') as unknown,
+    });
   });
 
   it('rejects with the first failure when several fail', async () => {

@@ -28,16 +28,31 @@ describe('the logger', () => {
     expect(err['stack']).toEqual(expect.stringContaining('caused by: Error: connection refused'));
   });
 
-  it('writes [Redacted] for API keys, tokens, signatures, credentials in headers and the config\'s secrets', () => {
+  it("writes [Redacted] for API keys, tokens, signatures, credentials in headers and the config's secrets", () => {
     const { log, lines, entries } = recordingLogger();
-    const secrets = ['rk_live_secret', 'eyJ.token.secret', '0xsignaturesecret', 'Bearer headersecret', 'keyheadersecret', 'saslsecret', '0xprivatekeysecret', 'postgres://relay:dbsecret@db/relay', 'redis://:redissecret@cache'];
+    const secrets = [
+      'rk_live_secret',
+      'eyJ.token.secret',
+      '0xsignaturesecret',
+      'Bearer headersecret',
+      'keyheadersecret',
+      'saslsecret',
+      '0xprivatekeysecret',
+      'postgres://relay:dbsecret@db/relay',
+      'redis://:redissecret@cache',
+    ];
     log.warn(
       {
         apiKey: secrets[0],
         token: secrets[1],
         signature: secrets[2],
         req: { headers: { authorization: secrets[3], 'x-api-key': secrets[4], 'content-type': 'application/json' } },
-        config: { kafkaSecurity: { sasl: { username: 'relay', password: secrets[5] } }, anchor: { privateKey: secrets[6] }, postgres: { url: secrets[7] }, redis: { url: secrets[8] } },
+        config: {
+          kafkaSecurity: { sasl: { username: 'relay', password: secrets[5] } },
+          anchor: { privateKey: secrets[6] },
+          postgres: { url: secrets[7] },
+          redis: { url: secrets[8] },
+        },
         peer: { token: 'nested', address: '0xabc' },
       },
       'credentials in the fields',
@@ -48,7 +63,12 @@ describe('the logger', () => {
       token: '[Redacted]',
       signature: '[Redacted]',
       req: { headers: { authorization: '[Redacted]', 'x-api-key': '[Redacted]', 'content-type': 'application/json' } },
-      config: { kafkaSecurity: { sasl: { username: 'relay', password: '[Redacted]' } }, anchor: { privateKey: '[Redacted]' }, postgres: { url: '[Redacted]' }, redis: { url: '[Redacted]' } },
+      config: {
+        kafkaSecurity: { sasl: { username: 'relay', password: '[Redacted]' } },
+        anchor: { privateKey: '[Redacted]' },
+        postgres: { url: '[Redacted]' },
+        redis: { url: '[Redacted]' },
+      },
       peer: { token: '[Redacted]', address: '0xabc' },
     });
   });

@@ -78,7 +78,11 @@ describe('MetricsServer', () => {
 
 describe('relay_tls_certificate_expiry_timestamp_seconds', () => {
   const series = 'relay_tls_certificate_expiry_timestamp_seconds{certificate="ingress"}';
-  const valueIn = (text: string) => text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1);
+  const valueIn = (text: string) =>
+    text
+      .split('\n')
+      .find((l) => l.startsWith(`${series} `))
+      ?.slice(series.length + 1);
 
   it('is the notAfter of the certificate file, and absent while the file cannot be read', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relay-cert-metric-'));

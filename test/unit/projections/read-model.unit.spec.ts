@@ -67,7 +67,14 @@ describe('planBatch', () => {
   });
 
   it('handles every event type the read model reads', () => {
-    expect([...HANDLED_EVENTS].sort()).toEqual(['AnchorCommitted', 'MessageDelivered', 'MessageExpired', 'MessageSent', 'PeerPresenceChanged', 'PeerRegistered']);
+    expect([...HANDLED_EVENTS].sort()).toEqual([
+      'AnchorCommitted',
+      'MessageDelivered',
+      'MessageExpired',
+      'MessageSent',
+      'PeerPresenceChanged',
+      'PeerRegistered',
+    ]);
   });
 
   it('gives empty lists for an empty batch', () => {
@@ -131,7 +138,9 @@ describe('planBatch', () => {
   });
 
   it('gives a MessageSent without expires_at (written before expiry existed) 30 days', () => {
-    expect(planBatch([record(sent({ occurred_at: 1000, expires_at: null }))]).messages[0]?.expiresAt).toBe(1000 + 30 * 86_400_000);
+    expect(planBatch([record(sent({ occurred_at: 1000, expires_at: null }))]).messages[0]?.expiresAt).toBe(
+      1000 + 30 * 86_400_000,
+    );
   });
 
   it('settles a message by its first MessageDelivered or MessageExpired: a delivery after an expiry changes nothing', () => {
@@ -142,13 +151,23 @@ describe('planBatch', () => {
   });
 
   it('settles a message by its first MessageDelivered or MessageExpired: an expiry after a delivery changes nothing', () => {
-    const plan = planBatch([record(sent()), record(delivered(MSG_1, 10)), record(expired(MSG_1, 20)), record(expired(MSG_1, 30))]);
+    const plan = planBatch([
+      record(sent()),
+      record(delivered(MSG_1, 10)),
+      record(expired(MSG_1, 20)),
+      record(expired(MSG_1, 30)),
+    ]);
     expect(plan.deliveries).toEqual([{ key: MSG_1, at: 10 }]);
     expect(plan.expiries).toEqual([]);
   });
 
   it('settles each message on its own', () => {
-    const plan = planBatch([record(expired(MSG_1, 10)), record(delivered(MSG_2, 20)), record(delivered(MSG_1, 30)), record(expired(MSG_2, 40))]);
+    const plan = planBatch([
+      record(expired(MSG_1, 10)),
+      record(delivered(MSG_2, 20)),
+      record(delivered(MSG_1, 30)),
+      record(expired(MSG_2, 40)),
+    ]);
     expect(plan.expiries).toEqual([{ key: MSG_1, at: 10 }]);
     expect(plan.deliveries).toEqual([{ key: MSG_2, at: 20 }]);
   });
@@ -189,9 +208,21 @@ describe('planBatch', () => {
   });
 
   it('ignores dead-lettered records (no event)', () => {
-    expect(planBatch([record(undefined), record(undefined)])).toEqual({ messages: [], deliveries: [], expiries: [], peers: [], presence: [], anchors: [] });
+    expect(planBatch([record(undefined), record(undefined)])).toEqual({
+      messages: [],
+      deliveries: [],
+      expiries: [],
+      peers: [],
+      presence: [],
+      anchors: [],
+    });
     nextOffset = 200;
-    const plan = planBatch([record(undefined), record(sent({ encrypted_content: 'kept' })), record(undefined), record(delivered(MSG_1, 9))]);
+    const plan = planBatch([
+      record(undefined),
+      record(sent({ encrypted_content: 'kept' })),
+      record(undefined),
+      record(delivered(MSG_1, 9)),
+    ]);
     expect(plan.messages).toHaveLength(1);
     expect(plan.messages[0]).toMatchObject({ content: 'kept', offset: '201' });
     expect(plan.deliveries).toEqual([{ key: MSG_1, at: 9 }]);
@@ -212,7 +243,19 @@ describe('planBatch and batch boundaries', () => {
       partition: 0,
       offset,
       key: 'A',
-      event: { type: 'PeerRegistered', data: { event_id: offset, occurred_at: at, address: 'A', signing_key: `k${offset}`, encryption_key: 'e', connection_info: '{}', registration: 'r', signed_at: at } },
+      event: {
+        type: 'PeerRegistered',
+        data: {
+          event_id: offset,
+          occurred_at: at,
+          address: 'A',
+          signing_key: `k${offset}`,
+          encryption_key: 'e',
+          connection_info: '{}',
+          registration: 'r',
+          signed_at: at,
+        },
+      },
     });
     const [peer] = planBatch([registered('1', 1000), registered('2', 2000)]).peers;
     expect(peer).toMatchObject({ firstAt: 1000, at: 2000, signingKey: 'k2', offset: '2' });

@@ -1,9 +1,10 @@
 import { ReplicaLagClock, type Applied } from '../../../src/projections/replica-reads.js';
 
-const state = (entries: Record<string, number>): Applied => new Map(Object.entries(entries).map(([slot, next]) => [slot, BigInt(next)]));
+const state = (entries: Record<string, number>): Applied =>
+  new Map(Object.entries(entries).map(([slot, next]) => [slot, BigInt(next)]));
 
 describe('ReplicaLagClock', () => {
-  it('is 0 for a replica that has the primary\'s latest state, however long ago that state was written', () => {
+  it("is 0 for a replica that has the primary's latest state, however long ago that state was written", () => {
     const clock = new ReplicaLagClock();
     clock.observePrimary(state({ 'mailbox/0': 5 }), 1_000);
     for (let at = 2_000; at <= 600_000; at += 1_000) clock.observePrimary(state({ 'mailbox/0': 5 }), at);
@@ -33,7 +34,12 @@ describe('ReplicaLagClock', () => {
 
   it('reports at least the age of the oldest state it keeps for a replica that has none of them', () => {
     const clock = new ReplicaLagClock(2);
-    for (const [next, at] of [[1, 1_000], [2, 2_000], [3, 3_000]] as const) clock.observePrimary(state({ 'mailbox/0': next }), at);
+    for (const [next, at] of [
+      [1, 1_000],
+      [2, 2_000],
+      [3, 3_000],
+    ] as const)
+      clock.observePrimary(state({ 'mailbox/0': next }), at);
     expect(clock.lagSeconds(state({}), 5_000)).toBe(3);
   });
 });

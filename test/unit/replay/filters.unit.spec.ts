@@ -7,7 +7,18 @@ const carol = 'C'.repeat(43);
 
 const sent = (from: string, to: string, at: number): RelayEvent => ({
   type: 'MessageSent',
-  data: { event_id: 'e', occurred_at: at, message_id: 'm', from_address: from, to_address: to, message_type: 't', encrypted_content: 'c', content_sha256: 'h', signature: 's', node_id: 'n' },
+  data: {
+    event_id: 'e',
+    occurred_at: at,
+    message_id: 'm',
+    from_address: from,
+    to_address: to,
+    message_type: 't',
+    encrypted_content: 'c',
+    content_sha256: 'h',
+    signature: 's',
+    node_id: 'n',
+  },
 });
 const presence = (address: string, at: number): RelayEvent => ({
   type: 'PeerPresenceChanged',
@@ -78,7 +89,9 @@ describe('parseAddress and parseEventType', () => {
   });
 
   it('refuses anything else with one line that says what is expected', () => {
-    expect(() => parseAddress('alice')).toThrow('--address must be a peer address (43 base64url characters), not "alice"');
+    expect(() => parseAddress('alice')).toThrow(
+      '--address must be a peer address (43 base64url characters), not "alice"',
+    );
     expect(() => parseEventType('MessageRead')).toThrow(/^--type must be one of .* not "MessageRead"$/);
   });
 });

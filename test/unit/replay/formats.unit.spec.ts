@@ -1,7 +1,16 @@
 import { PassThrough, Writable } from 'node:stream';
 import { EVENT_TYPES } from '../../../src/events/types.js';
 import { loadEventSchemas } from '../../../src/events/schemas.js';
-import { csv, csvCell, csvColumns, fieldsOf, jsonLines, TextSink, toRow, type ReplayedRecord } from '../../../src/replay/formats.js';
+import {
+  csv,
+  csvCell,
+  csvColumns,
+  fieldsOf,
+  jsonLines,
+  TextSink,
+  toRow,
+  type ReplayedRecord,
+} from '../../../src/replay/formats.js';
 
 const record: ReplayedRecord = {
   topic: 'relay.mailbox.v1',
@@ -10,19 +19,46 @@ const record: ReplayedRecord = {
   key: 'B'.repeat(43),
   event: {
     type: 'MessageDelivered',
-    data: { event_id: '5d1c3c7e-0000-4000-8000-000000000001', occurred_at: Date.parse('2025-01-31T12:00:00.123Z'), message_id: 'm-1', to_address: 'B'.repeat(43), via: 'stream' },
+    data: {
+      event_id: '5d1c3c7e-0000-4000-8000-000000000001',
+      occurred_at: Date.parse('2025-01-31T12:00:00.123Z'),
+      message_id: 'm-1',
+      to_address: 'B'.repeat(43),
+      via: 'stream',
+    },
   },
 };
 
 describe('toRow', () => {
   it('puts the envelope first, then the fields in order, with occurred_at also as ISO time', () => {
     const row = toRow(record);
-    expect(Object.keys(row)).toEqual(['topic', 'partition', 'offset', 'key', 'type', 'event_id', 'occurred_at', 'occurred_at_iso', 'message_id', 'to_address', 'via']);
-    expect(row).toMatchObject({ partition: 3, offset: 1200, type: 'MessageDelivered', occurred_at_iso: '2025-01-31T12:00:00.123Z', via: 'stream' });
+    expect(Object.keys(row)).toEqual([
+      'topic',
+      'partition',
+      'offset',
+      'key',
+      'type',
+      'event_id',
+      'occurred_at',
+      'occurred_at_iso',
+      'message_id',
+      'to_address',
+      'via',
+    ]);
+    expect(row).toMatchObject({
+      partition: 3,
+      offset: 1200,
+      type: 'MessageDelivered',
+      occurred_at_iso: '2025-01-31T12:00:00.123Z',
+      via: 'stream',
+    });
   });
 
   it('writes bytes as base64', () => {
-    const withBytes = { ...record, event: { ...record.event, data: { ...record.event.data, blob: Buffer.from('hi') } } } as unknown as ReplayedRecord;
+    const withBytes = {
+      ...record,
+      event: { ...record.event, data: { ...record.event.data, blob: Buffer.from('hi') } },
+    } as unknown as ReplayedRecord;
     expect(toRow(withBytes)['blob']).toBe('aGk=');
   });
 });
@@ -50,7 +86,16 @@ describe('CSV', () => {
   it('has a column for every field of the chosen event types, envelope first', async () => {
     const fields = fieldsOf(await loadEventSchemas());
     const columns = csvColumns(fields, ['MessageSent', 'MessageDelivered']);
-    expect(columns.slice(0, 8)).toEqual(['topic', 'partition', 'offset', 'key', 'type', 'event_id', 'occurred_at', 'occurred_at_iso']);
+    expect(columns.slice(0, 8)).toEqual([
+      'topic',
+      'partition',
+      'offset',
+      'key',
+      'type',
+      'event_id',
+      'occurred_at',
+      'occurred_at_iso',
+    ]);
     expect(columns).toEqual(expect.arrayContaining(['from_address', 'to_address', 'encrypted_content', 'via']));
     expect(columns).not.toContain('online');
     expect(new Set(csvColumns(fields, EVENT_TYPES)).size).toBe(csvColumns(fields, EVENT_TYPES).length);

@@ -8,11 +8,16 @@ describe('renderProgress', () => {
   });
 
   it('fits narrow terminals', () => {
-    expect(renderProgress({ label: 'rebuild', done: 1, total: 3, rate: 1, note: 'a long note that does not fit' }, 40).length).toBeLessThanOrEqual(40);
+    expect(
+      renderProgress({ label: 'rebuild', done: 1, total: 3, rate: 1, note: 'a long note that does not fit' }, 40)
+        .length,
+    ).toBeLessThanOrEqual(40);
   });
 
   it('has no bar or ETA without a total (follow mode)', () => {
-    expect(renderProgress({ label: 'replay', done: 1234, total: null, rate: 10, note: '3 matched' })).toBe('replay  1,234 events  10 ev/s  3 matched');
+    expect(renderProgress({ label: 'replay', done: 1234, total: null, rate: 10, note: '3 matched' })).toBe(
+      'replay  1,234 events  10 ev/s  3 matched',
+    );
   });
 
   it('shows an unknown ETA before anything was read, and 0:00 at the end', () => {
@@ -32,7 +37,13 @@ describe('ProgressBar', () => {
   it('redraws in place at most once per interval and ends the line when finished', () => {
     let now = 0;
     const out: string[] = [];
-    const bar = new ProgressBar({ write: (text: string) => out.push(text), columns: 80 }, 'replay', 1000, 200, () => now);
+    const bar = new ProgressBar(
+      { write: (text: string) => out.push(text), columns: 80 },
+      'replay',
+      1000,
+      200,
+      () => now,
+    );
     bar.update(100);
     now = 100;
     bar.update(200); // too soon: not drawn

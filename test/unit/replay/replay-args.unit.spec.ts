@@ -1,5 +1,11 @@
 import { Writable } from 'node:stream';
-import { parseLagArgs, parseRebuildArgs, parseReplayArgs, runAnalystCommand, type CommandIo } from '../../../src/cli/replay-commands.js';
+import {
+  parseLagArgs,
+  parseRebuildArgs,
+  parseReplayArgs,
+  runAnalystCommand,
+  type CommandIo,
+} from '../../../src/cli/replay-commands.js';
 import type { Resources } from '../../../src/app/resources.js';
 import { UsageError } from '../../../src/replay/filters.js';
 
@@ -31,11 +37,20 @@ describe('relay replay arguments', () => {
   it('reads offsets for every partition or for listed ones', () => {
     expect(parseReplayArgs(['--from-offset', '120'], now)).toMatchObject({ start: { kind: 'offset', all: 120n } });
     const listed = parseReplayArgs(['--from-offset', '0:10,3:40'], now);
-    expect(listed !== 'help' && listed.start).toEqual({ kind: 'offset', partitions: new Map([[0, 10n], [3, 40n]]) });
+    expect(listed !== 'help' && listed.start).toEqual({
+      kind: 'offset',
+      partitions: new Map([
+        [0, 10n],
+        [3, 40n],
+      ]),
+    });
   });
 
   it('narrows the topics to those of the requested types, and collects repeated filters', () => {
-    const args = parseReplayArgs(['--type', 'PeerRegistered', '--address', address, '--address', 'y'.repeat(43), '-f'], now);
+    const args = parseReplayArgs(
+      ['--type', 'PeerRegistered', '--address', address, '--address', 'y'.repeat(43), '-f'],
+      now,
+    );
     expect(args).toMatchObject({ topics: ['peers'], stop: { kind: 'follow' } });
     expect(args !== 'help' && args.filter.addresses).toEqual(new Set([address, 'y'.repeat(43)]));
     expect(args !== 'help' && args.filter.types).toEqual(new Set(['PeerRegistered']));
@@ -57,14 +72,17 @@ describe('relay replay arguments', () => {
     [['--since', '1h', '--from-offset', '5'], 'choose one start: --since, --from-offset or --from-beginning'],
     [['--until', '1h', '--follow'], '--until and --follow exclude each other'],
     [['--since', '1h', '--until', '2h'], '--since must be before --until'],
-    [['--topic', 'peers', '--type', 'MessageSent'], '--type MessageSent is on the mailbox topic, which --topic leaves out'],
+    [
+      ['--topic', 'peers', '--type', 'MessageSent'],
+      '--type MessageSent is on the mailbox topic, which --topic leaves out',
+    ],
     [['--topic', 'anchors'], '--topic must be mailbox or peers (relay.mailbox.v1, relay.peers.v1), not "anchors"'],
     [['--format', 'xml'], '--format must be jsonl or csv, not "xml"'],
     [['--from-offset', 'x'], '--from-offset must be an offset (1200) or partition:offset pairs (0:1200,3:40), not "x"'],
     [['--progress', '--no-progress'], '--progress and --no-progress exclude each other'],
     [['--bogus'], "unknown option '--bogus'"],
     [['--since'], "option '--since <value>' argument missing"],
-    [['extra'], 'unexpected argument \'extra\''],
+    [['extra'], "unexpected argument 'extra'"],
   ])('refuses %p: %s', (args, message) => {
     let error: unknown;
     try {
@@ -80,13 +98,19 @@ describe('relay replay arguments', () => {
 describe('relay lag and relay rebuild arguments', () => {
   it('reads them', () => {
     expect(parseLagArgs(['--json', '--group', 'projector'])).toEqual({ json: true, groups: ['projector'] });
-    expect(parseRebuildArgs(['read_model', '--keep-retired'])).toEqual({ keepRetired: true, allowTruncatedLog: false, progress: undefined });
+    expect(parseRebuildArgs(['read_model', '--keep-retired'])).toEqual({
+      keepRetired: true,
+      allowTruncatedLog: false,
+      progress: undefined,
+    });
     expect(parseRebuildArgs(['--help'])).toBe('help');
   });
 
   it('refuses to rebuild anything but the read model', () => {
     expect(() => parseRebuildArgs([])).toThrow('name what to rebuild: relay rebuild read_model');
-    expect(() => parseRebuildArgs(['peers'])).toThrow('only the read model can be rebuilt (relay rebuild read_model), not "peers"');
+    expect(() => parseRebuildArgs(['peers'])).toThrow(
+      'only the read model can be rebuilt (relay rebuild read_model), not "peers"',
+    );
   });
 });
 
