@@ -69,7 +69,9 @@ export interface BatchingOptions {
  */
 export class BatchingProducer implements Service {
   readonly name = 'producer';
-  private readonly producer;
+  private producer: kafkajs.Producer;
+  /** A request failed with its outcome unknown: the next one needs a new producer id first. */
+  private producerSpent = false;
   private readonly partitioner = Partitioners.DefaultPartitioner();
   private readonly partitionMetadata = new Map<string, kafkajs.PartitionMetadata[]>();
   /** Per topic, the most bytes of records one partition may take in one request. */
@@ -89,16 +91,38 @@ export class BatchingProducer implements Service {
     private readonly log: Logger,
     private readonly metrics?: Metrics,
   ) {
-    this.producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
-    });
+    this.producer = this.newProducer();
     this.ready = new Promise((resolve, reject) => {
       this.markReady = resolve;
       this.failStart = reject;
     });
     this.ready.catch(() => undefined);
+  }
+
+  private newProducer(): kafkajs.Producer {
+    return this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+  }
+
+  /**
+   * Replaces the kafkajs producer after a request that failed with its outcome unknown. kafkajs
+   * advances a partition's sequence numbers only on success, so the next request would carry the
+   * failed one's numbers with other records. A broker that had stored the failed request would
+   * take them for its duplicate: answer with the stored records' offsets and drop the new ones,
+   * so messages would be acknowledged at positions holding other messages, and lost. A new
+   * producer gets a new producer id from the broker, and its sequences start afresh.
+   */
+  private async renewProducer(): Promise<void> {
+    const old = this.producer;
+    await old.disconnect().catch(() => undefined);
+    const fresh = this.newProducer();
+    await fresh.connect();
+    this.producer = fresh;
+    this.producerSpent = false;
+    this.log.info('started a new idempotent producer after a failed produce request');
   }
 
   /** Resolves once the producer is connected and knows the partition counts. */
@@ -246,6 +270,7 @@ export class BatchingProducer implements Service {
   private async produce(batch: Pending[]): Promise<void> {
     let pending = batch;
     try {
+      if (this.producerSpent) await this.renewProducer();
       for (let attempt = 1; pending.length > 0; attempt++) {
         const unsent = await this.produceOnce(pending);
         if (unsent.length === 0) break;
@@ -276,6 +301,7 @@ export class BatchingProducer implements Service {
         return;
       }
       this.log.error({ records: pending.length, err: error }, 'produce request failed');
+      this.producerSpent = true;
       const failure = new DependencyUnavailableError(
         'Kafka did not acknowledge the event; retry with the same message id.',
         { cause: error },
