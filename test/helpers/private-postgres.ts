@@ -7,10 +7,10 @@ import { freePort } from './processes.js';
 
 const run = promisify(execFile);
 
-type Program = 'initdb' | 'pg_ctl' | 'pg_basebackup';
+export type Program = 'initdb' | 'pg_ctl' | 'pg_basebackup';
 
 /** A PostgreSQL program: from PATH, or from Debian's /usr/lib/postgresql/<version>/bin (newest first). */
-async function postgresProgram(name: Program): Promise<string> {
+export async function postgresProgram(name: Program): Promise<string> {
   const onPath = await run('sh', ['-c', `command -v ${name}`]).then(
     ({ stdout }) => stdout.trim(),
     () => '',

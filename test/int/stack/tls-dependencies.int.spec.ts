@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { access, chown, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,30 +11,10 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { createPool } from '../../../src/postgres/pool.js';
 import { createRedis } from '../../../src/redis/client.js';
 import { eventually, testConfig } from '../../helpers/context.js';
+import { postgresProgram } from '../../helpers/private-postgres.js';
 import { exited, freePort, stack } from '../../helpers/processes.js';
 
 const run = promisify(execFile);
-
-/** A PostgreSQL server program: from PATH, or from Debian's /usr/lib/postgresql/<version>/bin (newest first). */
-async function postgresProgram(name: 'initdb' | 'pg_ctl'): Promise<string> {
-  const onPath = await run('sh', ['-c', `command -v ${name}`]).then(
-    ({ stdout }) => stdout.trim(),
-    () => '',
-  );
-  if (onPath) return onPath;
-  const versions = await readdir('/usr/lib/postgresql').catch(() => [] as string[]);
-  for (const version of versions.sort((a, b) => Number(b) - Number(a))) {
-    const candidate = `/usr/lib/postgresql/${version}/bin/${name}`;
-    if (
-      await access(candidate).then(
-        () => true,
-        () => false,
-      )
-    )
-      return candidate;
-  }
-  throw new Error(`${name} not found on PATH or under /usr/lib/postgresql`);
-}
 
 // The relay's own client factories (createKafka, createPool, createRedis), configured only
 // through RELAY_* variables as docs/guides/security.md says, against servers of their own that
