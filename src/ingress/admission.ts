@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
 import type { Redis } from '../redis/client.js';
 import { redisScript, type RedisScript } from '../redis/script.js';
@@ -88,7 +89,9 @@ export class Admission {
     if (messages.length === 0) return [];
     const keys: string[] = [];
     const args: (string | number)[] = [this.idempotency.pendingSeconds];
-    const rates = messages.map((m) => {
+    const nonce = randomBytes(9).toString('base64url');
+    const pending = messages.map((m) => IdempotencyStore.pending(m.fingerprint, nonce));
+    const rates = messages.map((m, i) => {
       const recipientRate = this.recipient ? (this.recipient.overrides.get(m.to) ?? this.recipient.rate) : undefined;
       const claimKey = this.idempotency.keyOf(m.messageId);
       // A budget without a limit is never read: its slot repeats the claim key.
@@ -97,17 +100,17 @@ export class Admission {
         this.sender?.limiter.keyOf(`sender:${m.from}`) ?? claimKey,
         this.recipient?.limiter.keyOf(`recipient:${m.to}`) ?? claimKey,
       );
-      args.push(IdempotencyStore.pending(m.fingerprint), ...budget(this.sender?.rate), ...budget(recipientRate));
+      args.push(pending[i] as string, ...budget(this.sender?.rate), ...budget(recipientRate));
       return recipientRate;
     });
     let answers: unknown[];
     try {
       answers = (await this.admit.run(keys.length, ...keys, ...args)) as unknown[];
     } catch (error) {
-      // Whether the script ran is unknown: free the ids still pending for these messages, so a
-      // retry is not kept waiting (nothing was produced).
+      // Whether the script ran is unknown: free the ids this request may have claimed, so a retry
+      // is not kept waiting (nothing was produced); a concurrent request's claims stay.
       await this.idempotency
-        .releaseIfPending(messages.map((m) => ({ id: m.messageId, fingerprint: m.fingerprint })))
+        .releaseIfPending(messages.map((m, i) => ({ id: m.messageId, value: pending[i] as string })))
         .catch(() => undefined);
       throw error;
     }

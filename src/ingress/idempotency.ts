@@ -38,7 +38,7 @@ end
 return freed`;
 
 /**
- * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>` while the event is being
+ * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>|<request nonce>` while the event is being
  * produced (for a minute at most, so a crashed ingress does not lock the id) and
  * `A|<fingerprint>|<partition>|<offset>|<recipient>` for a week once Kafka acknowledged it (so an
  * acknowledgement can be decided before the read model has the message). The claim is
@@ -72,9 +72,12 @@ export class IdempotencyStore {
     return this.keyOf(id);
   }
 
-  /** The value of a claim pending for a fingerprint. */
-  static pending(fingerprint: string): string {
-    return `P|${fingerprint}`;
+  /**
+   * The value of a claim pending for a fingerprint, made by the request that `nonce` names (the
+   * nonce lets that request free its own claims, and never another's for the same message).
+   */
+  static pending(fingerprint: string, nonce = ''): string {
+    return `P|${fingerprint}|${nonce}`;
   }
 
   /** Claims a message id for a fingerprint: what it was used for before, or 'new' if it was free. */
@@ -99,13 +102,16 @@ export class IdempotencyStore {
     );
   }
 
-  /** Frees the claims that are still pending for these fingerprints (after a failure whose outcome is unknown). */
-  async releaseIfPending(entries: readonly { id: string; fingerprint: string }[]): Promise<void> {
+  /**
+   * Frees the claims still pending with exactly these values (after a failure whose outcome is
+   * unknown): those one request made, not a concurrent retry's claim of the same message.
+   */
+  async releaseIfPending(entries: readonly { id: string; value: string }[]): Promise<void> {
     if (entries.length === 0) return;
     await this.releasePending.run(
       entries.length,
       ...entries.map(({ id }) => this.key(id)),
-      ...entries.map(({ fingerprint }) => IdempotencyStore.pending(fingerprint)),
+      ...entries.map(({ value }) => value),
     );
   }
 

@@ -107,3 +107,31 @@ describe('Admission (real Redis)', () => {
     expect(decided.filter((d) => d.limited).length).toBe(0);
   });
 });
+
+describe('IdempotencyStore.releaseIfPending (real Redis)', () => {
+  const config = testConfig('admission_release');
+  let redis: Redis;
+  let store: IdempotencyStore;
+
+  beforeAll(() => {
+    redis = createRedis(config, 'admission-release-test');
+    store = new IdempotencyStore(redis, config.redis.keyPrefix);
+  });
+
+  afterAll(async () => {
+    const keys = await redis.keys(`${config.redis.keyPrefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it("frees only the claim its own request made, never a concurrent retry's claim of the same message", async () => {
+    const id = randomUUID();
+    const fingerprint = 'f'.repeat(22);
+    const theirs = IdempotencyStore.pending(fingerprint, 'request-a');
+    await redis.set(store.keyOf(id), theirs, 'EX', 60);
+    await store.releaseIfPending([{ id, value: IdempotencyStore.pending(fingerprint, 'request-b') }]);
+    expect(await redis.get(store.keyOf(id))).toBe(theirs);
+    await store.releaseIfPending([{ id, value: theirs }]);
+    expect(await redis.get(store.keyOf(id))).toBeNull();
+  });
+});
