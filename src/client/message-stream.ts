@@ -216,7 +216,14 @@ export class MessageStream {
       frame = readServerFrame(text, isBinary);
     } catch (error) {
       const detail = `The relay sent a stream frame that breaks the contract: ${(error as Error).message}`;
-      this.options.onError?.(new RelayClientError({ status: 0, code: 'unexpected_response', detail, cause: error }));
+      const problem = new RelayClientError({ status: 0, code: 'unexpected_response', detail, cause: error });
+      // A broken answer to the ack in flight still settles it: later acks queue behind it.
+      if (this.answer && answersAck(text)) {
+        this.answer.reject(problem);
+        this.answer = undefined;
+      } else {
+        this.options.onError?.(problem);
+      }
       return;
     }
     // Frame types added later are not for this client version.
@@ -389,4 +396,14 @@ function readRefusal(response: IncomingMessage): Promise<RelayClientError> {
     response.on('error', finish);
     response.on('close', finish);
   });
+}
+
+/** Whether a frame's text names a type that answers an ack (ack_result or error). */
+function answersAck(text: string): boolean {
+  try {
+    const type = (JSON.parse(text) as { type?: unknown } | null)?.type;
+    return type === 'ack_result' || type === 'error';
+  } catch {
+    return false;
+  }
 }
