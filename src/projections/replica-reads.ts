@@ -41,6 +41,9 @@ async function appliedOn(db: Pool | pg.PoolClient, projection: string): Promise<
   return new Map(rows.map((r) => [`${r.topic}/${r.partition}`, BigInt(r.next_offset)]));
 }
 
+/** How far behind (s) a replica may be for a read that names no position to cover. */
+const MAX_UNCOVERED_LAG_SECONDS = 5;
+
 const coversPositions = (applied: Applied, positions: readonly LogPosition[]): boolean =>
   positions.every((p) => (applied.get(`${p.topic}/${p.partition}`) ?? -1n) > p.offset);
 
@@ -112,6 +115,8 @@ export class ReplicaReads implements Service {
   private down = false;
   private lastErrorLog = 0;
   private readonly lag = new ReplicaLagClock();
+  /** The lag last measured (s), or undefined while it could not be measured. */
+  private lastLagSeconds: number | undefined;
 
   constructor(
     private readonly deps: {
@@ -157,6 +162,7 @@ export class ReplicaReads implements Service {
       while (!signal.aborted) {
         await this.measureLag().catch((error: unknown) => {
           // No sample rather than a number that would look like a healthy replica.
+          this.lastLagSeconds = undefined;
           this.deps.metrics.replicaLag.remove(this.lagLabels);
           this.deps.log.debug({ err: error }, 'could not measure the replica lag');
         });
@@ -201,7 +207,12 @@ export class ReplicaReads implements Service {
     client.on('error', ignore);
     let failure: unknown;
     try {
-      const caughtUp = covering.length === 0 || coversPositions(await appliedOn(client, this.projection), covering);
+      // A read with nothing to cover still should not see a replica that stopped replaying: it
+      // takes the replica only while its measured lag is within MAX_UNCOVERED_LAG_SECONDS.
+      const caughtUp =
+        covering.length === 0
+          ? this.lastLagSeconds !== undefined && this.lastLagSeconds <= MAX_UNCOVERED_LAG_SECONDS
+          : coversPositions(await appliedOn(client, this.projection), covering);
       this.recovered();
       return caughtUp ? await client.query<R>(text, values) : undefined;
     } catch (error) {
@@ -249,6 +260,7 @@ export class ReplicaReads implements Service {
   private async measureLag(): Promise<void> {
     this.lag.observePrimary(await appliedOn(this.deps.primary, this.projection), Date.now());
     const replica = await appliedOn(this.deps.replica, this.projection);
-    this.deps.metrics.replicaLag.set(this.lagLabels, this.lag.lagSeconds(replica, Date.now()));
+    this.lastLagSeconds = this.lag.lagSeconds(replica, Date.now());
+    this.deps.metrics.replicaLag.set(this.lagLabels, this.lastLagSeconds);
   }
 }

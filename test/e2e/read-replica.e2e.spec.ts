@@ -157,6 +157,14 @@ describe('mailbox and peer reads on a streaming replica', () => {
 
       // The replica misses the new state for as long as replay stays paused.
       await eventually(async () => (((await lag()) ?? 0) >= 1 ? true : undefined), 15_000, 'a lag of a second or more');
+
+      // Once it is more than 5 s behind, even a read with nothing to cover leaves it: a replica
+      // that stopped replaying does not keep serving its old state. (Each node measures the lag
+      // on its own clock, a second apart at most: wait for 7 s on this one.)
+      await eventually(async () => (((await lag()) ?? 0) > 7 ? true : undefined), 20_000, 'a lag over 7 s');
+      const stalled = await servedBy(() => readMailbox());
+      expect(stalled.result.body.messages.map((m) => m.message_id)).toEqual([...held, second.id]);
+      expect(stalled.by).toEqual({ 'primary/behind': 1 });
     } finally {
       await standby.query('SELECT pg_wal_replay_resume()');
     }
