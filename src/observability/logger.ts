@@ -27,11 +27,17 @@ export const REDACTED_PATHS: readonly string[] = [
     `${at}["x-api-key"]`,
     `${at}.cookie`,
   ]),
+  // viem's request errors carry the chain RPC URL, which hosted providers key with a secret.
+  'err.url',
   // Connection URLs may hold a password (postgres://user:secret@host); the config's secrets by their place in it.
-  ...['postgres.url', 'redis.url', 'kafkaSecurity.sasl.password', 'anchor.privateKey'].flatMap((path) => [
-    path,
-    `config.${path}`,
-  ]),
+  ...[
+    'postgres.url',
+    'postgres.readUrl',
+    'redis.url',
+    'kafkaSecurity.sasl.password',
+    'anchor.privateKey',
+    'anchor.rpcUrl',
+  ].flatMap((path) => [path, `config.${path}`]),
 ];
 
 // One asynchronous stderr stream for every logger of the process, so lines keep their order and
