@@ -119,7 +119,10 @@ export class BatchingProducer implements Service {
     const old = this.producer;
     await old.disconnect().catch(() => undefined);
     const fresh = this.newProducer();
-    await fresh.connect();
+    await fresh.connect().catch(async (error: unknown) => {
+      await fresh.disconnect().catch(() => undefined);
+      throw error;
+    });
     this.producer = fresh;
     this.producerSpent = false;
     this.log.info('started a new idempotent producer after a failed produce request');
