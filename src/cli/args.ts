@@ -13,7 +13,12 @@ function joinValues(args: readonly string[], options: Options): string[] {
     const arg = args[i] as string;
     if (arg === '--') return [...joined, ...args.slice(i)];
     const takesValue = arg.startsWith('--') && !arg.includes('=') && options[arg.slice(2)]?.type === 'string';
-    if (takesValue && i + 1 < args.length) joined.push(`${arg}=${args[++i] as string}`);
+    const next = args[i + 1];
+    // A known option where the value should be is a missing value, for parseArgs to refuse.
+    const nextName = next?.startsWith('--') ? (next.slice(2).split('=')[0] as string) : undefined;
+    const nextIsOption =
+      nextName !== undefined && (nextName in options || (nextName.startsWith('no-') && nextName.slice(3) in options));
+    if (takesValue && next !== undefined && !nextIsOption) joined.push(`${arg}=${args[++i] as string}`);
     else joined.push(arg);
   }
   return joined;
