@@ -19,9 +19,15 @@ export interface Admitted {
   readonly limited: AppError | undefined;
 }
 
+/** A rate budget per address, and the limiter that keeps it. */
 export interface Limit {
   readonly limiter: RateLimiter;
   readonly rate: Rate;
+}
+
+/** Per-recipient rate: one rate for every address, and higher ones an operator set for known busy addresses. */
+export interface RecipientLimit extends Limit {
+  readonly overrides: ReadonlyMap<string, Rate>;
 }
 
 // KEYS: per message its claim key, its sender's budget key and its recipient's budget key.
@@ -80,7 +86,7 @@ export class Admission {
     redis: Redis,
     private readonly idempotency: IdempotencyStore,
     private readonly sender: Limit | undefined,
-    private readonly recipient: (Limit & { readonly overrides: ReadonlyMap<string, Rate> }) | undefined,
+    private readonly recipient: RecipientLimit | undefined,
   ) {
     this.admit = redisScript(redis, 'relayAdmit', 'dynamic', ADMIT);
   }

@@ -38,13 +38,13 @@ end
 return freed`;
 
 /**
- * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>|<request nonce>` while the event is being
- * produced (for a minute at most, so a crashed ingress does not lock the id) and
- * `A|<fingerprint>|<partition>|<offset>|<recipient>` for a week once Kafka acknowledged it (so an
- * acknowledgement can be decided before the read model has the message). The claim is
- * one atomic SET NX GET per id, made for a whole request by the admission script (admission.ts). Commands go out through ioredis's auto-pipelining, so those of
- * all the requests handled in one event-loop turn share one write. The projector also ignores a second
- * MessageSent for an id, so the read model stays right even if Redis forgets.
+ * Message ids already used, in Redis: `msg:<id>` holds `P|<fingerprint>|<request nonce>` while
+ * the event is being produced (for a minute at most, so a crashed ingress does not lock the id)
+ * and `A|<fingerprint>|<partition>|<offset>|<recipient>` for a week once Kafka acknowledged it (so
+ * an acknowledgement can be decided before the read model has the message). Ids are claimed with
+ * SET NX GET by the admission script (admission.ts), a whole request in one command. The
+ * projector also ignores a second MessageSent for an id, so the read model stays right even if
+ * Redis forgets.
  */
 export class IdempotencyStore {
   private readonly setAll: RedisScript;
@@ -68,23 +68,12 @@ export class IdempotencyStore {
     return this.redisKeys.idempotency(id);
   }
 
-  private key(id: string) {
-    return this.keyOf(id);
-  }
-
   /**
    * The value of a claim pending for a fingerprint, made by the request that `nonce` names (the
    * nonce lets that request free its own claims, and never another's for the same message).
    */
-  static pending(fingerprint: string, nonce = ''): string {
+  static pending(fingerprint: string, nonce: string): string {
     return `P|${fingerprint}|${nonce}`;
-  }
-
-  /** Claims a message id for a fingerprint: what it was used for before, or 'new' if it was free. */
-  async claim({ id, fingerprint }: { id: string; fingerprint: string }): Promise<Claim> {
-    return parseClaim(
-      await this.redis.set(this.key(id), IdempotencyStore.pending(fingerprint), 'EX', this.pendingSeconds, 'NX', 'GET'),
-    );
   }
 
   /** Records that Kafka stored these messages' events, in one command. */
@@ -94,7 +83,7 @@ export class IdempotencyStore {
     if (entries.length === 0) return;
     await this.setAll.run(
       entries.length,
-      ...entries.map(({ id }) => this.key(id)),
+      ...entries.map(({ id }) => this.keyOf(id)),
       this.ttlSeconds,
       ...entries.map(
         ({ fingerprint, position, to }) => `A|${fingerprint}|${position.partition}|${position.offset}|${to}`,
@@ -110,23 +99,23 @@ export class IdempotencyStore {
     if (entries.length === 0) return;
     await this.releasePending.run(
       entries.length,
-      ...entries.map(({ id }) => this.key(id)),
+      ...entries.map(({ id }) => this.keyOf(id)),
       ...entries.map(({ value }) => value),
     );
   }
 
   /** Gives up a claim whose event was not acknowledged, so a retry can produce it. */
   async release(ids: readonly string[]): Promise<void> {
-    if (ids.length > 0) await this.redis.del(...ids.map((id) => this.key(id)));
+    if (ids.length > 0) await this.redis.del(...ids.map((id) => this.keyOf(id)));
   }
 
   async lookup(id: string): Promise<Claim> {
-    return parseClaim(await this.redis.get(this.key(id)));
+    return parseClaim(await this.redis.get(this.keyOf(id)));
   }
 
   /** What each id was used for, in one round trip. */
   async lookupMany(ids: readonly string[]): Promise<Claim[]> {
     if (ids.length === 0) return [];
-    return (await this.redis.mget(...ids.map((id) => this.key(id)))).map(parseClaim);
+    return (await this.redis.mget(...ids.map((id) => this.keyOf(id)))).map(parseClaim);
   }
 }

@@ -12,9 +12,8 @@ import type { Redis } from '../redis/client.js';
 import { redisKeys, type RedisKeys } from '../redis/keys.js';
 import type { Logger } from '../observability/logger.js';
 import { sleep } from '../lifecycle/service.js';
-import { Admission, type Admitted } from './admission.js';
+import { Admission, type Admitted, type Limit, type RecipientLimit } from './admission.js';
 import type { IdempotencyStore } from './idempotency.js';
-import type { Rate, RateLimiter } from './rate-limit.js';
 import { ReadConsistency } from './read-consistency.js';
 import { MAX_CONTENT_BYTES, RelayRequest, type Accepted, type AckAnswer, type AckStatus } from '../api/messages.js';
 import { validator } from '../api/validate.js';
@@ -22,13 +21,6 @@ import { invalid, type Fields } from './validation.js';
 import { toAppError } from './problem.js';
 
 const parseMessage = validator(RelayRequest, 'message');
-
-/** Per-recipient rate: one rate for every address, and higher ones an operator set for known busy addresses. */
-export interface RecipientLimit {
-  readonly limiter: RateLimiter;
-  readonly rate: Rate;
-  readonly overrides: ReadonlyMap<string, Rate>;
-}
 
 interface Checked {
   readonly messageId: string;
@@ -77,7 +69,7 @@ export class MessageRelay {
       /** The longest a message is offered undelivered (RELAY_MESSAGE_TTL_SECONDS). */
       readonly messageTtlSeconds: number;
       /** Messages per second per sender address, decided in Redis for the whole batch at once. */
-      readonly senderLimit?: { readonly limiter: RateLimiter; readonly rate: Rate };
+      readonly senderLimit?: Limit;
       /** Messages per second per recipient address: new key pairs are free, so senders' limits alone do not protect a mailbox. */
       readonly recipientLimit?: RecipientLimit;
       /** Decides acknowledgements of messages the read model does not have yet. */

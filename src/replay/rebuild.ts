@@ -350,7 +350,6 @@ function interrupted(signal: AbortSignal | undefined): Promise<never> {
 
 const isLockTimeout = (error: unknown): boolean => (error as { code?: unknown }).code === '55P03';
 
-/** Rebuilds the read model (see the comment at the top of this file); resolves once the switch is done. */
 /** The connections a rebuild uses (app/resources.ts opens them). */
 export interface RebuildResources {
   readonly config: RelayConfig;
@@ -361,6 +360,7 @@ export interface RebuildResources {
   readonly pool: Pool;
 }
 
+/** Rebuilds the read model (see the comment at the top of this file); resolves once the switch is done. */
 export async function rebuildReadModel(
   resources: RebuildResources,
   options: RebuildOptions = {},
