@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import kafkajs from 'kafkajs';
 import type { RelayConfig } from '../config/config.js';
 import type { Logger } from '../observability/logger.js';
+// Patches kafkajs before any connection exists: see the module.
+import './request-queue-fix.js';
 
 const { Kafka, logLevel: KafkaLogLevel } = kafkajs;
 export type KafkaClient = InstanceType<typeof Kafka>;
