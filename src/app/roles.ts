@@ -24,7 +24,7 @@ import { stopInOrder, type Service } from '../lifecycle/service.js';
 import { presenceProjection } from '../presence/presence-projection.js';
 import { PresenceStore } from '../presence/presence-store.js';
 import { postgresProjector } from '../projections/postgres-projector.js';
-import { router } from '../routing/router.js';
+import { router, streamHolderKeys } from '../routing/router.js';
 import { AnchorService } from '../anchoring/anchor-service.js';
 import { ProofReader } from '../anchoring/proof-reader.js';
 import { UsageError } from '../errors/usage-error.js';
@@ -177,7 +177,7 @@ export function consumerService(resources: Resources, role: 'projector' | 'prese
       return new ConsumerService(
         kafka,
         codec,
-        { ...common, topics: [topics.mailbox], fromBeginning: false },
+        { ...common, topics: [topics.mailbox], fromBeginning: false, wantedKeys: streamHolderKeys(presence) },
         router(presence, redis),
         roleLog,
         metrics,

@@ -11,7 +11,11 @@ import type { KafkaClient } from './client.js';
 
 const { Partitioners } = kafkajs;
 
-/** One record of a batch. `event` is absent when the record could not be decoded or applied and went to the dead-letter topic: a handler must still count it as consumed. */
+/**
+ * One record of a batch. `event` is absent when the record could not be decoded or applied and
+ * went to the dead-letter topic, or when the consumer's `wantedKeys` passed over its key: a
+ * handler must still count it as consumed.
+ */
 export interface ConsumedRecord {
   readonly topic: string;
   readonly partition: number;
@@ -46,6 +50,12 @@ export interface ConsumerOptions {
    * matter; the router, which delivers to sockets, takes records as soon as there are any.
    */
   readonly fetch?: { readonly minBytes: number; readonly maxWaitMs: number };
+  /**
+   * Given the distinct record keys of a batch, the keys whose records the handler needs; the
+   * others are not decoded and reach it without `event`. Records without a key are always
+   * decoded. The router decodes only the messages of recipients that hold a stream.
+   */
+  readonly wantedKeys?: (keys: readonly string[]) => Promise<ReadonlySet<string>>;
 }
 
 /** How often applied offsets are committed to Kafka (and once more when the consumer stops). */
@@ -131,14 +141,13 @@ export class ConsumerService implements Service {
       // eslint-disable-next-line @typescript-eslint/unbound-method -- kafkajs's batch payload functions are arrow closures, meant to be destructured
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
         if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const keys = batch.messages.map((message) => message.key?.toString() ?? null);
+        const wanted = await this.options.wantedKeys?.([...new Set(keys)].filter((key): key is string => key !== null));
         const records = await Promise.all(
-          batch.messages.map(async (message): Promise<ConsumedRecord> => {
-            const base = {
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: message.offset,
-              key: message.key?.toString() ?? null,
-            };
+          batch.messages.map(async (message, i): Promise<ConsumedRecord> => {
+            const key = keys[i] ?? null;
+            const base = { topic: batch.topic, partition: batch.partition, offset: message.offset, key };
+            if (wanted && key !== null && !wanted.has(key)) return base;
             try {
               if (!message.value) throw new UndecodableEventError('the record has no value');
               return { ...base, event: await this.codec.decode(message.value) };

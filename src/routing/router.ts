@@ -7,6 +7,18 @@ import { toStreamMessage, type MessageView } from './stream-message.js';
 const MAX_PUSH_AGE_MS = 60_000;
 
 /**
+ * The record keys (recipient addresses) of a mailbox batch that some ingress node holds a stream
+ * for: only their records need decoding. Most recipients have no stream open, and decoding was
+ * most of the router's work per message.
+ */
+export function streamHolderKeys(store: PresenceStore): (keys: readonly string[]) => Promise<ReadonlySet<string>> {
+  return async (keys) => {
+    const holders = await store.holders(keys);
+    return new Set(keys.filter((_, i) => (holders[i]?.length ?? 0) > 0));
+  };
+}
+
+/**
  * Pushes each new MessageSent to every ingress node that holds a stream for its recipient,
  * through that node's Redis channel: one pipelined lookup and one PUBLISH per node per batch.
  */

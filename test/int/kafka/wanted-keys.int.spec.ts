@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import kafkajs from 'kafkajs';
+import type { RelayEvent } from '../../../src/events/types.js';
+import { ConsumerService, type ConsumedRecord } from '../../../src/kafka/consumer-service.js';
+import { runServices } from '../../../src/lifecycle/service.js';
+import { openTestContext, type TestContext } from '../../helpers/context.js';
+import { recordCount } from '../../helpers/topic-reader.js';
+
+// A consumer with `wantedKeys` decodes only the records of the keys it names; the others reach
+// its handler undecoded, and are not dead-lettered even when they could not be decoded.
+describe('a consumer that wants some keys only', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await openTestContext('wanted', { RELAY_TOPIC_PARTITIONS: '1' });
+  });
+  afterAll(async () => {
+    await ctx.cleanup();
+  });
+
+  const sent = (to: string): RelayEvent => ({
+    type: 'MessageSent',
+    data: {
+      event_id: randomUUID(),
+      occurred_at: Date.now(),
+      message_id: randomUUID(),
+      from_address: to,
+      to_address: to,
+      message_type: 't',
+      encrypted_content: 'c',
+      content_sha256: 'h',
+      signature: 's',
+      node_id: 'n',
+    },
+  });
+
+  it('decodes the wanted keys, passes over the rest, and asks once per batch for each key', async () => {
+    const producer = ctx.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    await producer.send({
+      topic: ctx.topics.mailbox,
+      acks: -1,
+      messages: [
+        { key: 'wanted', value: ctx.codec.encode(sent('wanted')) },
+        { key: 'other', value: Buffer.from('not avro: never decoded') },
+        { key: 'other', value: ctx.codec.encode(sent('other')) },
+        { key: 'wanted', value: ctx.codec.encode(sent('wanted')) },
+      ],
+    });
+    await producer.disconnect();
+
+    const asked: string[][] = [];
+    const seen: ConsumedRecord[] = [];
+    let allSeen!: () => void;
+    const done = new Promise<void>((resolve) => (allSeen = resolve));
+    const consumer = new ConsumerService(
+      ctx.kafka,
+      ctx.codec,
+      {
+        name: 'wanted-test',
+        groupId: `${ctx.config.kafka.groupPrefix}.wanted-test`,
+        topics: [ctx.topics.mailbox],
+        dlqTopic: ctx.topics.dlq,
+        wantedKeys: async (keys) => {
+          asked.push([...keys]);
+          return new Set(keys.filter((key) => key === 'wanted'));
+        },
+      },
+      async (records) => {
+        seen.push(...records);
+        if (seen.length >= 4) allSeen();
+      },
+      ctx.log,
+    );
+    const stop = new AbortController();
+    const running = runServices([consumer], stop.signal, ctx.log);
+    try {
+      await done;
+    } finally {
+      stop.abort();
+      await running;
+    }
+
+    expect(seen.map((r) => [r.offset, r.key, r.event?.type])).toEqual([
+      ['0', 'wanted', 'MessageSent'],
+      ['1', 'other', undefined],
+      ['2', 'other', undefined],
+      ['3', 'wanted', 'MessageSent'],
+    ]);
+    for (const keys of asked) expect(new Set(keys).size).toBe(keys.length);
+    expect(new Set(asked.flat())).toEqual(new Set(['wanted', 'other']));
+    expect(await recordCount(ctx, ctx.topics.dlq)).toBe(0);
+  }, 120_000);
+});
