@@ -37,6 +37,17 @@ export function ed25519KeyProblem(encoded: Uint8Array): Ed25519KeyProblem | unde
   return SMALL_ORDER_Y.has(y) ? 'small_order' : undefined;
 }
 
+/** L's 32 bytes, little-endian, as S is written. */
+const L_BYTES = Buffer.from(L.toString(16).padStart(64, '0'), 'hex').reverse();
+
 /** True if a 64-byte Ed25519 signature's S (its second half, little-endian) is below L, as RFC 8032 requires. */
-export const hasCanonicalS = (signature: Uint8Array): boolean =>
-  signature.length === 64 && littleEndian(signature.subarray(32)) < L;
+export function hasCanonicalS(signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false;
+  // Compared from the most significant byte down: once per message, so no BigInt.
+  for (let i = 31; i >= 0; i--) {
+    const s = signature[32 + i] as number;
+    const l = L_BYTES[i] as number;
+    if (s !== l) return s < l;
+  }
+  return false;
+}

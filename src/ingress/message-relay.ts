@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error.js';
 import { RelayFailure } from '../errors/failure.js';
 import { messageExpiry } from '../events/lifetime.js';
@@ -257,7 +257,8 @@ export class MessageRelay {
 
     const verified = this.deps.verifier.verify(signature);
     const claims: Fields = verified.payload;
-    const contentSha256 = createHash('sha256').update(content, 'utf8').digest('base64url');
+    // crypto.hash, one-shot, costs less than a Hash object per message.
+    const contentSha256 = hash('sha256', content, 'base64url');
     if (verified.address !== from)
       throw new AppError('bad_signature', "The signing key's address is not from_address.");
     const mismatch = (
@@ -274,10 +275,7 @@ export class MessageRelay {
     if (mismatch) throw new AppError('bad_signature', `The signed "${mismatch[0]}" does not match the message.`);
     this.deps.verifier.checkFreshness(claims);
 
-    const fingerprint = createHash('sha256')
-      .update(`${from}\n${to}\n${type}\n${contentSha256}`)
-      .digest('base64url')
-      .slice(0, 22);
+    const fingerprint = hash('sha256', `${from}\n${to}\n${type}\n${contentSha256}`, 'base64url').slice(0, 22);
     return { messageId, from, to, type, content, contentSha256, signature, fingerprint, requestedExpiry: requestedAt };
   }
 

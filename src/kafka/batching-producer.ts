@@ -74,6 +74,12 @@ export class BatchingProducer implements Service {
   private producerSpent = false;
   private readonly partitioner = Partitioners.DefaultPartitioner();
   private readonly partitionMetadata = new Map<string, kafkajs.PartitionMetadata[]>();
+  /**
+   * Per `topic\0key`, its partition: murmur2 in JavaScript cost more than a lookup, and a busy
+   * recipient's key comes again and again. Partition counts are read once at start, so an entry
+   * stays right; the map is emptied when it reaches its bound.
+   */
+  private readonly partitionOfKey = new Map<string, number>();
   /** Per topic, the most bytes of records one partition may take in one request. */
   private readonly partitionBytes = new Map<string, number>();
   /** Per `topic/partition`, the offset of the last record this process stored there. */
@@ -253,13 +259,19 @@ export class BatchingProducer implements Service {
   }
 
   private partitionOf(record: OutgoingRecord): number {
+    const slot = `${record.topic}\0${record.key}`;
+    const known = this.partitionOfKey.get(slot);
+    if (known !== undefined) return known;
     const partitionMetadata = this.partitionMetadata.get(record.topic);
     if (!partitionMetadata) throw new Error(`the producer does not write to ${record.topic}`);
-    return this.partitioner({
+    const partition = this.partitioner({
       topic: record.topic,
       partitionMetadata,
       message: { key: record.key, value: record.value },
     });
+    if (this.partitionOfKey.size >= PARTITION_CACHE_KEYS) this.partitionOfKey.clear();
+    this.partitionOfKey.set(slot, partition);
+    return partition;
   }
 
   /**
@@ -358,6 +370,8 @@ export class BatchingProducer implements Service {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Keys whose partitions are remembered at most (recipient addresses, a few MB). */
+const PARTITION_CACHE_KEYS = 100_000;
 
 const onePartition = (records: readonly Pending[]): boolean =>
   records.every((r) => r.topic === records[0]?.topic && r.partition === records[0].partition);
