@@ -112,10 +112,11 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
         'relay_insert_messages',
         `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
                              content_sha256, signature, accepted_at, kafka_partition, kafka_offset, expires_at)
-       SELECT id, sender, receiver, content, type, accepted_at AT TIME ZONE 'UTC', sha, sig, accepted_at, part, off, expires_at
+       SELECT id, sender, receiver, content, type, to_timestamp(accepted_ms / 1000.0::float8) AT TIME ZONE 'UTC', sha, sig,
+              to_timestamp(accepted_ms / 1000.0::float8), part, off, to_timestamp(expires_ms / 1000.0::float8)
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::timestamptz[], $9::int[], $10::bigint[], $11::timestamptz[])
-           AS t(id, sender, receiver, content, type, sha, sig, accepted_at, part, off, expires_at)
+                     $8::bigint[], $9::int[], $10::bigint[], $11::bigint[])
+           AS t(id, sender, receiver, content, type, sha, sig, accepted_ms, part, off, expires_ms)
        ON CONFLICT (id) DO NOTHING`,
         [
           m.map((r) => r.id),
@@ -125,10 +126,11 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
           m.map((r) => r.type),
           m.map((r) => r.contentSha256),
           m.map((r) => r.signature),
-          m.map((r) => iso(r.acceptedAt)),
+          // Milliseconds since the epoch, not ISO text: cheaper to write here and to read there.
+          m.map((r) => r.acceptedAt),
           m.map((r) => r.partition),
           m.map((r) => r.offset),
-          m.map((r) => iso(r.expiresAt)),
+          m.map((r) => r.expiresAt),
         ],
       ),
     );
