@@ -20,17 +20,7 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
     if (records.length === 0) return;
     let applied: readonly ConsumedRecord[] = [];
     await inTransaction(pool, async (client) => {
-      // Creates the checkpoint or locks the one there (the no-op update takes the row lock), in one statement.
-      const { rows } = await client.query<{ next_offset: string }>(
-        prepared(
-          'relay_checkpoint_lock',
-          `INSERT INTO projection_checkpoints (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
-           ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = projection_checkpoints.next_offset
-           RETURNING next_offset`,
-          [projection, topic, partition],
-        ),
-      );
-      const next = BigInt(rows[0]?.next_offset ?? '0');
+      const next = BigInt(await lockCheckpoint(client, projection, topic, partition));
       const fresh = records.filter((r) => BigInt(r.offset) >= next);
       const last = fresh[fresh.length - 1];
       if (!last) return;
@@ -58,6 +48,39 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
           metrics.projectionDelay.observe({ projection }, Math.max(0, now - r.event.data.occurred_at) / 1000);
     }
   };
+}
+
+/**
+ * Locks a partition's checkpoint row for this transaction and returns its next offset, creating
+ * the row the first time. A plain row lock, not an upsert: the upsert's no-op update wrote a new
+ * row version in every transaction, before the one that moves the checkpoint.
+ */
+async function lockCheckpoint(
+  client: PoolClient,
+  projection: string,
+  topic: string,
+  partition: number,
+): Promise<string> {
+  const values = [projection, topic, partition];
+  const { rows } = await client.query<{ next_offset: string }>(
+    prepared(
+      'relay_checkpoint_lock',
+      'SELECT next_offset FROM projection_checkpoints WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE',
+      values,
+    ),
+  );
+  if (rows[0]) return rows[0].next_offset;
+  // The first batch of a partition: create the row, or lock the one a concurrent writer created.
+  const created = await client.query<{ next_offset: string }>(
+    prepared(
+      'relay_checkpoint_create',
+      `INSERT INTO projection_checkpoints (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
+       ON CONFLICT (projection, topic, partition) DO UPDATE SET next_offset = projection_checkpoints.next_offset
+       RETURNING next_offset`,
+      values,
+    ),
+  );
+  return created.rows[0]?.next_offset ?? '0';
 }
 
 /**
@@ -147,14 +170,23 @@ async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void>
         ANCHOR_LOCK,
       ]),
     );
-    // Not prepared: a plan cached while `messages` was small scans it whole, batch after batch,
-    // as it grows; planned each time, it follows the ids through message_anchors' key.
-    await client.query(
-      `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
-         FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id
-        WHERE ma.message_id = ANY($1::uuid[]) AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
-      [plan.messages.map((r) => r.id)],
+    // Neither statement is prepared: a plan cached while a table was small scans it whole, batch
+    // after batch, as it grows; planned each time, they follow the ids through message_anchors'
+    // key. The update is rare (a rebuild, or a projector behind the anchoring), and planning its
+    // join cost more than anything else in the transaction, so a one-table look comes first.
+    const ids = plan.messages.map((r) => r.id);
+    const { rowCount } = await client.query(
+      'SELECT 1 FROM message_anchors WHERE message_id = ANY($1::uuid[]) LIMIT 1',
+      [ids],
     );
+    if (rowCount) {
+      await client.query(
+        `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
+           FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id
+          WHERE ma.message_id = ANY($1::uuid[]) AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
+        [ids],
+      );
+    }
   }
   for (const a of plan.anchors) await writeAnchor(client, a);
   if (plan.deliveries.length > 0) {
