@@ -97,8 +97,14 @@ const isUncompressed = (req: Request): boolean => {
   return encoding === '' || encoding === 'identity';
 };
 
-const json = (limit: number): RequestHandler[] => [
-  (req, _res, next) => {
+/**
+ * A JSON body of at most `limit` bytes, as one middleware (each layer a request passes through
+ * costs it a match and a call): the media type and encoding are checked before a byte is read,
+ * then body-parser reads and parses it, then its depth is bounded.
+ */
+const json = (limit: number): RequestHandler => {
+  const parseJson = express.json({ limit, strict: true, inflate: false });
+  return (req, res, next) => {
     if (!isUncompressed(req)) {
       next(
         new AppError(
@@ -108,21 +114,21 @@ const json = (limit: number): RequestHandler[] => [
       );
       return;
     }
-    next(
-      req.is('application/json')
-        ? undefined
-        : new AppError('unsupported_media_type', 'Send the body as application/json.'),
-    );
-  },
-  express.json({ limit, strict: true, inflate: false }),
-  (req, _res, next) => {
-    next(
-      depthOf(req.body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH
-        ? invalid('body', `JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`)
-        : undefined,
-    );
-  },
-];
+    if (!req.is('application/json')) {
+      next(new AppError('unsupported_media_type', 'Send the body as application/json.'));
+      return;
+    }
+    parseJson(req, res, (error?: unknown) => {
+      if (error) next(error);
+      else
+        next(
+          depthOf(req.body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH
+            ? invalid('body', `JSON may nest at most ${MAX_JSON_DEPTH} levels deep.`)
+            : undefined,
+        );
+    });
+  };
+};
 
 /** The v1 HTTP API (docs/reference/api.md). */
 export function apiRoutes(deps: ApiDeps): Router {
@@ -148,42 +154,17 @@ export function apiRoutes(deps: ApiDeps): Router {
       );
     });
   }
-  const scope = gate
-    ? requireScope
-    : () => ((_req: unknown, _res: unknown, next: () => void) => next()) as RequestHandler;
+  // Without the gate there is nothing to check, and no layer is added for it.
+  const scope = (name: Parameters<typeof requireScope>[0]): RequestHandler[] => (gate ? [requireScope(name)] : []);
 
-  router.post('/auth/challenge', ...json(SMALL_LIMIT), async (req, res) => {
-    res.json(await deps.tokens.challenge(parse.challenge(req.body)));
-  });
-
-  router.post('/auth/token', ...json(SMALL_LIMIT), async (req, res) => {
-    res.json(await deps.tokens.issue(parse.token(req.body)));
-  });
-
-  router.post('/peer/register', scope('peers:write'), ...json(SMALL_LIMIT), async (req, res) => {
-    res.status(202).json(await deps.peers.register(parse.register(req.body)));
-  });
-
-  router.get('/peers/discover', scope('peers:read'), async (req, res) => {
-    const query = req.query as Record<string, unknown>;
-    const address = parse.address(query['address']);
-    const limit = integerParam(query, 'limit', DISCOVER_LIMIT.minimum, DISCOVER_LIMIT.maximum, DISCOVER_LIMIT.default);
-    res.json(await deps.peers.discover(address, limit, optionalParam(query, 'cursor')));
-  });
-
-  router.get('/peers/:address', scope('peers:read'), async (req, res) => {
-    const address = parse.address(req.params['address']);
-    const covering = await readAfterWrites(deps.consistency, req, res, 'peers', address);
-    res.json(await deps.peers.get(address, covering));
-  });
-
-  router.post('/message/relay', scope('messages:write'), ...json(SINGLE_LIMIT), async (req, res) => {
+  // The routes a request is matched against in this order: the busiest first.
+  router.post('/message/relay', ...scope('messages:write'), json(SINGLE_LIMIT), async (req, res) => {
     const [result] = await deps.relay.relay([parse.message(req.body)]);
     if (result instanceof AppError) throw result;
     res.status(202).json(result);
   });
 
-  router.post('/message/relay/batch', scope('messages:write'), ...json(BATCH_LIMIT), async (req, res) => {
+  router.post('/message/relay/batch', ...scope('messages:write'), json(BATCH_LIMIT), async (req, res) => {
     const { messages } = parse.batch(req.body);
     const results = await deps.relay.relay(messages);
     const accepted = results.filter((r) => !(r instanceof AppError));
@@ -193,7 +174,32 @@ export function apiRoutes(deps: ApiDeps): Router {
     });
   });
 
-  router.get('/messages', scope('messages:read'), async (req, res) => {
+  router.post('/auth/challenge', json(SMALL_LIMIT), async (req, res) => {
+    res.json(await deps.tokens.challenge(parse.challenge(req.body)));
+  });
+
+  router.post('/auth/token', json(SMALL_LIMIT), async (req, res) => {
+    res.json(await deps.tokens.issue(parse.token(req.body)));
+  });
+
+  router.post('/peer/register', ...scope('peers:write'), json(SMALL_LIMIT), async (req, res) => {
+    res.status(202).json(await deps.peers.register(parse.register(req.body)));
+  });
+
+  router.get('/peers/discover', ...scope('peers:read'), async (req, res) => {
+    const query = req.query as Record<string, unknown>;
+    const address = parse.address(query['address']);
+    const limit = integerParam(query, 'limit', DISCOVER_LIMIT.minimum, DISCOVER_LIMIT.maximum, DISCOVER_LIMIT.default);
+    res.json(await deps.peers.discover(address, limit, optionalParam(query, 'cursor')));
+  });
+
+  router.get('/peers/:address', ...scope('peers:read'), async (req, res) => {
+    const address = parse.address(req.params['address']);
+    const covering = await readAfterWrites(deps.consistency, req, res, 'peers', address);
+    res.json(await deps.peers.get(address, covering));
+  });
+
+  router.get('/messages', ...scope('messages:read'), async (req, res) => {
     const query = req.query as Record<string, unknown>;
     const address = parse.address(query['address']);
     const limit = integerParam(query, 'limit', MAILBOX_LIMIT.minimum, MAILBOX_LIMIT.maximum, MAILBOX_LIMIT.default);
@@ -204,7 +210,7 @@ export function apiRoutes(deps: ApiDeps): Router {
   });
 
   // A message's proof is for its recipient or its sender: a token for either address.
-  router.get('/messages/:id/proof', scope('messages:read'), async (req, res) => {
+  router.get('/messages/:id/proof', ...scope('messages:read'), async (req, res) => {
     const id = parse.id(req.params['id']).toLowerCase();
     if (!deps.proofs) throw new AppError('not_found', 'This relay does not serve anchoring proofs.');
     const { sender, recipient } = await deps.proofs.subject(id);
@@ -219,7 +225,7 @@ export function apiRoutes(deps: ApiDeps): Router {
     res.json(await deps.proofs.proof(id));
   });
 
-  router.post('/messages/ack', scope('messages:read'), ...json(SMALL_LIMIT), async (req, res) => {
+  router.post('/messages/ack', ...scope('messages:read'), json(SMALL_LIMIT), async (req, res) => {
     const { address, message_ids: ids } = parse.ack(req.body);
     await deps.authorizeMailbox(req, address);
     res.json(await deps.relay.acknowledge(address, ids, 'http'));

@@ -37,6 +37,8 @@ export function createApp(resources: AppResources, api: ApiDeps): Express {
     });
     next();
   });
+  // The API first: nearly every request is for it, and each layer before it is a match to fail.
+  app.use('/api/v1', apiRoutes(api));
   app.use(
     healthRoutes(
       dependencyChecks({ kafkaAdmin: () => resources.kafkaAdmin(), registryUrl: config.registry.url, pool, redis }),
@@ -46,7 +48,6 @@ export function createApp(resources: AppResources, api: ApiDeps): Express {
   app.get('/.well-known/jwks.json', async (_req, res) => {
     res.set('Cache-Control', 'max-age=60').json(await api.tokens.jwks());
   });
-  app.use('/api/v1', apiRoutes(api));
   app.use(notFoundHandler);
   app.use(problemMiddleware(log));
   return app;

@@ -38,6 +38,11 @@ export class ReadConsistency {
 
   /** The token of writes stored at these positions of one topic. */
   static token(topic: TokenTopic, positions: readonly RecordPosition[]): string {
+    // Every accepted message of a batch gets its own token: skip the map for one position.
+    if (positions.length === 1) {
+      const [{ partition, offset }] = positions as [RecordPosition];
+      return `${topic}:${partition}:${offset}`;
+    }
     const highest = new Map<number, bigint>();
     for (const { partition, offset } of positions) {
       const value = BigInt(offset);
