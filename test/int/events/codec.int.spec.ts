@@ -1,6 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import type { RelayEvent } from '../../../src/events/types.js';
 import { openTestContext, type TestContext } from '../../helpers/context.js';
+import { messageSent } from '../../helpers/events.js';
 
 // encode() writes into one reused buffer and copies each event out: the bytes it returns must
 // stay each event's own, whatever is encoded after them, and an event larger than the buffer fits.
@@ -13,22 +12,8 @@ describe('EventCodec.encode (real registry)', () => {
     await ctx.cleanup();
   });
 
-  const sent = (content: string): RelayEvent => ({
-    type: 'MessageSent',
-    data: {
-      event_id: randomUUID(),
-      occurred_at: Date.now(),
-      message_id: randomUUID(),
-      from_address: 'a'.repeat(43),
-      to_address: 'b'.repeat(43),
-      message_type: 'chat',
-      encrypted_content: content,
-      content_sha256: 'h',
-      signature: 's',
-      node_id: 'n',
-      expires_at: Date.now() + 60_000,
-    },
-  });
+  const sent = (content: string) =>
+    messageSent({ from_address: 'a'.repeat(43), encrypted_content: content, expires_at: Date.now() + 60_000 });
 
   it('round-trips events before, past and after the size of its buffer, each in bytes of its own', async () => {
     const events = [sent('x'.repeat(100)), sent('y'.repeat(65_536)), sent('z'.repeat(10)), sent('é'.repeat(20_000))];

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import kafkajs from 'kafkajs';
 import { consumerService } from '../../../src/app/roles.js';
-import type { RelayEvent } from '../../../src/events/types.js';
 import { runServices } from '../../../src/lifecycle/service.js';
 import { eventually, openTestContext, type TestContext } from '../../helpers/context.js';
+import { messageSent, produceRecords } from '../../helpers/events.js';
 import { TestPeer } from '../../helpers/peer.js';
 import { recordCount } from '../../helpers/topic-reader.js';
 
@@ -18,44 +17,20 @@ describe('dead-lettering in the projector', () => {
     await ctx.cleanup();
   });
 
-  const sent = (messageId: string, to: string): RelayEvent => ({
-    type: 'MessageSent',
-    data: {
-      event_id: randomUUID(),
-      occurred_at: Date.now(),
-      message_id: messageId,
-      from_address: to,
-      to_address: to,
-      message_type: 't',
-      encrypted_content: 'c',
-      content_sha256: 'h',
-      signature: 's',
-      node_id: 'n',
-    },
-  });
+  const sent = (messageId: string, to: string) =>
+    ctx.codec.encode(messageSent({ message_id: messageId, from_address: to, to_address: to }));
 
   it('sends undecodable and unapplicable events to the dead-letter topic and projects the rest', async () => {
     const to = TestPeer.create().address;
     const before = randomUUID();
     const after = randomUUID();
-    const producer = ctx.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
-    });
-    await producer.connect();
-    await producer.send({
-      topic: ctx.topics.mailbox,
-      acks: -1,
-      messages: [
-        { key: to, value: ctx.codec.encode(sent(before, to)) },
-        { key: to, value: Buffer.from('not avro at all') },
-        // Decodes, but Postgres refuses the id: the event itself is at fault.
-        { key: to, value: ctx.codec.encode(sent('not-a-uuid', to)) },
-        { key: to, value: ctx.codec.encode(sent(after, to)) },
-      ],
-    });
-    await producer.disconnect();
+    await produceRecords(ctx, ctx.topics.mailbox, [
+      { key: to, value: sent(before, to) },
+      { key: to, value: Buffer.from('not avro at all') },
+      // Decodes, but Postgres refuses the id: the event itself is at fault.
+      { key: to, value: sent('not-a-uuid', to) },
+      { key: to, value: sent(after, to) },
+    ]);
 
     const projector = consumerService(ctx, 'projector');
     const stop = new AbortController();

@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
-import kafkajs from 'kafkajs';
-import type { RelayEvent } from '../../../src/events/types.js';
 import { ConsumerService, type ConsumedRecord } from '../../../src/kafka/consumer-service.js';
 import { runServices } from '../../../src/lifecycle/service.js';
 import { openTestContext, type TestContext } from '../../helpers/context.js';
+import { messageSent, produceRecords } from '../../helpers/events.js';
 import { recordCount } from '../../helpers/topic-reader.js';
 
 // A consumer with `wantedKeys` decodes only the records of the keys it names; the others reach
@@ -17,40 +15,14 @@ describe('a consumer that wants some keys only', () => {
     await ctx.cleanup();
   });
 
-  const sent = (to: string): RelayEvent => ({
-    type: 'MessageSent',
-    data: {
-      event_id: randomUUID(),
-      occurred_at: Date.now(),
-      message_id: randomUUID(),
-      from_address: to,
-      to_address: to,
-      message_type: 't',
-      encrypted_content: 'c',
-      content_sha256: 'h',
-      signature: 's',
-      node_id: 'n',
-    },
-  });
-
   it('decodes the wanted keys, passes over the rest, and asks once per batch for each key', async () => {
-    const producer = ctx.kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
-    });
-    await producer.connect();
-    await producer.send({
-      topic: ctx.topics.mailbox,
-      acks: -1,
-      messages: [
-        { key: 'wanted', value: ctx.codec.encode(sent('wanted')) },
-        { key: 'other', value: Buffer.from('not avro: never decoded') },
-        { key: 'other', value: ctx.codec.encode(sent('other')) },
-        { key: 'wanted', value: ctx.codec.encode(sent('wanted')) },
-      ],
-    });
-    await producer.disconnect();
+    const sent = (to: string) => ctx.codec.encode(messageSent({ from_address: to, to_address: to }));
+    await produceRecords(ctx, ctx.topics.mailbox, [
+      { key: 'wanted', value: sent('wanted') },
+      { key: 'other', value: Buffer.from('not avro: never decoded') },
+      { key: 'other', value: sent('other') },
+      { key: 'wanted', value: sent('wanted') },
+    ]);
 
     const asked: string[][] = [];
     const seen: ConsumedRecord[] = [];

@@ -3,6 +3,7 @@ import type { RelayEvent } from '../../../src/events/types.js';
 import type { ConsumedRecord } from '../../../src/kafka/consumer-service.js';
 import { postgresProjector } from '../../../src/projections/postgres-projector.js';
 import { openTestContext, type TestContext } from '../../helpers/context.js';
+import { messageSent } from '../../helpers/events.js';
 
 // The projector against the real PostgreSQL: anchors and their messages come from two topics read
 // independently, so either can be projected first, and the rows must end up the same.
@@ -21,22 +22,7 @@ describe('postgresProjector (real PostgreSQL)', () => {
     offsets.set(topic, offset + 1);
     return { topic, partition: 0, offset: String(offset), key: 'k', event };
   };
-  const sent = (messageId: string): RelayEvent => ({
-    type: 'MessageSent',
-    data: {
-      event_id: randomUUID(),
-      occurred_at: Date.now(),
-      message_id: messageId,
-      from_address: 'f'.repeat(43),
-      to_address: 't'.repeat(43),
-      message_type: 'chat',
-      encrypted_content: 'c',
-      content_sha256: 'h',
-      signature: 's',
-      node_id: 'n',
-      expires_at: Date.now() + 60_000,
-    },
-  });
+  const sent = (messageId: string) => messageSent({ message_id: messageId, expires_at: Date.now() + 60_000 });
   const anchored = (messageIds: string[]): RelayEvent => ({
     type: 'AnchorCommitted',
     data: {
