@@ -37,15 +37,20 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
           [projection, topic, partition, String(BigInt(last.offset) + 1n)],
         ),
       );
-      if (metrics) for (const r of fresh) if (r.event) metrics.eventsProjected.inc({ projection, type: r.event.type });
       applied = fresh;
     });
-    // Measured once the transaction has committed: the rows are readable from here on.
-    if (metrics) {
+    // Measured once the transaction has committed: the rows are readable from here on. Counted
+    // per type and batch, and the labels bound once: prom-client hashes a label set per call.
+    if (metrics && applied.length > 0) {
       const now = Date.now();
-      for (const r of applied)
-        if (r.event)
-          metrics.projectionDelay.observe({ projection }, Math.max(0, now - r.event.data.occurred_at) / 1000);
+      const delay = metrics.projectionDelay.labels({ projection });
+      const perType = new Map<string, number>();
+      for (const r of applied) {
+        if (!r.event) continue;
+        perType.set(r.event.type, (perType.get(r.event.type) ?? 0) + 1);
+        delay.observe(Math.max(0, now - r.event.data.occurred_at) / 1000);
+      }
+      for (const [type, count] of perType) metrics.eventsProjected.inc({ projection, type }, count);
     }
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RelayEvent } from '../../../src/events/types.js';
 import type { ConsumedRecord } from '../../../src/kafka/consumer-service.js';
+import { Metrics } from '../../../src/observability/metrics.js';
 import { postgresProjector } from '../../../src/projections/postgres-projector.js';
 import { openTestContext, type TestContext } from '../../helpers/context.js';
 import { messageSent } from '../../helpers/events.js';
@@ -80,8 +81,9 @@ describe('postgresProjector (real PostgreSQL)', () => {
     );
   });
 
-  it('applies each record once: a batch given again after its checkpoint moved changes nothing', async () => {
-    const project = postgresProjector(ctx.pool);
+  it('applies each record once: a batch given again after its checkpoint moved changes nothing, nor counts', async () => {
+    const metrics = new Metrics();
+    const project = postgresProjector(ctx.pool, metrics);
     const topic = `${ctx.topics.mailbox}.again`;
     const batch = [record(topic, sent(randomUUID())), record(topic, sent(randomUUID()))];
     await project(batch, topic, 3);
@@ -97,5 +99,9 @@ describe('postgresProjector (real PostgreSQL)', () => {
       [ids],
     );
     expect(count.rows[0]?.n).toBe(2);
+    const projected = await metrics.eventsProjected.get();
+    expect(projected.values).toEqual([{ labels: { projection: 'read_model', type: 'MessageSent' }, value: 2 }]);
+    const delays = await metrics.projectionDelay.get();
+    expect(delays.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(2);
   });
 });
