@@ -24,7 +24,7 @@ import { stopInOrder, type Service } from '../lifecycle/service.js';
 import { presenceProjection } from '../presence/presence-projection.js';
 import { PresenceStore } from '../presence/presence-store.js';
 import { postgresProjector } from '../projections/postgres-projector.js';
-import { router, streamHolderKeys } from '../routing/router.js';
+import { router, streamHolders, type Holders } from '../routing/router.js';
 import { AnchorService } from '../anchoring/anchor-service.js';
 import { ProofReader } from '../anchoring/proof-reader.js';
 import { UsageError } from '../errors/usage-error.js';
@@ -143,7 +143,10 @@ export function ingressServices(resources: Resources): { services: Service[]; in
 }
 
 /** One consuming role: the Postgres projector, the Redis presence projection, or the router. */
-export function consumerService(resources: Resources, role: 'projector' | 'presence' | 'router'): ConsumerService {
+export function consumerService(
+  resources: Resources,
+  role: 'projector' | 'presence' | 'router',
+): ConsumerService | ConsumerService<Holders> {
   const { config, kafka, codec, topics, pool, redis, metrics, log } = resources;
   const presence = new PresenceStore(redis, config.redis.keyPrefix, config.presence.ttlSeconds);
   const common = { name: role, groupId: `${config.kafka.groupPrefix}.${role}`, dlqTopic: topics.dlq };
@@ -177,7 +180,7 @@ export function consumerService(resources: Resources, role: 'projector' | 'prese
       return new ConsumerService(
         kafka,
         codec,
-        { ...common, topics: [topics.mailbox], fromBeginning: false, wantedKeys: streamHolderKeys(presence) },
+        { ...common, topics: [topics.mailbox], fromBeginning: false, wantedKeys: streamHolders(presence) },
         router(presence, redis),
         roleLog,
         metrics,

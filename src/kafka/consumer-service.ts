@@ -14,14 +14,15 @@ const { Partitioners } = kafkajs;
 /**
  * One record of a batch. `event` is absent when the record could not be decoded or applied and
  * went to the dead-letter topic, or when the consumer's `wantedKeys` passed over its key: a
- * handler must still count it as consumed.
+ * handler must still count it as consumed. `wanted` is what `wantedKeys` said of its key.
  */
-export interface ConsumedRecord {
+export interface ConsumedRecord<W = never> {
   readonly topic: string;
   readonly partition: number;
   readonly offset: string;
   readonly key: string | null;
   readonly event?: RelayEvent;
+  readonly wanted?: W;
 }
 
 /** Thrown by a handler for an event it can never apply (rather than a passing failure). */
@@ -33,9 +34,13 @@ export class UnapplicableEventError extends PoisonError {
 export const APPLY_BACKOFF = exponentialBackoff({ initialMs: 200 });
 
 /** Applies the records of one partition, in order. Must be idempotent per record: after a crash, records since the last commit come again. */
-export type BatchHandler = (records: readonly ConsumedRecord[], topic: string, partition: number) => Promise<void>;
+export type BatchHandler<W = never> = (
+  records: readonly ConsumedRecord<W>[],
+  topic: string,
+  partition: number,
+) => Promise<void>;
 
-export interface ConsumerOptions {
+export interface ConsumerOptions<W = never> {
   readonly name: string;
   readonly groupId: string;
   readonly topics: readonly string[];
@@ -51,11 +56,12 @@ export interface ConsumerOptions {
    */
   readonly fetch?: { readonly minBytes: number; readonly maxWaitMs: number };
   /**
-   * Given the distinct record keys of a batch, the keys whose records the handler needs; the
-   * others are not decoded and reach it without `event`. Records without a key are always
-   * decoded. The router decodes only the messages of recipients that hold a stream.
+   * Given the distinct record keys of a batch, the keys whose records the handler needs, each
+   * with what the handler should know of it (its records carry it as `wanted`); the others are
+   * not decoded and reach it without `event`. Records without a key are always decoded. The
+   * router decodes only the messages of recipients that hold a stream, and gets their holders.
    */
-  readonly wantedKeys?: (keys: readonly string[]) => Promise<ReadonlySet<string>>;
+  readonly wantedKeys?: (keys: readonly string[]) => Promise<ReadonlyMap<string, W>>;
 }
 
 /** How often applied offsets are committed to Kafka (and once more when the consumer stops). */
@@ -73,7 +79,7 @@ export const COMMIT_INTERVAL_MS = 1000;
  * offsets are ever committed, so after a crash or a rebalance a partition is read again from at
  * most a second back, never skipped; handlers are idempotent per record.
  */
-export class ConsumerService implements Service {
+export class ConsumerService<W = never> implements Service {
   readonly name: string;
   private readonly consumer;
   private readonly dlq;
@@ -87,8 +93,8 @@ export class ConsumerService implements Service {
   constructor(
     kafka: KafkaClient,
     private readonly codec: EventCodec,
-    private readonly options: ConsumerOptions,
-    private readonly handler: BatchHandler,
+    private readonly options: ConsumerOptions<W>,
+    private readonly handler: BatchHandler<W>,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
   ) {
@@ -144,10 +150,17 @@ export class ConsumerService implements Service {
         const keys = batch.messages.map((message) => message.key?.toString() ?? null);
         const wanted = await this.options.wantedKeys?.([...new Set(keys)].filter((key): key is string => key !== null));
         const records = await Promise.all(
-          batch.messages.map(async (message, i): Promise<ConsumedRecord> => {
+          batch.messages.map(async (message, i): Promise<ConsumedRecord<W>> => {
             const key = keys[i] ?? null;
-            const base = { topic: batch.topic, partition: batch.partition, offset: message.offset, key };
-            if (wanted && key !== null && !wanted.has(key)) return base;
+            const selected = wanted && key !== null ? wanted.get(key) : undefined;
+            const base = {
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: message.offset,
+              key,
+              ...(selected === undefined ? {} : { wanted: selected }),
+            };
+            if (wanted && key !== null && selected === undefined) return base;
             try {
               if (!message.value) throw new UndecodableEventError('the record has no value');
               return { ...base, event: await this.codec.decode(message.value) };
@@ -208,10 +221,10 @@ export class ConsumerService implements Service {
     await this.commitInFlight;
   }
 
-  private async apply(records: readonly ConsumedRecord[], topic: string, partition: number): Promise<void> {
+  private async apply(records: readonly ConsumedRecord<W>[], topic: string, partition: number): Promise<void> {
     const attempts = this.options.attempts ?? 3;
     // Resolves to the failure that remains once retries are spent (or at once for poison).
-    const tryApply = (slice: readonly ConsumedRecord[]): Promise<unknown> =>
+    const tryApply = (slice: readonly ConsumedRecord<W>[]): Promise<unknown> =>
       withRetry(() => this.handler(slice, topic, partition), {
         attempts,
         backoff: APPLY_BACKOFF,
@@ -242,7 +255,7 @@ export class ConsumerService implements Service {
   }
 
   private async deadLetter(
-    record: Omit<ConsumedRecord, 'event'>,
+    record: Omit<ConsumedRecord<W>, 'event'>,
     value: Buffer | null,
     headers: kafkajs.IHeaders | undefined,
     error: unknown,

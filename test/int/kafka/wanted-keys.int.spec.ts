@@ -25,7 +25,7 @@ describe('a consumer that wants some keys only', () => {
     ]);
 
     const asked: string[][] = [];
-    const seen: ConsumedRecord[] = [];
+    const seen: ConsumedRecord<string>[] = [];
     let allSeen!: () => void;
     const done = new Promise<void>((resolve) => (allSeen = resolve));
     const consumer = new ConsumerService(
@@ -38,7 +38,7 @@ describe('a consumer that wants some keys only', () => {
         dlqTopic: ctx.topics.dlq,
         wantedKeys: async (keys) => {
           asked.push([...keys]);
-          return new Set(keys.filter((key) => key === 'wanted'));
+          return new Map(keys.filter((key) => key === 'wanted').map((key) => [key, `what ${key} needs`]));
         },
       },
       async (records) => {
@@ -56,11 +56,11 @@ describe('a consumer that wants some keys only', () => {
       await running;
     }
 
-    expect(seen.map((r) => [r.offset, r.key, r.event?.type])).toEqual([
-      ['0', 'wanted', 'MessageSent'],
-      ['1', 'other', undefined],
-      ['2', 'other', undefined],
-      ['3', 'wanted', 'MessageSent'],
+    expect(seen.map((r) => [r.offset, r.key, r.event?.type, r.wanted])).toEqual([
+      ['0', 'wanted', 'MessageSent', 'what wanted needs'],
+      ['1', 'other', undefined, undefined],
+      ['2', 'other', undefined, undefined],
+      ['3', 'wanted', 'MessageSent', 'what wanted needs'],
     ]);
     for (const keys of asked) expect(new Set(keys).size).toBe(keys.length);
     expect(new Set(asked.flat())).toEqual(new Set(['wanted', 'other']));
