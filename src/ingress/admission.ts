@@ -3,7 +3,7 @@ import { AppError } from '../errors/app-error.js';
 import type { Redis } from '../redis/client.js';
 import { redisScript, type RedisScript } from '../redis/script.js';
 import { IdempotencyStore, parseClaim, type Claim } from './idempotency.js';
-import type { Rate, RateLimiter } from './rate-limit.js';
+import { GCRA_LUA, type Rate, type RateLimiter } from './rate-limit.js';
 
 /** A message to admit: its id, content fingerprint, and the addresses whose budgets it spends. */
 export interface Candidate {
@@ -35,31 +35,11 @@ export interface RecipientLimit extends Limit {
 // recipient's emission interval (us) and burst (interval 0: no limit).
 // Per message, in order: claim the id (SET NX GET); a new id then spends one from both budgets if
 // both allow it, or frees the id again. Answers per message {0} admitted, {1, previous value}
-// already claimed, or {2, 1 = sender / 2 = recipient, retry after ms}.
-// The budgets are GCRA (rate-limit.ts), decided in Lua: each budget key is read once per request
-// and written once at its end, however many of the request's messages spend from it.
-const ADMIT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+// already claimed, or {2, 1 = sender / 2 = recipient, retry after ms}. Each budget is read once
+// and written once per request (GCRA_LUA), however many of its messages spend from it.
+const ADMIT = `${GCRA_LUA}
+local now = server_now()
 local pending_ttl = ARGV[1]
-local tats, spent = {}, {}
--- A budget's theoretical arrival time: not before now.
-local function tat_of(key)
-  local tat = tats[key]
-  if tat == nil then
-    tat = tonumber(redis.call('GET', key) or now)
-    tats[key] = tat
-  end
-  if tat < now then return now end
-  return tat
-end
--- The budget's next arrival time if one message may spend from it now, else nil and the wait (ms).
-local function spend(key, interval, burst)
-  local next_tat = tat_of(key) + interval
-  local allow_at = next_tat - interval * burst
-  if allow_at > now then return nil, math.ceil((allow_at - now) / 1000) end
-  return next_tat
-end
 local out = {}
 for i = 1, #KEYS / 3 do
   local claim_key, sender_key, recipient_key = KEYS[i * 3 - 2], KEYS[i * 3 - 1], KEYS[i * 3]
@@ -70,29 +50,26 @@ for i = 1, #KEYS / 3 do
   if previous then
     out[i] = {1, previous}
   else
-    local s_next, r_next, who, retry
+    local who, retry = 0, 0
     if s_interval > 0 then
-      s_next, retry = spend(sender_key, s_interval, s_burst)
-      if not s_next then who = 1 end
+      local ok, wait = gcra(sender_key, now, s_interval, s_burst, 1, false)
+      if ok == 0 then who, retry = 1, wait end
     end
-    if not who and r_interval > 0 then
-      r_next, retry = spend(recipient_key, r_interval, r_burst)
-      if not r_next then who = 2 end
+    if who == 0 and r_interval > 0 then
+      local ok, wait = gcra(recipient_key, now, r_interval, r_burst, 1, false)
+      if ok == 0 then who, retry = 2, wait end
     end
-    if who then
+    if who == 0 then
+      if s_interval > 0 then gcra(sender_key, now, s_interval, s_burst, 1, true) end
+      if r_interval > 0 then gcra(recipient_key, now, r_interval, r_burst, 1, true) end
+      out[i] = {0}
+    else
       redis.call('DEL', claim_key)
       out[i] = {2, who, retry}
-    else
-      if s_next then tats[sender_key] = s_next; spent[sender_key] = true end
-      if r_next then tats[recipient_key] = r_next; spent[recipient_key] = true end
-      out[i] = {0}
     end
   end
 end
-for key in pairs(spent) do
-  local tat = tats[key]
-  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
-end
+gcra_save(now)
 return out`;
 
 /**

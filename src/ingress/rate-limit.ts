@@ -21,11 +21,18 @@ export interface Decision {
 // microseconds of the Redis server's clock, so every node shares one clock and one decision
 // costs one round trip. `gcra(key, now, interval_us, burst, cost, take)` answers allowed (1/0),
 // retry after (ms), remaining and reset (ms), and takes `cost` only when `take` and allowed.
+// Within one script a budget is read once and kept in a Lua table, however many decisions spend
+// from it; `gcra_save(now)`, called once at the end, writes each budget spent from.
 // Shared by the single-decision script below and the admission script (admission.ts).
 export const GCRA_LUA = `
+local gcra_tats, gcra_spent = {}, {}
 local function gcra(key, now, interval, burst, cost, take)
   local tolerance = interval * burst
-  local tat = tonumber(redis.call('GET', key) or now)
+  local tat = gcra_tats[key]
+  if tat == nil then
+    tat = tonumber(redis.call('GET', key) or now)
+    gcra_tats[key] = tat
+  end
   if tat < now then tat = now end
   local new_tat = tat + interval * cost
   local allow_at = new_tat - tolerance
@@ -33,9 +40,16 @@ local function gcra(key, now, interval, burst, cost, take)
     return 0, math.ceil((allow_at - now) / 1000), 0, math.ceil((tat - now) / 1000)
   end
   if take then
-    redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+    gcra_tats[key] = new_tat
+    gcra_spent[key] = true
   end
   return 1, 0, math.floor((tolerance - (new_tat - now)) / interval), math.ceil((new_tat - now) / 1000)
+end
+local function gcra_save(now)
+  for key in pairs(gcra_spent) do
+    local tat = gcra_tats[key]
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+  end
 end
 local function server_now()
   local t = redis.call('TIME')
@@ -46,7 +60,9 @@ end
 // ARGV: emission interval (us), burst, cost, and 1 to only look (the decision is made but
 // nothing is taken).
 const GCRA = `${GCRA_LUA}
-local allowed, retry, remaining, reset = gcra(KEYS[1], server_now(), tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] ~= '1')
+local now = server_now()
+local allowed, retry, remaining, reset = gcra(KEYS[1], now, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] ~= '1')
+gcra_save(now)
 return {allowed, retry, remaining, reset}`;
 
 /**
