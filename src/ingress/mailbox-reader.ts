@@ -1,6 +1,6 @@
 import type { Pool } from '../postgres/pool.js';
 import type { LogPosition } from '../projections/checkpoint-watch.js';
-import type { ReplicaReads } from '../projections/replica-reads.js';
+import { readSource, type ReplicaReads } from '../projections/replica-reads.js';
 import { decodeCursor, encodeCursor } from '../api/cursors.js';
 import { messageView, type MailboxPage } from '../api/messages.js';
 
@@ -22,7 +22,7 @@ export class MailboxReader {
     covering?: readonly LogPosition[],
   ): Promise<MailboxPage> {
     const [partition, offset] = after === undefined ? [-1, '-1'] : decodeCursor(after);
-    const source = covering && this.replica ? this.replica.source(covering) : this.pool;
+    const source = readSource(this.pool, this.replica, covering);
     const { rows } = await source.query<{
       id: string;
       sender_address: string;

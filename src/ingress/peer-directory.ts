@@ -4,7 +4,7 @@ import type { SignatureVerifier } from '../crypto/signatures.js';
 import type { EventPublisher } from '../kafka/event-publisher.js';
 import type { Pool } from '../postgres/pool.js';
 import type { LogPosition } from '../projections/checkpoint-watch.js';
-import type { ReplicaReads } from '../projections/replica-reads.js';
+import { readSource, type ReplicaReads } from '../projections/replica-reads.js';
 import { iatMillis } from '../events/types.js';
 import type { PresenceStore } from '../presence/presence-store.js';
 import { decodeDiscoverCursor, encodeDiscoverCursor } from '../api/cursors.js';
@@ -136,7 +136,7 @@ export class PeerDirectory {
 
   /** The registered peer, from the read model, with whether it is online now; `covering` as in MailboxReader.undelivered. */
   async get(address: string, covering?: readonly LogPosition[]): Promise<PeerView> {
-    const source = covering && this.deps.replica ? this.deps.replica.source(covering) : this.deps.pool;
+    const source = readSource(this.deps.pool, this.deps.replica, covering);
     const { rows } = await source.query<{
       public_key: string;
       encryption_key: unknown;

@@ -12,6 +12,19 @@ export interface ReadSource {
   query<R extends pg.QueryResultRow>(text: string, values: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
+/**
+ * Where a read runs: a read that says what it must see (`covering`) may run on the replica, when
+ * one is configured; a read without it (a stream's backlog, which must see the log's end, or a
+ * registration's own look) runs on the primary.
+ */
+export function readSource(
+  primary: Pool,
+  replica: ReplicaReads | undefined,
+  covering: readonly LogPosition[] | undefined,
+): ReadSource {
+  return covering && replica ? replica.source(covering) : primary;
+}
+
 /** Why a read went where it went: the values of relay_db_reads_total's `reason`. */
 type Reason = 'caught_up' | 'behind' | 'down' | 'error';
 
