@@ -33,6 +33,52 @@ export class UnapplicableEventError extends PoisonError {
 /** Waits between tries of a failing apply: 200 ms, 400 ms, ... */
 export const APPLY_BACKOFF = exponentialBackoff({ initialMs: 200 });
 
+/**
+ * Applies a batch with the consumers' failure rules: tried `attempts` times (at once given up on
+ * poison). A passing failure (a dependency down) is not the events' fault: it is thrown, and the
+ * batch is read again. Otherwise each record is applied alone to find the culprits; one that
+ * still fails is handed to `onPoison` (the live consumer dead-letters it, a rebuild skips it) and
+ * then applied without its event, so that it counts as consumed.
+ */
+export async function applyIsolatingPoison<W>(
+  handler: BatchHandler<W>,
+  records: readonly ConsumedRecord<W>[],
+  topic: string,
+  partition: number,
+  rules: {
+    readonly attempts: number;
+    readonly onRetry?: (error: unknown, attempt: number) => void;
+    readonly onPoison: (record: ConsumedRecord<W>, failure: unknown) => Promise<void> | void;
+  },
+): Promise<void> {
+  // Resolves to the failure that remains once retries are spent (or at once for poison).
+  const tryApply = (slice: readonly ConsumedRecord<W>[]): Promise<unknown> =>
+    withRetry(() => handler(slice, topic, partition), {
+      attempts: rules.attempts,
+      backoff: APPLY_BACKOFF,
+      ...(rules.onRetry ? { onRetry: rules.onRetry } : {}),
+    }).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('the handler failed without an error'),
+    );
+  const failure = await tryApply(records);
+  if (failure === undefined) return;
+  // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
+  if (!isPoison(failure)) throw failure;
+  for (const record of records) {
+    const failure = await tryApply([record]);
+    if (failure === undefined) continue;
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
+    if (!isPoison(failure)) throw failure;
+    await rules.onPoison(record, failure);
+    await handler(
+      [{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }],
+      topic,
+      partition,
+    );
+  }
+}
+
 /** Applies the records of one partition, in order. Must be idempotent per record: after a crash, records since the last commit come again. */
 export type BatchHandler<W = never> = (
   records: readonly ConsumedRecord<W>[],
@@ -222,36 +268,13 @@ export class ConsumerService<W = never> implements Service {
   }
 
   private async apply(records: readonly ConsumedRecord<W>[], topic: string, partition: number): Promise<void> {
-    const attempts = this.options.attempts ?? 3;
-    // Resolves to the failure that remains once retries are spent (or at once for poison).
-    const tryApply = (slice: readonly ConsumedRecord<W>[]): Promise<unknown> =>
-      withRetry(() => this.handler(slice, topic, partition), {
-        attempts,
-        backoff: APPLY_BACKOFF,
-        onRetry: (error, attempt) =>
-          this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying'),
-      }).then(
-        () => undefined,
-        (error: unknown) => error ?? new Error('the handler failed without an error'),
-      );
-    const failure = await tryApply(records);
-    if (failure === undefined) return;
-    // A passing failure (a dependency down) is not the events' fault: fail the batch, uncommitted,
-    // and kafkajs retries it. Otherwise find the culprits one record at a time.
-    // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
-    if (!isPoison(failure)) throw failure;
-    for (const record of records) {
-      const failure = await tryApply([record]);
-      if (failure === undefined) continue;
-      // eslint-disable-next-line @typescript-eslint/only-throw-error -- the handler's own failure, rethrown as-is
-      if (!isPoison(failure)) throw failure;
-      await this.deadLetter(record, record.event ? this.codec.encode(record.event) : null, {}, failure);
-      await this.handler(
-        [{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }],
-        topic,
-        partition,
-      );
-    }
+    await applyIsolatingPoison(this.handler, records, topic, partition, {
+      attempts: this.options.attempts ?? 3,
+      onRetry: (error, attempt) =>
+        this.log.warn({ consumer: this.name, topic, partition, attempt, err: error }, 'apply failed; retrying'),
+      onPoison: (record, failure) =>
+        this.deadLetter(record, record.event ? this.codec.encode(record.event) : null, {}, failure),
+    });
   }
 
   private async deadLetter(

@@ -6,7 +6,12 @@ import type { KafkaClient } from '../kafka/client.js';
 import { purgeSettledAtOnce } from '../expiry/purge.js';
 import { topicConfigValue } from '../kafka/admin.js';
 import { isPoison } from '../errors/failure.js';
-import { APPLY_BACKOFF, type BatchHandler, type ConsumedRecord } from '../kafka/consumer-service.js';
+import {
+  APPLY_BACKOFF,
+  applyIsolatingPoison,
+  type BatchHandler,
+  type ConsumedRecord,
+} from '../kafka/consumer-service.js';
 import { withRetry } from '../lifecycle/retry.js';
 import type { Logger } from '../observability/logger.js';
 import { migrate } from '../postgres/migrate.js';
@@ -307,32 +312,17 @@ async function decodeRecord(
  * and, if it still fails, skipped with its offset counted, as the live projector dead-letters it.
  */
 function tolerant(project: BatchHandler, log: Logger, onSkip: () => void): BatchHandler {
-  const attempt = async (records: readonly ConsumedRecord[], topic: string, partition: number): Promise<unknown> => {
-    try {
-      await withRetry(() => project(records, topic, partition), { attempts: 5, backoff: APPLY_BACKOFF });
-      return undefined;
-    } catch (error) {
-      if (isPoison(error)) return error;
-      throw error;
-    }
-  };
-  return async (records, topic, partition) => {
-    if ((await attempt(records, topic, partition)) === undefined) return;
-    for (const record of records) {
-      const failure = await attempt([record], topic, partition);
-      if (failure === undefined) continue;
-      onSkip();
-      log.warn(
-        { topic, partition, offset: record.offset, err: failure },
-        'event not applicable; the rebuild skips it as the live projector does',
-      );
-      await project(
-        [{ topic: record.topic, partition: record.partition, offset: record.offset, key: record.key }],
-        topic,
-        partition,
-      );
-    }
-  };
+  return (records, topic, partition) =>
+    applyIsolatingPoison(project, records, topic, partition, {
+      attempts: 5,
+      onPoison: (record, failure) => {
+        onSkip();
+        log.warn(
+          { topic, partition, offset: record.offset, err: failure },
+          'event not applicable; the rebuild skips it as the live projector does',
+        );
+      },
+    });
 }
 
 function interrupted(signal: AbortSignal | undefined): Promise<never> {
