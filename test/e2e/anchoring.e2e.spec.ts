@@ -11,7 +11,7 @@ import { runServices } from '../../src/lifecycle/service.js';
 import { rebuildReadModel } from '../../src/replay/rebuild.js';
 import type { MessageProof } from '../../src/anchoring/proof.js';
 import { startLocalChain, type LocalChain } from '../helpers/chain.js';
-import { eventually } from '../helpers/context.js';
+import { eventually, messagesProjected } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
 import { call, startRelay, type RunningRelay } from '../helpers/relay.js';
 import { readTopic } from '../helpers/topic-reader.js';
@@ -223,17 +223,7 @@ describe('anchoring on a local chain', () => {
         statuses.push(...answers);
       }
       expect(statuses.filter((s) => s === 202)).toHaveLength(1000);
-      await eventually(
-        async () => {
-          const { rows } = await relay.ctx.pool.query<{ n: number }>(
-            'SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])',
-            [ids],
-          );
-          return rows[0]?.n === ids.length ? true : undefined;
-        },
-        60_000,
-        'every message projected',
-      );
+      await messagesProjected(relay.ctx.pool, ids, 60_000, 'every message projected');
       expect(await anchoredCount(ids)).toBe(0); // nothing recorded while the chain is away
     } finally {
       chain.resume();

@@ -1,6 +1,6 @@
 import { sleep } from '../../src/lifecycle/service.js';
 import { stack } from '../helpers/processes.js';
-import { eventually } from '../helpers/context.js';
+import { eventually, messagesProjected } from '../helpers/context.js';
 import { TestPeer } from '../helpers/peer.js';
 import { readTopic } from '../helpers/topic-reader.js';
 import { call, startRelay, type RunningRelay } from '../helpers/relay.js';
@@ -86,16 +86,6 @@ describe('failover when a broker dies', () => {
     expect(misplaced).toEqual([]);
 
     const ids = accepted.map((a) => a.id);
-    await eventually(
-      async () => {
-        const { rows } = await relay.ctx.pool.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])',
-          [ids],
-        );
-        return rows[0]?.n === ids.length ? true : undefined;
-      },
-      90_000,
-      'every acknowledged message in the read model',
-    );
+    await messagesProjected(relay.ctx.pool, ids, 90_000, 'every acknowledged message in the read model');
   }, 240_000);
 });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { loadConfig, type RelayConfig } from '../../src/config/config.js';
 import { openResources, type Resources } from '../../src/app/resources.js';
 import { sleep } from '../../src/lifecycle/service.js';
+import type { Pool } from '../../src/postgres/pool.js';
 import { prepareDependencies } from '../../src/app/setup.js';
 import { createLogger } from '../../src/observability/logger.js';
 
@@ -85,3 +86,22 @@ export async function eventually<T>(
   // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the probe last threw; String() gives "Name: message" for an Error
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }
+
+/** Waits until every one of these message ids has its row in the read model. */
+export const messagesProjected = (
+  pool: Pool,
+  ids: readonly string[],
+  timeoutMs = 15_000,
+  what = 'the messages projected',
+) =>
+  eventually(
+    async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM messages WHERE id = ANY($1::uuid[])',
+        [ids],
+      );
+      return rows[0]?.n === ids.length ? true : undefined;
+    },
+    timeoutMs,
+    what,
+  );

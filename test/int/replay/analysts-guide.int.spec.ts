@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../../src/config/paths.js';
-import { eventually } from '../../helpers/context.js';
+import { messagesProjected } from '../../helpers/context.js';
 import { TestPeer } from '../../helpers/peer.js';
 import { call, startRelay, type RunningRelay } from '../../helpers/relay.js';
 import { jsonLinesOf } from './cli.js';
@@ -35,14 +35,7 @@ describe(`the tested examples of ${GUIDE}`, () => {
       expect((await call(relay.baseUrl, 'POST', '/api/v1/message/relay', message)).status).toBe(202);
       ids.push(message['message_id'] as string);
     }
-    await eventually(
-      async () => {
-        const { rows } = await relay.ctx.pool.query('SELECT 1 FROM messages WHERE id = ANY($1::uuid[])', [ids]);
-        return rows.length === ids.length ? true : undefined;
-      },
-      15_000,
-      'the messages projected',
-    );
+    await messagesProjected(relay.ctx.pool, ids);
     expect(
       (await call(relay.baseUrl, 'POST', '/api/v1/messages/ack', { address: bob.address, message_ids: [ids[0]] })).body,
     ).toMatchObject({ acknowledged: 1 });
