@@ -16,29 +16,40 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * crash at any point neither loses nor doubles an event.
  */
 export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PROJECTION_NAME): BatchHandler {
+  // Where each partition's checkpoint stood after this projector's last commit. A mailbox batch
+  // that starts from there is applied in one statement (relay_apply_mailbox), which checks that
+  // the checkpoint has not moved since; any other batch, or one it refuses, takes the long way.
+  const known = new Map<string, bigint>();
   return async (records, topic, partition) => {
     if (records.length === 0) return;
-    let applied: readonly ConsumedRecord[] = [];
-    await inTransaction(pool, async (client) => {
-      const next = BigInt(await lockCheckpoint(client, projection, topic, partition));
-      const fresh = records.filter((r) => BigInt(r.offset) >= next);
-      const last = fresh[fresh.length - 1];
-      if (!last) return;
-      await writePlan(client, planBatch(fresh));
-      // The notification is delivered when this transaction commits, so a reader that waits on
-      // it (CheckpointWatch) sees the rows it covers.
-      await client.query(
-        prepared(
-          'relay_checkpoint_move',
-          `WITH moved AS (
-             UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3
-             RETURNING next_offset)
-           SELECT pg_notify('${APPLIED_CHANNEL}', format('%s %s %s %s %s', current_schema(), $1, $2, $3, next_offset)) FROM moved`,
-          [projection, topic, partition, String(BigInt(last.offset) + 1n)],
-        ),
-      );
-      applied = fresh;
-    });
+    const slot = `${topic}|${partition}`;
+    const last = records[records.length - 1] as ConsumedRecord;
+    const next = BigInt(last.offset) + 1n;
+    let applied = await applyMailbox(pool, projection, topic, partition, known.get(slot), next, records);
+    if (applied === undefined) {
+      applied = [];
+      await inTransaction(pool, async (client) => {
+        const held = BigInt(await lockCheckpoint(client, projection, topic, partition));
+        known.set(slot, held);
+        const fresh = records.filter((r) => BigInt(r.offset) >= held);
+        if (fresh.length === 0) return;
+        await writePlan(client, planBatch(fresh));
+        // The notification is delivered when this transaction commits, so a reader that waits on
+        // it (CheckpointWatch) sees the rows it covers.
+        await client.query(
+          prepared(
+            'relay_checkpoint_move',
+            `WITH moved AS (
+               UPDATE projection_checkpoints SET next_offset = $4, updated_at = now() WHERE projection = $1 AND topic = $2 AND partition = $3
+               RETURNING next_offset)
+             SELECT pg_notify('${APPLIED_CHANNEL}', format('%s %s %s %s %s', current_schema(), $1, $2, $3, next_offset)) FROM moved`,
+            [projection, topic, partition, String(next)],
+          ),
+        );
+        applied = fresh;
+      });
+    }
+    if (applied.length > 0) known.set(slot, next);
     // Measured once the transaction has committed: the rows are readable from here on. Counted
     // per type and batch, and the labels bound once: prom-client hashes a label set per call.
     if (metrics && applied.length > 0) {
@@ -53,6 +64,64 @@ export function postgresProjector(pool: Pool, metrics?: Metrics, projection = PR
       for (const [type, count] of perType) metrics.eventsProjected.inc({ projection, type }, count);
     }
   };
+}
+
+/**
+ * A batch of mailbox events whose partition's checkpoint this projector last left at `expected`,
+ * in one statement and so one transaction. Returns the records it applied, or undefined when it
+ * wrote nothing: the checkpoint is unknown or has moved, or the batch holds other events.
+ */
+async function applyMailbox(
+  pool: Pool,
+  projection: string,
+  topic: string,
+  partition: number,
+  expected: bigint | undefined,
+  next: bigint,
+  records: readonly ConsumedRecord[],
+): Promise<readonly ConsumedRecord[] | undefined> {
+  if (expected === undefined) return undefined;
+  const fresh = records.filter((r) => BigInt(r.offset) >= expected);
+  if (fresh.length === 0) return undefined;
+  const plan = planBatch(fresh);
+  if (plan.peers.length > 0 || plan.presence.length > 0 || plan.anchors.length > 0) return undefined;
+  const { rows } = await pool.query<{ held: string | null }>(
+    prepared('relay_apply_mailbox', `SELECT relay_apply_mailbox(${placeholders(21)}) AS held`, [
+      APPLIED_CHANNEL,
+      projection,
+      topic,
+      partition,
+      String(expected),
+      String(next),
+      ...mailboxValues(plan),
+    ]),
+  );
+  return rows[0]?.held === String(expected) ? fresh : undefined;
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, (_, i) => `$${i + 1}`).join(', ');
+
+/** relay_write_mailbox's arguments (migrations/006_mailbox_apply.sql) for a plan. */
+function mailboxValues(plan: ReadModelPlan): unknown[] {
+  const m = plan.messages;
+  return [
+    m.map((r) => r.id),
+    m.map((r) => r.sender),
+    m.map((r) => r.receiver),
+    m.map((r) => r.content),
+    m.map((r) => r.type),
+    m.map((r) => r.contentSha256),
+    m.map((r) => r.signature),
+    // Milliseconds since the epoch, not ISO text: cheaper to write here and to read there.
+    m.map((r) => r.acceptedAt),
+    m.map((r) => r.partition),
+    m.map((r) => r.offset),
+    m.map((r) => r.expiresAt),
+    plan.deliveries.map((d) => d.key),
+    plan.deliveries.map((d) => iso(d.at)),
+    plan.expiries.map((d) => d.key),
+    plan.expiries.map((d) => iso(d.at)),
+  ];
 }
 
 /**
@@ -95,6 +164,7 @@ async function lockCheckpoint(
  */
 const prepared = (name: string, text: string, values: unknown[]) => ({ name, text, values });
 
+// relay_write_mailbox (migrations/006_mailbox_apply.sql) takes the same lock, shared.
 const ANCHOR_LOCK = ':relay.anchors';
 
 /** An anchored batch, each message's place in it, and the anchor columns of the messages already projected. */
@@ -133,83 +203,12 @@ async function writeAnchor(client: PoolClient, a: AnchorRow): Promise<void> {
 }
 
 async function writePlan(client: PoolClient, plan: ReadModelPlan): Promise<void> {
-  if (plan.messages.length > 0) {
-    const m = plan.messages;
+  if (plan.messages.length > 0 || plan.deliveries.length > 0 || plan.expiries.length > 0) {
     await client.query(
-      prepared(
-        'relay_insert_messages',
-        `INSERT INTO messages (id, sender_address, receiver_address, encrypted_content, message_type, timestamp,
-                             content_sha256, signature, accepted_at, kafka_partition, kafka_offset, expires_at)
-       SELECT id, sender, receiver, content, type, to_timestamp(accepted_ms / 1000.0::float8) AT TIME ZONE 'UTC', sha, sig,
-              to_timestamp(accepted_ms / 1000.0::float8), part, off, to_timestamp(expires_ms / 1000.0::float8)
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::bigint[], $9::int[], $10::bigint[], $11::bigint[])
-           AS t(id, sender, receiver, content, type, sha, sig, accepted_ms, part, off, expires_ms)
-       ON CONFLICT (id) DO NOTHING`,
-        [
-          m.map((r) => r.id),
-          m.map((r) => r.sender),
-          m.map((r) => r.receiver),
-          m.map((r) => r.content),
-          m.map((r) => r.type),
-          m.map((r) => r.contentSha256),
-          m.map((r) => r.signature),
-          // Milliseconds since the epoch, not ISO text: cheaper to write here and to read there.
-          m.map((r) => r.acceptedAt),
-          m.map((r) => r.partition),
-          m.map((r) => r.offset),
-          m.map((r) => r.expiresAt),
-        ],
-      ),
+      prepared('relay_write_mailbox', `SELECT relay_write_mailbox(${placeholders(15)})`, mailboxValues(plan)),
     );
-  }
-  if (plan.messages.length > 0) {
-    // An anchor projected before its messages (the topics are read independently) left their
-    // places in message_anchors: fill them in now. The shared lock pairs with writeAnchor's
-    // exclusive one, so that of two concurrent transactions (two projector processes, or a
-    // rebuild's parallel partitions) the later one sees the other's rows.
-    // Its own statement: in READ COMMITTED each statement reads from a snapshot taken when it
-    // starts, so only a statement after the lock sees what the holder of the other lock wrote.
-    await client.query(
-      prepared('relay_anchor_lock_shared', 'SELECT pg_advisory_xact_lock_shared(hashtext(current_schema() || $1))', [
-        ANCHOR_LOCK,
-      ]),
-    );
-    // Neither statement is prepared: a plan cached while a table was small scans it whole, batch
-    // after batch, as it grows; planned each time, they follow the ids through message_anchors'
-    // key. The update is rare (a rebuild, or a projector behind the anchoring), and planning its
-    // join cost more than anything else in the transaction, so a one-table look comes first.
-    const ids = plan.messages.map((r) => r.id);
-    const { rowCount } = await client.query(
-      'SELECT 1 FROM message_anchors WHERE message_id = ANY($1::uuid[]) LIMIT 1',
-      [ids],
-    );
-    if (rowCount) {
-      await client.query(
-        `UPDATE messages m SET blockchain_txid = a.tx_hash, anchor_batch_id = a.batch_id, anchor_leaf_index = ma.leaf_index
-           FROM message_anchors ma JOIN anchors a ON a.batch_id = ma.batch_id
-          WHERE ma.message_id = ANY($1::uuid[]) AND m.id = ma.message_id AND m.anchor_batch_id IS NULL`,
-        [ids],
-      );
-    }
   }
   for (const a of plan.anchors) await writeAnchor(client, a);
-  if (plan.deliveries.length > 0) {
-    await client.query(
-      `UPDATE messages SET delivered = TRUE, delivered_at = d.at
-         FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
-        WHERE messages.id = d.id AND NOT messages.delivered AND NOT messages.expired`,
-      [plan.deliveries.map((d) => d.key), plan.deliveries.map((d) => iso(d.at))],
-    );
-  }
-  if (plan.expiries.length > 0) {
-    await client.query(
-      `UPDATE messages SET expired = TRUE, expired_at = d.at
-         FROM unnest($1::uuid[], $2::timestamptz[]) AS d(id, at)
-        WHERE messages.id = d.id AND NOT messages.delivered AND NOT messages.expired`,
-      [plan.expiries.map((d) => d.key), plan.expiries.map((d) => iso(d.at))],
-    );
-  }
   if (plan.peers.length > 0) {
     const p = plan.peers;
     await client.query(

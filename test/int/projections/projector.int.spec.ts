@@ -104,4 +104,41 @@ describe('postgresProjector (real PostgreSQL)', () => {
     const delays = await metrics.projectionDelay.get();
     expect(delays.values.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(2);
   });
+
+  it('never moves a checkpoint back: a batch another projector applied meanwhile is skipped, not written again', async () => {
+    // Two projector processes on one partition, as during a rebalance: each remembers where it
+    // left the checkpoint, and only the checkpoint in PostgreSQL decides what is still to apply.
+    const topic = `${ctx.topics.mailbox}.handover`;
+    const metrics = new Metrics();
+    const mine = postgresProjector(ctx.pool, metrics);
+    const theirs = postgresProjector(ctx.pool);
+    const records = Array.from({ length: 10 }, () => record(topic, sent(randomUUID())));
+    const checkpoint = async () =>
+      (
+        await ctx.pool.query<{ next_offset: string }>(
+          'SELECT next_offset FROM projection_checkpoints WHERE topic = $1 AND partition = 0',
+          [topic],
+        )
+      ).rows[0]?.next_offset;
+
+    await mine(records.slice(0, 2), topic, 0);
+    await mine(records.slice(2, 4), topic, 0);
+    await theirs(records.slice(2, 8), topic, 0);
+    expect(await checkpoint()).toBe('8');
+    // Records 4 and 5 again, as this projector would get them back after the rebalance.
+    await mine(records.slice(4, 6), topic, 0);
+    expect(await checkpoint()).toBe('8');
+    await mine(records.slice(8, 10), topic, 0);
+    expect(await checkpoint()).toBe('10');
+
+    const ids = records.map((r) => (r.event?.type === 'MessageSent' ? r.event.data.message_id : ''));
+    const { rows } = await ctx.pool.query<{ kafka_offset: string }>(
+      'SELECT kafka_offset FROM messages WHERE id = ANY($1::uuid[]) ORDER BY kafka_offset',
+      [ids],
+    );
+    expect(rows.map((r) => Number(r.kafka_offset))).toEqual(records.map((r) => Number(r.offset)));
+    // This projector applied records 0-3 and 8-9; the ones the other applied are not counted here.
+    const projected = await metrics.eventsProjected.get();
+    expect(projected.values).toEqual([{ labels: { projection: 'read_model', type: 'MessageSent' }, value: 6 }]);
+  });
 });
