@@ -91,7 +91,7 @@ export function ingressServices(resources: Resources): { services: Service[]; in
     log: log.child({ service: 'relay' }),
   });
   const replica = ReplicaReads.open(config, { primary: pool, metrics, log: log.child({ service: 'replica-reads' }) });
-  const peers = new PeerDirectory({ verifier, events, pool, presence, replica });
+  const peers = new PeerDirectory({ verifier, events, pool, presence, consistency, replica });
   const mailbox = new MailboxReader(pool, replica);
   const hub = new StreamHub({
     nodeId: config.nodeId,

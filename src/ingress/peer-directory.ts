@@ -69,6 +69,8 @@ export class PeerDirectory {
       readonly events: EventPublisher;
       readonly pool: Pool;
       readonly presence: PresenceStore;
+      /** Lets a registration wait for the ones written before it to be projected. */
+      readonly consistency: ReadConsistency;
       /** Where lookups may run when they say what they must see; registrations read the primary. */
       readonly replica?: ReplicaReads;
     },
@@ -116,8 +118,13 @@ export class PeerDirectory {
    * content: the read models would ignore it (they keep the newest signed registration), so a 202
    * would mislead, and a replayed old registration is turned away at the door. The same
    * registration again is let through (a client's retry); the read models ignore its event.
+   * Decided from the log, not from how far the projector has got: it first waits until the read
+   * model has applied the peer's partition up to its end, so that a registration sent right after
+   * a newer one is refused as it would be a second later (past the wait's bound, it decides from
+   * what the read model holds).
    */
   private async refuseSuperseded(address: string, signedAt: number, registration: string): Promise<void> {
+    await this.deps.consistency.awaitLogEnd('peers', address);
     const { rows } = await this.deps.pool.query<{ signed_at: Date | null; registration: string }>(
       'SELECT signed_at, registration FROM peers WHERE address = $1',
       [address],

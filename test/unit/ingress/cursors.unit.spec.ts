@@ -5,6 +5,7 @@ import { MailboxReader } from '../../../src/ingress/mailbox-reader.js';
 import { PeerDirectory } from '../../../src/ingress/peer-directory.js';
 import type { Pool } from '../../../src/postgres/pool.js';
 import type { PresenceStore } from '../../../src/presence/presence-store.js';
+import type { ReadConsistency } from '../../../src/ingress/read-consistency.js';
 
 // A cursor is checked before anything is asked of Postgres or Redis: these stand-ins record that
 // they were reached, so a cursor that slips through validation fails the test.
@@ -22,6 +23,7 @@ const directory = new PeerDirectory({
   events: {} as EventPublisher,
   pool,
   presence,
+  consistency: {} as ReadConsistency,
 });
 
 async function expectInvalidCursor(run: Promise<unknown>, field: string): Promise<void> {
