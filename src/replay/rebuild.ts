@@ -40,10 +40,11 @@ import { planRanges, rangeSize } from './offsets.js';
  *    RELAY_PURGE_AFTER_SECONDS), which the replay brought back.
  * 5. The switch, in ONE transaction on the live schema:
  *    - lock the live `projection_checkpoints` table in EXCLUSIVE mode, and read its rows with
- *      SELECT ... FOR UPDATE. The live projector starts every batch by writing its checkpoint row
- *      (INSERT ... ON CONFLICT), so it now waits at the first statement of its next transaction:
- *      it pauses, and holds nothing that the switch needs. A table lock rather than row locks
- *      alone, because a partition that has no checkpoint row yet would not be held by a row lock.
+ *      SELECT ... FOR UPDATE. The live projector starts every batch by locking its checkpoint row
+ *      (SELECT ... FOR UPDATE, in lockCheckpoint or inside relay_apply_mailbox), so it now waits
+ *      at the first statement of its next transaction: it pauses, and holds nothing that the
+ *      switch needs. A table lock rather than row locks alone, because a partition that has no
+ *      checkpoint row yet would not be held by a row lock.
  *    - The live projector writes rows and checkpoint in one transaction, so its checkpoints say
  *      exactly which records the live tables hold. Catch the rebuild up to those offsets. If the
  *      rebuild is further on in a partition (the live projector lags), that is fine: the projector
@@ -51,7 +52,8 @@ import { planRanges, rangeSize } from './offsets.js';
  *    - ALTER SCHEMA live RENAME TO live_retired_<time>; ALTER SCHEMA rebuild RENAME TO live; COMMIT.
  *    The live projector connects with search_path=<schema name>. When its waiting statement gets
  *    the lock, Postgres sees the catalog changed while it waited and looks the table name up again
- *    (RangeVarGetRelidExtended retries the lookup after invalidations), so that statement and the
+ *    (RangeVarGetRelidExtended retries the lookup after invalidations; a plan cached in a function
+ *    is dropped, as every cached plan is when a schema is renamed), so that statement and the
  *    rest of its transaction use the rebuilt schema and its checkpoints. Readers (the ingress)
  *    likewise see the old tables until the commit and the new ones after it: the switch is atomic.
  *    Tables the migrations create that are NOT projected from the log (API keys, token signing
