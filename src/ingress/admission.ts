@@ -30,13 +30,6 @@ export interface RecipientLimit extends Limit {
   readonly overrides: ReadonlyMap<string, Rate>;
 }
 
-// KEYS: per message its claim key, its sender's budget key and its recipient's budget key.
-// ARGV: the pending claim's TTL (s), then per message its pending value and the sender's and
-// recipient's emission interval (us) and burst (interval 0: no limit).
-// Per message, in order: claim the id (SET NX GET); a new id then spends one from both budgets if
-// both allow it, or frees the id again. Answers per message {0} admitted, {1, previous value}
-// already claimed, or {2, 1 = sender / 2 = recipient, retry after ms}. Each budget is read once
-// and written once per request (GCRA_LUA), however many of its messages spend from it.
 /**
  * Names a request among every ingress's: a random prefix drawn once per process, then a counter.
  * It only tells claimants apart (clients never see it), and a CSPRNG call per request cost the
@@ -46,6 +39,13 @@ const NONCE_PREFIX = randomBytes(12).toString('base64url');
 let requests = 0;
 const requestNonce = (): string => `${NONCE_PREFIX}.${(requests++).toString(36)}`;
 
+// KEYS: per message its claim key, its sender's budget key and its recipient's budget key.
+// ARGV: the pending claim's TTL (s), then per message its pending value and the sender's and
+// recipient's emission interval (us) and burst (interval 0: no limit).
+// Per message, in order: claim the id (SET NX GET); a new id then spends one from both budgets if
+// both allow it, or frees the id again. Answers per message {0} admitted, {1, previous value}
+// already claimed, or {2, 1 = sender / 2 = recipient, retry after ms}. Each budget is read once
+// and written once per request (GCRA_LUA), however many of its messages spend from it.
 const ADMIT = `${GCRA_LUA}
 local now = server_now()
 local pending_ttl = ARGV[1]

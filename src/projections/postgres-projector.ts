@@ -1,4 +1,5 @@
 import type { BatchHandler, ConsumedRecord } from '../kafka/consumer-service.js';
+import { TOPIC_OF } from '../events/topics.js';
 import type { Metrics } from '../observability/metrics.js';
 import { inTransaction, type Pool, type PoolClient } from '../postgres/pool.js';
 import { planBatch, type AnchorRow, type ReadModelPlan } from './read-model.js';
@@ -81,10 +82,11 @@ async function applyMailbox(
   records: readonly ConsumedRecord[],
 ): Promise<readonly ConsumedRecord[] | undefined> {
   if (expected === undefined) return undefined;
+  // Decided before planning, so that a batch of another topic is planned once, on the long way.
+  if (records.some((r) => r.event && TOPIC_OF[r.event.type] !== 'mailbox')) return undefined;
   const fresh = records.filter((r) => BigInt(r.offset) >= expected);
   if (fresh.length === 0) return undefined;
   const plan = planBatch(fresh);
-  if (plan.peers.length > 0 || plan.presence.length > 0 || plan.anchors.length > 0) return undefined;
   const { rows } = await pool.query<{ held: string | null }>(
     prepared('relay_apply_mailbox', `SELECT relay_apply_mailbox(${placeholders(21)}) AS held`, [
       APPLIED_CHANNEL,
